@@ -1,0 +1,174 @@
+"""Sign-in, sign-out and the activation link: choose a password, ask for a new link."""
+
+from __future__ import annotations
+
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_login import current_user, login_required, login_user, logout_user
+
+from portal.extensions import limiter
+from portal.users import CustomerUser
+from shared.accounts import (
+    TokenState,
+    request_new_link,
+    set_password_with_token,
+    sign_in,
+    token_state,
+)
+from shared.errors import Conflict, Invalid
+from shared.passwords import MAX_INPUT_BYTES, check_password
+from shared.sessions import end_session, start_session
+
+bp = Blueprint("auth", __name__)
+
+
+def _settings():
+    return current_app.config["PTPORTAL_SETTINGS"]
+
+
+def _login_limit() -> str:
+    return f"{_settings().portal.login_attempts_per_minute} per minute"
+
+
+def _link_limit() -> str:
+    return f"{_settings().portal.link_requests_per_hour} per hour"
+
+
+def _form_username() -> str:
+    return request.form.get("username", "").strip().casefold()[:200] or "-"
+
+
+def _safe_next(target: str | None) -> str:
+    if target and target.startswith("/") and not target.startswith(("//", "/\\")):
+        return target
+    return url_for("home.index")
+
+
+def _too_long(password: str) -> bool:
+    return len(password.encode("utf-8")) > MAX_INPUT_BYTES
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"])
+@limiter.limit(_login_limit, methods=["POST"], key_func=_form_username)
+def login():
+    """Show the sign-in form and sign a customer in."""
+    if current_user.is_authenticated:
+        return redirect(url_for("home.index"))
+    error = None
+    username = request.values.get("username", "")
+    if request.method == "POST":
+        password = request.form.get("password", "")
+        result = None if _too_long(password) else sign_in(_vault(), username, password)
+        if result and result.login:
+            key = start_session(_settings().portal.session_hours, login=result.login)
+            language = session.get("lang")
+            session.clear()
+            if language:
+                session["lang"] = language
+            session.permanent = True
+            login_user(CustomerUser(result.login, key))
+            return redirect(_safe_next(request.args.get("next")))
+        if result and result.inactive:
+            error = _("Your access has been deactivated. Please contact the print shop.")
+        else:
+            error = _("Username or password is not correct.")
+    status = 401 if error else 200
+    return render_template("auth/login.html", error=error, username=username), status
+
+
+@bp.post("/logout")
+@login_required
+def logout():
+    """End the session on the server, not only in this browser."""
+    end_session(current_user.session_key)
+    logout_user()
+    language = session.get("lang")
+    session.clear()
+    if language:
+        session["lang"] = language
+    flash(_("You have been signed out."))
+    return redirect(url_for("auth.login"))
+
+
+def _vault():
+    return current_app.extensions["ptportal.vault"]
+
+
+def _invalid_link_page(state: TokenState):
+    return render_template("auth/link_invalid.html", state=state.value), 410
+
+
+@bp.get("/activate/<token>")
+def activation_form(token: str):
+    """Show the password form; opening the link does not use it up (mail scanners open links)."""
+    state, row = token_state(token)
+    if state is not TokenState.VALID:
+        return _invalid_link_page(state)
+    return render_template(
+        "auth/activate.html", token=token, username=row.login.username, rules=None, error=None
+    )
+
+
+@bp.post("/activate/<token>")
+@limiter.limit(_login_limit)
+def activate(token: str):
+    """Set the password; this is what uses the link up."""
+    state, row = token_state(token)
+    if state is not TokenState.VALID:
+        return _invalid_link_page(state)
+    password = request.form.get("password", "")
+    confirmation = request.form.get("password_confirm", "")
+    rules = check_password(password, row.login.username)
+    error = None
+    if _too_long(password):
+        error = _("The password is too long.")
+    elif password != confirmation:
+        error = _("The two passwords do not match.")
+    elif not rules.ok:
+        error = _("Please choose a password that meets the rules below.")
+    else:
+        try:
+            login = set_password_with_token(_vault(), token, password)
+        except (Conflict, Invalid):
+            return _invalid_link_page(token_state(token)[0])
+        flash(_("Your password has been saved. Please sign in."))
+        return redirect(url_for("auth.login", username=login.username))
+    return render_template(
+        "auth/activate.html", token=token, username=row.login.username, rules=rules, error=error
+    ), 400
+
+
+@bp.post("/activate/<token>/check")
+def check(token: str):
+    """htmx: the password rules, ticked off while the customer types."""
+    state, row = token_state(token)
+    username = row.login.username if state is TokenState.VALID else ""
+    password = request.form.get("password", "")
+    rules = check_password(password, username) if password else None
+    return render_template("auth/_password_rules.html", rules=rules)
+
+
+@bp.route("/activate", methods=["GET", "POST"])
+@limiter.limit(_link_limit, methods=["POST"])
+@limiter.limit(_link_limit, methods=["POST"], key_func=_form_username)
+def request_link():
+    """Ask for a new activation link; the answer never tells whether the username exists."""
+    if request.method == "POST":
+        username = request.form.get("username", "").strip()
+        if username and len(username) <= 200:
+            request_new_link(_settings(), username)
+            current_app.extensions["ptportal.mail_queue"].deliver_soon()
+        return render_template(
+            "auth/link_requested.html", link_minutes=_settings().portal.activation_link_minutes
+        )
+    return render_template("auth/request_link.html")

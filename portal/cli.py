@@ -1,0 +1,378 @@
+"""The ``ptportal`` command: set up the database, feed data, run the portal and the worker."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import logging
+import sys
+from datetime import date
+from functools import wraps
+from pathlib import Path
+
+import click
+
+from shared.config import ConfigError, Settings, config_path, load_settings
+from shared.db import bind_database, write_transaction
+from shared.errors import ServiceError
+from shared.mail.templates import TemplateProblem
+
+log = logging.getLogger(__name__)
+
+
+class State:
+    """Settings loaded on first use, so ``--help`` works without a client.ini."""
+
+    def __init__(self, config: str | None) -> None:
+        self.config = config
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(config_path(self.config))
+            bind_database(self._settings.database.url)
+        return self._settings
+
+
+def configure_logging(verbose: bool = False) -> None:
+    """One logging setup per process."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def needs_settings(command):
+    """Pass the loaded settings as first argument; turn known errors into one-line messages."""
+
+    @wraps(command)
+    @click.pass_obj
+    def wrapper(state: State, *args, **kwargs):
+        try:
+            return command(state.settings, *args, **kwargs)
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from None
+        except (ServiceError, TemplateProblem) as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper
+
+
+def _kick_mail(settings: Settings) -> None:
+    from shared.worker import MailQueue
+
+    MailQueue(settings).deliver_soon()
+
+
+@click.group()
+@click.option(
+    "--config",
+    "config",
+    metavar="PATH",
+    help="client.ini to use (default: $PTPORTAL_CONFIG, else ./client.ini)",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
+@click.pass_context
+def main(ctx: click.Context, config: str | None, verbose: bool) -> None:
+    """ptportal: upload portal for print shops."""
+    configure_logging(verbose)
+    ctx.obj = State(config)
+
+
+@main.command()
+@needs_settings
+def init(settings: Settings) -> None:
+    """Create the database schema and the default templates (safe to run again)."""
+    from shared.schema import init_database
+
+    init_database(settings.portal.shop_name)
+    settings.storage.order_root.mkdir(parents=True, exist_ok=True)
+    click.echo(f"database ready: {settings.database.url.split('@')[-1]}")
+
+
+@main.command("check-config")
+@needs_settings
+def check_config(settings: Settings) -> None:
+    """Validate client.ini and print where things are."""
+    click.echo(f"OK {settings.source}")
+    click.echo(f"portal URL: {settings.portal.base_url}")
+    click.echo(f"order folders: {settings.storage.order_root}")
+
+
+# --- workflow data -----------------------------------------------------------
+
+
+@main.group()
+def customer() -> None:
+    """Customers and their contacts."""
+
+
+@customer.command("set")
+@click.argument("customer_no")
+@click.option("--name")
+@click.option("--email")
+@click.option("--portal/--no-portal", "portal_enabled", default=None, help="May use the portal.")
+@click.option("--language", type=click.Choice(["de", "en", "fr"]))
+@click.option("--delete-after-days", "hotfolder_delete_after_days", type=click.IntRange(0, 3650))
+@needs_settings
+def customer_set(settings: Settings, customer_no: str, **fields) -> None:
+    """Create CUSTOMER_NO or update the given fields."""
+    from shared.customers import upsert_customer
+
+    fields = {key: value for key, value in fields.items() if value is not None}
+    with write_transaction():
+        _, created = upsert_customer(customer_no, **fields)
+    click.echo(f"customer {customer_no} {'created' if created else 'updated'}")
+
+
+@customer.command("contact")
+@click.argument("customer_no")
+@click.argument("email")
+@click.option("--name", default="")
+@click.option("--favorite", is_flag=True)
+@needs_settings
+def customer_contact(settings: Settings, customer_no: str, email: str, name: str, favorite: bool):
+    """Add a contact EMAIL to CUSTOMER_NO."""
+    from shared.customers import add_contact, get_customer
+
+    with write_transaction():
+        add_contact(get_customer(customer_no), email, name, favorite)
+    click.echo(f"contact {email} saved for {customer_no}")
+
+
+@main.group()
+def order() -> None:
+    """Orders and tickets."""
+
+
+@order.command("create")
+@click.argument("project_no")
+@click.option("--customer", "customer_no", required=True)
+@click.option("--job", "job_description", default="")
+@click.option("--due", "due_date", type=click.DateTime(["%Y-%m-%d"]))
+@click.option("--contact", "contact_email", default="")
+@needs_settings
+def order_create(settings: Settings, project_no: str, due_date, **fields) -> None:
+    """Create order PROJECT_NO (login, activation mail and folders follow the switches)."""
+    from shared.orders import create_order
+
+    due: date | None = due_date.date() if due_date else None
+    _, actions = create_order(settings, project_no=project_no, due_date=due, **fields)
+    _kick_mail(settings)
+    click.echo(f"order {project_no} created" + (": " + ", ".join(actions) if actions else ""))
+
+
+@order.command("ticket")
+@click.argument("project_no")
+@click.argument("ticket_no")
+@click.option("--title", default="")
+@needs_settings
+def order_ticket(settings: Settings, project_no: str, ticket_no: str, title: str) -> None:
+    """Add ticket TICKET_NO to order PROJECT_NO."""
+    from shared.orders import add_ticket
+
+    add_ticket(project_no, ticket_no, title)
+    click.echo(f"ticket {ticket_no} added to {project_no}")
+
+
+@order.command("show")
+@click.argument("project_no")
+@needs_settings
+def order_show(settings: Settings, project_no: str) -> None:
+    """Print an order's state as JSON."""
+    from shared.orders import get_order, order_summary
+
+    click.echo(json.dumps(order_summary(get_order(project_no)), indent=2, ensure_ascii=False))
+
+
+# --- portal logins -----------------------------------------------------------
+
+
+@main.group()
+def login() -> None:
+    """Portal logins of customers."""
+
+
+def _login_for(customer_no: str):
+    from shared.accounts import login_of
+    from shared.customers import get_customer
+    from shared.errors import NotFound
+
+    login = login_of(get_customer(customer_no))
+    if login is None:
+        raise NotFound(f"customer {customer_no!r} has no portal login")
+    return login
+
+
+@login.command("create")
+@click.argument("customer_no")
+@click.option("--username", default="")
+@click.option("--active", is_flag=True, help="Set the login active right away.")
+@needs_settings
+def login_create(settings: Settings, customer_no: str, username: str, active: bool) -> None:
+    """Create the portal login of CUSTOMER_NO from the system defaults."""
+    from shared.accounts import create_login, set_login_state
+    from shared.customers import get_customer
+    from shared.models import PortalLogin
+
+    with write_transaction():
+        login = create_login(get_customer(customer_no), username)
+        if active:
+            set_login_state(settings, login, PortalLogin.STATE_ACTIVE)
+    click.echo(f"portal login {login.username} created ({login.state})")
+
+
+@login.command("set-state")
+@click.argument("customer_no")
+@click.argument("state", type=click.Choice(["active", "inactive"]))
+@needs_settings
+def login_set_state(settings: Settings, customer_no: str, state: str) -> None:
+    """Set the portal login of CUSTOMER_NO active or inactive."""
+    from shared.accounts import set_login_state
+
+    with write_transaction():
+        login = _login_for(customer_no)
+        set_login_state(settings, login, state)
+    click.echo(f"portal login {login.username} is {state}")
+
+
+@login.command("send-activation")
+@click.argument("customer_no")
+@click.option("--order", "project_no", default="", help="Mention this order in the mail.")
+@needs_settings
+def login_send_activation(settings: Settings, customer_no: str, project_no: str) -> None:
+    """Send the activation mail (Hotfolder Portalzugang) with a fresh link."""
+    from shared.accounts import send_activation_mail
+    from shared.orders import get_order
+
+    with write_transaction():
+        login = _login_for(customer_no)
+        order = get_order(project_no) if project_no else None
+        mail = send_activation_mail(settings, login, order)
+    _kick_mail(settings)
+    click.echo(f"activation mail for {login.username} queued to {mail.recipients}")
+
+
+# --- staff and tokens --------------------------------------------------------
+
+
+@main.group()
+def staff() -> None:
+    """Staff users of the print shop."""
+
+
+@staff.command("create")
+@click.argument("username")
+@click.option("--name", required=True)
+@click.option("--email", default="")
+@click.option("--admin", is_flag=True)
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@needs_settings
+def staff_create(
+    settings: Settings, username: str, name: str, email: str, admin: bool, password_stdin: bool
+) -> None:
+    """Create a staff user (asks for the password)."""
+    from shared.staff import create_staff
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("Password: ")
+    create_staff(settings, username, name, email, admin, password)
+    click.echo(f"staff user {username} created")
+
+
+@main.group()
+def token() -> None:
+    """API tokens for the workflow system."""
+
+
+@token.command("create")
+@click.option("--name", required=True, help="Who uses the token, e.g. ptworkflow.")
+@needs_settings
+def token_create(settings: Settings, name: str) -> None:
+    """Create an API token and print it once."""
+    from shared.api_tokens import create_token
+
+    click.echo(create_token(name))
+
+
+@token.command("revoke")
+@click.option("--name", required=True)
+@needs_settings
+def token_revoke(settings: Settings, name: str) -> None:
+    """Revoke the API token called NAME."""
+    from shared.api_tokens import revoke_token
+
+    revoke_token(name)
+    click.echo(f"token {name} revoked")
+
+
+@token.command("list")
+@needs_settings
+def token_list(settings: Settings) -> None:
+    """List API tokens (names and state; tokens themselves are not stored)."""
+    from shared.models import ApiToken
+
+    for row in ApiToken.select().order_by(ApiToken.name):
+        state = f"revoked {row.revoked_at:%Y-%m-%d}" if row.revoked_at else "active"
+        used = f"last used {row.last_used_at:%Y-%m-%d %H:%M}" if row.last_used_at else "unused"
+        click.echo(f"{row.name}\t{state}\t{used}")
+
+
+# --- processes ---------------------------------------------------------------
+
+
+@main.command()
+@click.option("--bind", default="127.0.0.1:5000", show_default=True)
+@click.option("--workers", default=2, show_default=True)
+@click.option("--threads", default=8, show_default=True)
+@needs_settings
+def serve(settings: Settings, bind: str, workers: int, threads: int) -> None:
+    """Run the portal under gunicorn with threaded workers (long uploads need them)."""
+    from portal.server import run_gunicorn
+
+    run_gunicorn(settings, bind=bind, workers=workers, threads=threads)
+
+
+@main.command()
+@click.option("--workers", default=2, show_default=True)
+@needs_settings
+def worker(settings: Settings, workers: int) -> None:
+    """Run the background worker that delivers mail."""
+    from huey.consumer import Consumer
+
+    from shared.worker import MailQueue
+
+    queue = MailQueue(settings)
+    Consumer(queue.huey, workers=workers, periodic=True, worker_type="thread").run()
+
+
+@main.command()
+@click.option("--dir", "directory", type=click.Path(path_type=Path), required=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8025, show_default=True)
+def mailcatcher(directory: Path, host: str, port: int) -> None:
+    """A local SMTP server that stores every mail as a .eml file (for trying things out)."""
+    from shared.mail.catcher import run_forever
+
+    click.echo(f"catching mail on {host}:{port} into {directory}")
+    run_forever(directory, host, port)
+
+
+@main.command()
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(path_type=Path),
+    default=Path("demo"),
+    show_default=True,
+    help="Where the demo keeps its client.ini and data.",
+)
+@click.option("--port", default=5000, show_default=True)
+def demo(directory: Path, port: int) -> None:
+    """Start everything on embedded defaults with a demo customer and order."""
+    from portal.demo import run_demo
+
+    run_demo(directory.resolve(), port)

@@ -1,0 +1,348 @@
+"""Load and validate client.ini into one frozen, typed settings object.
+
+Every key is declared once in ``SCHEMA`` with its parser and default; an unknown
+section or key, or a value its parser refuses, raises ``ConfigError`` whose
+message is one line naming the file, section, key, value and what is allowed.
+An empty value falls back to the environment variable ``PTPORTAL_<SECTION>_<KEY>``
+so secrets need not be written into the file.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+ENV_CONFIG = "PTPORTAL_CONFIG"
+DEFAULT_CONFIG = "client.ini"
+
+
+class ConfigError(Exception):
+    """A client.ini problem, already phrased as one line for the administrator."""
+
+
+@dataclass(frozen=True)
+class Key:
+    """How one ini key is parsed; ``parse`` raises ValueError(what is allowed)."""
+
+    parse: Callable[[str, Path], Any]
+    default: str | None
+    secret: bool = False
+
+
+def _text(raw: str, _base: Path) -> str:
+    return raw
+
+
+def _required_text(raw: str, _base: Path) -> str:
+    if not raw:
+        raise ValueError("a non-empty value")
+    return raw
+
+
+def _integer(low: int, high: int) -> Callable[[str, Path], int]:
+    def parse(raw: str, _base: Path) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError(f"a whole number from {low} to {high}") from None
+        if not low <= value <= high:
+            raise ValueError(f"a whole number from {low} to {high}")
+        return value
+
+    return parse
+
+
+def _choice(*allowed: str) -> Callable[[str, Path], str]:
+    def parse(raw: str, _base: Path) -> str:
+        if raw.lower() not in allowed:
+            raise ValueError("one of " + ", ".join(allowed))
+        return raw.lower()
+
+    return parse
+
+
+def _switch(*allowed: int) -> Callable[[str, Path], int]:
+    def parse(raw: str, _base: Path) -> int:
+        if raw not in {str(a) for a in allowed}:
+            raise ValueError("one of " + ", ".join(str(a) for a in allowed))
+        return int(raw)
+
+    return parse
+
+
+def _path(raw: str, base: Path) -> Path:
+    if not raw:
+        raise ValueError("a directory path")
+    path = Path(raw).expanduser()
+    return path if path.is_absolute() else (base / path).resolve()
+
+
+def _optional_path(raw: str, base: Path) -> Path | None:
+    return _path(raw, base) if raw else None
+
+
+def _base_url(raw: str, _base: Path) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in {"http", "https"} or not parts.netloc or parts.query:
+        raise ValueError("an absolute http:// or https:// URL without query")
+    return raw.rstrip("/")
+
+
+def _database_url(raw: str, base: Path) -> str:
+    if raw.startswith("sqlite:///"):
+        file = raw.removeprefix("sqlite:///")
+        if not file:
+            raise ValueError("sqlite:///PATH or postgresql://USER@HOST/DB")
+        return "sqlite:///" + str(_path(file, base))
+    if re.match(r"^postgres(ql)?(\+pool)?://[^/]+/\w+", raw):
+        return raw
+    raise ValueError("sqlite:///PATH or postgresql://USER@HOST/DB")
+
+
+def _queue_url(raw: str, base: Path) -> str:
+    if raw == "memory://" or raw.startswith(("redis://", "rediss://")):
+        return raw
+    try:
+        return _database_url(raw, base)
+    except ValueError:
+        raise ValueError("sqlite:///PATH, postgresql://…, redis://… or memory://") from None
+
+
+def _secret_key(raw: str, _base: Path) -> str:
+    if len(raw) < 32:
+        raise ValueError("a random string of at least 32 characters")
+    return raw
+
+
+def _email(raw: str, _base: Path) -> str:
+    if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", raw):
+        raise ValueError("an email address like portal@example.com")
+    return raw
+
+
+def _clamd_address(raw: str, base: Path) -> str:
+    if re.fullmatch(r"[\w.-]+:\d{1,5}", raw) or raw.startswith("/"):
+        return raw
+    if raw.startswith("unix:"):
+        return str(_path(raw.removeprefix("unix:"), base))
+    raise ValueError("a unix socket path (/run/clamav/clamd.ctl) or HOST:PORT")
+
+
+def _timezone(raw: str, _base: Path) -> str:
+    try:
+        ZoneInfo(raw)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("an IANA time zone like Europe/Berlin") from None
+    return raw
+
+
+SCHEMA: dict[str, dict[str, Key]] = {
+    "portal": {
+        "base_url": Key(_base_url, None),
+        "secret_key": Key(_secret_key, None, secret=True),
+        "shop_name": Key(_required_text, "ptportal"),
+        "default_language": Key(_choice("de", "en"), "de"),
+        "time_zone": Key(_timezone, "Europe/Berlin"),
+        "activation_link_minutes": Key(_integer(5, 7 * 24 * 60), "30"),
+        "session_hours": Key(_integer(1, 24 * 30), "12"),
+        "login_attempts_per_minute": Key(_integer(1, 1000), "10"),
+        "link_requests_per_hour": Key(_integer(1, 1000), "5"),
+        "rate_limit_storage_url": Key(_text, "memory://"),
+    },
+    "database": {
+        "url": Key(_database_url, "sqlite:///data/ptportal.db", secret=True),
+    },
+    "storage": {
+        "order_root": Key(_path, "data/orders"),
+    },
+    "workflow": {
+        "portal_create_uplogin_automatically": Key(_switch(0, 1), "1"),
+        "portal_send_uplogin_email_automatically": Key(_switch(0, 1), "1"),
+        "portal_reminder_email_automatically": Key(_switch(0, 1, 2), "0"),
+    },
+    "smtp": {
+        "server": Key(_required_text, "localhost"),
+        "port": Key(_integer(1, 65535), "25"),
+        "email": Key(_email, None),
+        "username": Key(_text, ""),
+        "password": Key(_text, "", secret=True),
+        "security": Key(_choice("starttls", "ssl", "none"), "starttls"),
+        "ca_file": Key(_optional_path, ""),
+        "timeout_seconds": Key(_integer(1, 600), "30"),
+        "retry_first_seconds": Key(_integer(1, 86400), "60"),
+        "retry_max_seconds": Key(_integer(1, 7 * 86400), "3600"),
+        "max_attempts": Key(_integer(1, 1000), "30"),
+    },
+    "clamav": {
+        "address": Key(_clamd_address, "/run/clamav/clamd.ctl"),
+        "timeout_seconds": Key(_integer(1, 3600), "120"),
+    },
+    "worker": {
+        "queue_url": Key(_queue_url, "sqlite:///data/queue.db", secret=True),
+    },
+    "security": {
+        "argon2_time_cost": Key(_integer(1, 20), "3"),
+        "argon2_memory_kib": Key(_integer(8, 4 * 1024 * 1024), "65536"),
+        "argon2_parallelism": Key(_integer(1, 64), "4"),
+    },
+}
+
+
+@dataclass(frozen=True)
+class PortalSettings:
+    base_url: str
+    secret_key: str
+    shop_name: str
+    default_language: str
+    time_zone: str
+    activation_link_minutes: int
+    session_hours: int
+    login_attempts_per_minute: int
+    link_requests_per_hour: int
+    rate_limit_storage_url: str
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.base_url.startswith("https://")
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    url: str
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    order_root: Path
+
+
+@dataclass(frozen=True)
+class WorkflowSettings:
+    portal_create_uplogin_automatically: int
+    portal_send_uplogin_email_automatically: int
+    portal_reminder_email_automatically: int
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    server: str
+    port: int
+    email: str
+    username: str
+    password: str
+    security: str
+    ca_file: Path | None
+    timeout_seconds: int
+    retry_first_seconds: int
+    retry_max_seconds: int
+    max_attempts: int
+
+
+@dataclass(frozen=True)
+class ClamavSettings:
+    address: str
+    timeout_seconds: int
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    queue_url: str
+
+
+@dataclass(frozen=True)
+class SecuritySettings:
+    argon2_time_cost: int
+    argon2_memory_kib: int
+    argon2_parallelism: int
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything client.ini says, parsed once at start-up."""
+
+    source: Path
+    portal: PortalSettings
+    database: DatabaseSettings
+    storage: StorageSettings
+    workflow: WorkflowSettings
+    smtp: SmtpSettings
+    clamav: ClamavSettings
+    worker: WorkerSettings
+    security: SecuritySettings
+
+
+_SECTION_TYPES = {
+    "portal": PortalSettings,
+    "database": DatabaseSettings,
+    "storage": StorageSettings,
+    "workflow": WorkflowSettings,
+    "smtp": SmtpSettings,
+    "clamav": ClamavSettings,
+    "worker": WorkerSettings,
+    "security": SecuritySettings,
+}
+
+
+def config_path(explicit: str | os.PathLike | None = None) -> Path:
+    """The ini to read: ``--config``, else ``$PTPORTAL_CONFIG``, else ``./client.ini``."""
+    return Path(explicit or os.environ.get(ENV_CONFIG) or DEFAULT_CONFIG)
+
+
+def load_settings(path: str | os.PathLike, environ: dict[str, str] | None = None) -> Settings:
+    """Read and validate ``path``; raise ConfigError with a one-line message on any problem."""
+    path = Path(path)
+    environ = os.environ if environ is None else environ
+    parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(";",))
+    try:
+        with path.open(encoding="utf-8") as handle:
+            parser.read_file(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found (copy client.ini.example)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc}") from None
+    except configparser.Error as exc:
+        first_line = str(exc).splitlines()[0]
+        raise ConfigError(f"{path}: not a valid ini file: {first_line}") from None
+
+    for section in parser.sections():
+        if section not in SCHEMA:
+            raise ConfigError(
+                f"{path}: unknown section [{section}]; allowed: "
+                + ", ".join(f"[{name}]" for name in SCHEMA)
+            )
+        for key in parser[section]:
+            if key not in SCHEMA[section]:
+                raise ConfigError(
+                    f"{path}: [{section}] unknown key {key!r}; allowed: "
+                    + ", ".join(SCHEMA[section])
+                )
+
+    base = path.resolve().parent
+    sections = {}
+    for section, keys in SCHEMA.items():
+        values = {}
+        for key, spec in keys.items():
+            raw = parser.get(section, key, fallback="").strip()
+            if not raw:
+                raw = environ.get(f"PTPORTAL_{section}_{key}".upper(), "").strip()
+            if not raw:
+                if spec.default is None:
+                    env = f"PTPORTAL_{section}_{key}".upper()
+                    raise ConfigError(f"{path}: [{section}] {key} is missing; set it or ${env}")
+                raw = spec.default
+            try:
+                values[key] = spec.parse(raw, base)
+            except ValueError as exc:
+                shown = "(hidden)" if spec.secret else repr(raw)
+                raise ConfigError(
+                    f"{path}: [{section}] {key} = {shown} is not allowed; expected {exc}"
+                ) from None
+        sections[section] = _SECTION_TYPES[section](**values)
+    return Settings(source=path.resolve(), **sections)

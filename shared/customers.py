@@ -1,0 +1,104 @@
+"""Customers and their contacts, as the workflow system pushes them."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from shared.clock import utcnow
+from shared.errors import Invalid, NotFound
+from shared.models import LANGUAGES, Contact, Customer, Order, SystemDefault
+from shared.storage import is_safe_number
+
+CUSTOMER_FIELDS = (
+    "name",
+    "email",
+    "portal_enabled",
+    "create_hotfolder",
+    "hotfolder_delete_after_days",
+    "language",
+)
+
+
+_EMAIL = re.compile(r"[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+")
+
+
+def check_email(field: str, value: str, required: bool = False) -> str:
+    """``value`` stripped, if it looks like an address; raise Invalid naming ``field`` if not."""
+    value = value.strip()
+    if not value and not required:
+        return ""
+    if len(value) > 254 or not _EMAIL.fullmatch(value):
+        raise Invalid(field, f"{value!r} is not an email address")
+    return value
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """Who a customer mail goes to, and why that address was chosen (SPEC §Behaviour 6)."""
+
+    email: str
+    reason: str
+
+
+def get_customer(customer_no: str) -> Customer:
+    customer = Customer.get_or_none(Customer.customer_no == customer_no)
+    if customer is None:
+        raise NotFound(f"customer {customer_no!r} does not exist")
+    return customer
+
+
+def upsert_customer(customer_no: str, **fields) -> tuple[Customer, bool]:
+    """Create the customer or update the given fields; returns (customer, created)."""
+    if not is_safe_number(customer_no):
+        raise Invalid("customer_no", "use 1–64 letters, digits, '.', '_' or '-'")
+    unknown = set(fields) - set(CUSTOMER_FIELDS)
+    if unknown:
+        raise Invalid(sorted(unknown)[0], "unknown field")
+    if "email" in fields:
+        fields["email"] = check_email("email", fields["email"])
+    if "language" in fields and fields["language"] not in LANGUAGES:
+        raise Invalid("language", "one of " + ", ".join(LANGUAGES))
+    customer = Customer.get_or_none(Customer.customer_no == customer_no)
+    if customer is None:
+        if not fields.get("name"):
+            raise Invalid("name", "required for a new customer")
+        defaults = SystemDefault.portal()
+        fields.setdefault("create_hotfolder", defaults.create_hotfolder)
+        fields.setdefault("hotfolder_delete_after_days", defaults.hotfolder_delete_after_days)
+        return Customer.create(customer_no=customer_no, **fields), True
+    for name, value in fields.items():
+        setattr(customer, name, value)
+    customer.updated_at = utcnow()
+    customer.save()
+    return customer, False
+
+
+def add_contact(customer: Customer, email: str, name: str = "", favorite: bool = False) -> Contact:
+    """Add (or update, by email) a contact; a new favorite replaces the old one."""
+    email = check_email("email", email, required=True)
+    if favorite:
+        Contact.update(favorite=False).where(Contact.customer == customer).execute()
+    contact = Contact.get_or_none((Contact.customer == customer) & (Contact.email == email))
+    if contact is None:
+        return Contact.create(customer=customer, email=email, name=name, favorite=favorite)
+    contact.name = name or contact.name
+    contact.favorite = favorite or contact.favorite
+    contact.save()
+    return contact
+
+
+def customer_recipient(customer: Customer, order: Order | None = None) -> Recipient | None:
+    """The chosen order contact, else the favorite contact, else the customer's email."""
+    if order is not None and order.contact_id and order.contact.email:
+        return Recipient(order.contact.email, "order contact")
+    favorite = (
+        Contact.select()
+        .where((Contact.customer == customer) & (Contact.favorite == True))  # noqa: E712
+        .first()
+    )
+    if favorite is not None and favorite.email:
+        return Recipient(favorite.email, "favorite contact")
+    if customer.email:
+        return Recipient(customer.email, "customer email")
+    return None

@@ -1,0 +1,1 @@
+"""Outgoing mail: templates, the outbox, SMTP delivery and a local catcher."""

@@ -1,0 +1,75 @@
+"""Default email templates and signature that ``ptportal init`` installs.
+
+Staff change them afterwards; ``install_defaults`` never overwrites an
+existing template, so running it twice is harmless.
+"""
+
+from __future__ import annotations
+
+from markupsafe import escape
+
+from shared.models import EmailSignature, EmailTemplate
+
+ACTIVATION_TEMPLATE = "Hotfolder Portalzugang"
+
+_ACTIVATION = {
+    "de": (
+        "Ihr Zugang zum Upload-Portal",
+        """Guten Tag,
+
+für Ihre Druckdaten steht Ihnen ab sofort unser Upload-Portal zur Verfügung.
+{% if data_project["project_no"] %}
+Auftrag: {{data_project["project_no"]}}
+Auftragstext: {{ticketdata_project["job_description"]}}
+Termin: {{ticketdata_project["due_date"]}}
+{% endif %}
+Ihr Benutzername: {{data_project["portal_client_username"]}}
+
+Bitte legen Sie über diesen Link Ihr persönliches Passwort fest:
+{{data_project["portal_first_activation_link"]}}
+
+Der Link ist {{data_project["link_valid_minutes"]}} Minuten gültig und nur einmal verwendbar.
+Ist er abgelaufen, fordern Sie hier einen neuen Link an:
+{{data_project["portal_activation_link"]}}
+""",
+    ),
+    "en": (
+        "Your access to the upload portal",
+        """Hello,
+
+our upload portal for your print data is now ready for you.
+{% if data_project["project_no"] %}
+Order: {{data_project["project_no"]}}
+Job description: {{ticketdata_project["job_description"]}}
+Due date: {{ticketdata_project["due_date"]}}
+{% endif %}
+Your username: {{data_project["portal_client_username"]}}
+
+Please choose your personal password with this link:
+{{data_project["portal_first_activation_link"]}}
+
+The link is valid for {{data_project["link_valid_minutes"]}} minutes and works once.
+If it has expired, request a new link here:
+{{data_project["portal_activation_link"]}}
+""",
+    ),
+}
+
+
+def install_defaults(shop_name: str) -> None:
+    """Create the default templates and signature where none exist yet."""
+    for language, (subject, content) in _ACTIVATION.items():
+        EmailTemplate.get_or_create(
+            name=ACTIVATION_TEMPLATE,
+            language=language,
+            defaults={"subject": subject, "content": content},
+        )
+    if not EmailSignature.select().exists():
+        EmailSignature.create(
+            name="Standard",
+            head_html="",
+            foot_html=f"<p>--<br>{escape(shop_name)}</p>",
+            head_text="",
+            foot_text=f"-- \n{shop_name}",
+            status=True,
+        )

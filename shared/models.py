@@ -1,0 +1,273 @@
+"""The data model (SPEC §Domain), bound late to ``shared.db.database``.
+
+Table names follow the seed where it names one (``clients``, ``uplogin``,
+``ptportal_account_activation``, ``client_email_template``, ``emailsignatur``)
+so people who know PTworkflow recognise them.
+"""
+
+from __future__ import annotations
+
+from peewee import (
+    BooleanField,
+    CharField,
+    DateField,
+    DateTimeField,
+    ForeignKeyField,
+    IntegerField,
+    Model,
+    TextField,
+)
+
+from shared.clock import utcnow
+from shared.db import database
+
+LANGUAGES = ("de", "en", "fr")
+
+
+class BaseModel(Model):
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+
+class StaffUser(BaseModel):
+    """A print shop employee: staff, or admin who may also manage settings."""
+
+    ROLE_STAFF = "staff"
+    ROLE_ADMIN = "admin"
+
+    username = CharField(unique=True)
+    name = CharField()
+    email = CharField(default="")
+    role = CharField(default=ROLE_STAFF)
+    password_hash = CharField(null=True)
+    active = BooleanField(default=True)
+    created_at = DateTimeField(default=utcnow)
+
+
+class Customer(BaseModel):
+    """A print shop customer (seed table ``clients``)."""
+
+    customer_no = CharField(unique=True)
+    name = CharField()
+    email = CharField(default="")
+    portal_enabled = BooleanField(default=False)
+    create_hotfolder = BooleanField(default=True)
+    hotfolder_delete_after_days = IntegerField(default=30)
+    language = CharField(default="de")
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "clients"
+
+
+class Contact(BaseModel):
+    """A contact person of a customer (seed ``PTcontact``); at most one is the favorite."""
+
+    customer = ForeignKeyField(Customer, backref="contacts", on_delete="CASCADE")
+    name = CharField(default="")
+    email = CharField()
+    favorite = BooleanField(default=False)
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "ptcontact"
+        indexes = ((("customer", "email"), True),)
+
+
+class SystemDefault(BaseModel):
+    """Portal-wide defaults for new portal logins (seed: Systemstandards, entry ``ptportal``)."""
+
+    USERNAME_FROM_CUSTOMER_NO = "customer_no"
+    USERNAME_FROM_EMAIL = "email"
+
+    name = CharField(unique=True)
+    username_from = CharField(default=USERNAME_FROM_CUSTOMER_NO)
+    login_state = CharField(default="inactive")
+    create_hotfolder = BooleanField(default=True)
+    hotfolder_delete_after_days = IntegerField(default=30)
+
+    class Meta:
+        table_name = "system_default"
+
+    @classmethod
+    def portal(cls) -> SystemDefault:
+        """The ``ptportal`` entry, created with built-in values when missing."""
+        entry, _ = cls.get_or_create(name="ptportal")
+        return entry
+
+
+class PortalLogin(BaseModel):
+    """The one portal login of a customer (seed table ``uplogin``)."""
+
+    STATE_ACTIVE = "active"
+    STATE_INACTIVE = "inactive"
+
+    customer = ForeignKeyField(Customer, backref="logins", unique=True, on_delete="CASCADE")
+    username = CharField(unique=True)
+    password_hash = CharField(null=True)
+    state = CharField(default=STATE_INACTIVE)
+    deactivated_at = DateTimeField(null=True)
+    language = CharField(default="")
+    password_changed_at = DateTimeField(null=True)
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "uplogin"
+
+    @property
+    def is_active(self) -> bool:
+        return self.state == self.STATE_ACTIVE
+
+
+class Activation(BaseModel):
+    """Whether a portal login has been used (seed ``ptportal_account_activation``)."""
+
+    login = ForeignKeyField(PortalLogin, backref="activations", unique=True, on_delete="CASCADE")
+    checked = IntegerField(default=0)
+    updated = DateTimeField(null=True)
+
+    class Meta:
+        table_name = "ptportal_account_activation"
+
+
+class ActivationToken(BaseModel):
+    """A single-use link to choose a password; only the SHA-256 of the token is kept."""
+
+    KIND_FIRST = "first"
+    KIND_RENEWAL = "renewal"
+
+    login = ForeignKeyField(PortalLogin, backref="tokens", on_delete="CASCADE")
+    token_hash = CharField(unique=True)
+    kind = CharField(default=KIND_FIRST)
+    created_at = DateTimeField(default=utcnow)
+    expires_at = DateTimeField()
+    used_at = DateTimeField(null=True)
+
+
+class PortalSession(BaseModel):
+    """A signed-in browser; deleting the row ends the session wherever the cookie went."""
+
+    key_hash = CharField(unique=True)
+    login = ForeignKeyField(PortalLogin, null=True, backref="sessions", on_delete="CASCADE")
+    staff = ForeignKeyField(StaffUser, null=True, backref="sessions", on_delete="CASCADE")
+    created_at = DateTimeField(default=utcnow)
+    expires_at = DateTimeField()
+
+
+class Order(BaseModel):
+    """An order (Auftrag/Vorgang) of a customer, with its three folders."""
+
+    project_no = CharField(unique=True)
+    customer = ForeignKeyField(Customer, backref="orders", on_delete="RESTRICT")
+    job_description = TextField(default="")
+    due_date = DateField(null=True)
+    contact = ForeignKeyField(Contact, null=True, backref="orders", on_delete="SET NULL")
+    owner = ForeignKeyField(StaffUser, null=True, backref="orders", on_delete="SET NULL")
+    folders_created = BooleanField(default=False)
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "orders"
+
+
+class Ticket(BaseModel):
+    """An order ticket (Vorgangsticket)."""
+
+    order = ForeignKeyField(Order, backref="tickets", on_delete="CASCADE")
+    ticket_no = CharField()
+    title = CharField(default="")
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("order", "ticket_no"), True),)
+
+
+class EmailTemplate(BaseModel):
+    """A customer email template (seed ``client_email_template``), one row per language."""
+
+    name = CharField()
+    language = CharField(default="de")
+    subject = CharField()
+    content = TextField()
+    owner = ForeignKeyField(StaffUser, null=True, backref="templates", on_delete="SET NULL")
+
+    class Meta:
+        table_name = "client_email_template"
+        indexes = ((("name", "language"), True),)
+
+
+class EmailSignature(BaseModel):
+    """The frame of every outgoing mail (seed ``Emailsignatur``); the active one is used."""
+
+    name = CharField(unique=True)
+    head_html = TextField(default="")
+    foot_html = TextField(default="")
+    head_text = TextField(default="")
+    foot_text = TextField(default="")
+    status = BooleanField(default=True)
+
+    class Meta:
+        table_name = "emailsignatur"
+
+
+class ApiToken(BaseModel):
+    """A bearer token for the workflow API; only its SHA-256 is stored."""
+
+    name = CharField(unique=True)
+    token_hash = CharField(unique=True)
+    created_at = DateTimeField(default=utcnow)
+    last_used_at = DateTimeField(null=True)
+    revoked_at = DateTimeField(null=True)
+
+
+class OutboxMail(BaseModel):
+    """A mail written in the same transaction as its cause, delivered by the worker."""
+
+    STATUS_PENDING = "pending"
+    STATUS_SENDING = "sending"
+    STATUS_SENT = "sent"
+    STATUS_FAILED = "failed"
+
+    message_id = CharField(unique=True)
+    kind = CharField()
+    idempotency_key = CharField(unique=True, null=True)
+    sender = CharField()
+    recipients = TextField()
+    recipient_reason = CharField(default="")
+    reply_to = CharField(default="")
+    subject = TextField()
+    text_body = TextField()
+    html_body = TextField()
+    customer = ForeignKeyField(Customer, null=True, backref="mails", on_delete="SET NULL")
+    order = ForeignKeyField(Order, null=True, backref="mails", on_delete="SET NULL")
+    status = CharField(default=STATUS_PENDING, index=True)
+    attempts = IntegerField(default=0)
+    next_attempt_at = DateTimeField(default=utcnow, index=True)
+    last_error = TextField(default="")
+    refused_recipients = TextField(default="")
+    created_at = DateTimeField(default=utcnow)
+    sent_at = DateTimeField(null=True)
+
+    @property
+    def recipient_list(self) -> list[str]:
+        return [address for address in self.recipients.split(",") if address]
+
+
+ALL_MODELS = [
+    StaffUser,
+    Customer,
+    Contact,
+    SystemDefault,
+    PortalLogin,
+    Activation,
+    ActivationToken,
+    PortalSession,
+    Order,
+    Ticket,
+    EmailTemplate,
+    EmailSignature,
+    ApiToken,
+    OutboxMail,
+]

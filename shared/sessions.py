@@ -1,0 +1,47 @@
+"""Server-side sessions: the cookie holds a random key, the database its hash.
+
+Deleting the row ends the session, even for a copied cookie; setting a new
+password deletes every session of that login.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from shared.clock import utcnow
+from shared.db import write_transaction
+from shared.models import PortalLogin, PortalSession, StaffUser
+from shared.tokens import new_token, token_hash
+
+
+def start_session(
+    hours: int, login: PortalLogin | None = None, staff: StaffUser | None = None
+) -> str:
+    """Create a session and return its key (to go into the signed cookie only)."""
+    key = new_token()
+    with write_transaction():
+        PortalSession.delete().where(PortalSession.expires_at < utcnow()).execute()
+        PortalSession.create(
+            key_hash=token_hash(key),
+            login=login,
+            staff=staff,
+            expires_at=utcnow() + timedelta(hours=hours),
+        )
+    return key
+
+
+def find_session(key: str) -> PortalSession | None:
+    """The live session for ``key``, or None if it ended or expired."""
+    return PortalSession.get_or_none(
+        (PortalSession.key_hash == token_hash(key)) & (PortalSession.expires_at > utcnow())
+    )
+
+
+def end_session(key: str) -> None:
+    with write_transaction():
+        PortalSession.delete().where(PortalSession.key_hash == token_hash(key)).execute()
+
+
+def end_sessions_of(login: PortalLogin) -> int:
+    """End every session of ``login``; call inside a write transaction."""
+    return PortalSession.delete().where(PortalSession.login == login).execute()

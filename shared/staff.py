@@ -1,0 +1,35 @@
+"""Staff users of the print shop (admins and staff)."""
+
+from __future__ import annotations
+
+from peewee import IntegrityError
+
+from shared.config import Settings
+from shared.customers import check_email
+from shared.db import write_transaction
+from shared.errors import Conflict, Invalid
+from shared.models import StaffUser
+from shared.passwords import PasswordVault, check_password
+
+
+def create_staff(
+    settings: Settings, username: str, name: str, email: str, admin: bool, password: str
+) -> StaffUser:
+    """Create a staff user; the password follows the same rules as customers'."""
+    if not username.strip():
+        raise Invalid("username", "required")
+    check = check_password(password, username)
+    if not check.ok:
+        raise Invalid("password", "breaks the rules: " + ", ".join(sorted(check.broken)))
+    password_hash = PasswordVault(settings.security).hash(password)
+    try:
+        with write_transaction():
+            return StaffUser.create(
+                username=username.strip(),
+                name=name,
+                email=check_email("email", email),
+                role=StaffUser.ROLE_ADMIN if admin else StaffUser.ROLE_STAFF,
+                password_hash=password_hash,
+            )
+    except IntegrityError:
+        raise Conflict(f"staff user {username!r} exists already") from None

@@ -1,0 +1,137 @@
+"""Fixtures: a client.ini in tmp_path, a real SMTP server, the real Flask app on real SQLite."""
+
+from __future__ import annotations
+
+import pathlib
+import re
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+
+from smtp_helpers import RecordingHandler, smtp_server  # noqa: E402
+
+from shared.config import Settings, load_settings  # noqa: E402
+
+SECRET = "test-secret-key-0123456789abcdefghijklmnop"
+CHEAP_ARGON2 = {"argon2_time_cost": "1", "argon2_memory_kib": "64", "argon2_parallelism": "1"}
+
+
+def write_ini(directory: pathlib.Path, sections: dict[str, dict[str, object]]) -> pathlib.Path:
+    """Write a client.ini with ``sections`` into ``directory`` and return its path."""
+    lines = []
+    for section, values in sections.items():
+        lines.append(f"[{section}]")
+        lines += [f"{key} = {value}" for key, value in values.items()]
+        lines.append("")
+    path = directory / "client.ini"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def base_sections(smtp_port: int, **overrides: dict[str, object]) -> dict[str, dict[str, object]]:
+    """A complete test configuration; ``overrides`` replace keys per section."""
+    sections: dict[str, dict[str, object]] = {
+        "portal": {"base_url": "http://portal.test", "secret_key": SECRET, "shop_name": "Testdruck"},
+        "database": {"url": "sqlite:///data/ptportal.db"},
+        "storage": {"order_root": "data/orders"},
+        "workflow": {},
+        "smtp": {
+            "server": "127.0.0.1",
+            "port": smtp_port,
+            "email": "portal@testdruck.example",
+            "security": "none",
+            "timeout_seconds": 5,
+        },
+        "worker": {"queue_url": "memory://"},
+        "security": dict(CHEAP_ARGON2),
+    }
+    for section, values in overrides.items():
+        sections.setdefault(section, {}).update(values)
+    return sections
+
+
+@pytest.fixture
+def mailserver() -> Iterator[RecordingHandler]:
+    """A real SMTP server (aiosmtpd) on localhost; ``.port`` and ``.received``."""
+    handler = RecordingHandler()
+    with smtp_server(handler) as port:
+        handler.port = port
+        yield handler
+
+
+@pytest.fixture
+def ini_overrides() -> dict[str, dict[str, object]]:
+    """Override in a test module to change client.ini keys for its app."""
+    return {}
+
+
+@pytest.fixture
+def settings(tmp_path, mailserver, ini_overrides) -> Settings:
+    return load_settings(write_ini(tmp_path, base_sections(mailserver.port, **ini_overrides)))
+
+
+@pytest.fixture
+def app(settings):
+    """The real portal on a fresh SQLite file; mail is delivered at once to ``mailserver``."""
+    from portal import create_app
+    from shared.db import database
+    from shared.schema import init_database
+    from shared.worker import MailQueue
+
+    application = create_app(settings, mail_queue=MailQueue(settings, immediate=True))
+    init_database(settings.portal.shop_name)
+    yield application
+    database.close()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def api_token(app) -> str:
+    from shared.api_tokens import create_token
+
+    return create_token("tests")
+
+
+@pytest.fixture
+def api(client, api_token):
+    """Call the workflow API with a valid token: ``api.post(path, json)``, ``api.get(path)``."""
+
+    class Api:
+        headers = {"Authorization": f"Bearer {api_token}"}
+
+        def post(self, path: str, body: object):
+            return client.post(f"/api/v1{path}", json=body, headers=self.headers)
+
+        def get(self, path: str):
+            return client.get(f"/api/v1{path}", headers=self.headers)
+
+    return Api()
+
+
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def csrf_from(html: str) -> str:
+    """The CSRF token of the first form in ``html``."""
+    match = _CSRF.search(html)
+    assert match, "page has no CSRF token"
+    return match.group(1)
+
+
+_LINK = re.compile(r"https?://\S+/activate/[\w-]+")
+
+
+def activation_link_in(handler: RecordingHandler, index: int = -1) -> str:
+    """The activation link in the ``index``-th mail the SMTP server received."""
+    message = handler.received[index].message
+    text = message.get_body(preferencelist=("plain",)).get_content()
+    match = _LINK.search(text)
+    assert match, f"no activation link in mail:\n{text}"
+    return match.group(0)
