@@ -2,92 +2,19 @@
 
 from __future__ import annotations
 
-import logging
-from datetime import timedelta
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from flask import Flask, g
-from flask_babel import get_locale
+if TYPE_CHECKING:
+    from flask import Flask
 
-from portal import errors
-from portal.extensions import babel, csrf, htmx, limiter, login_manager
-from portal.i18n import select_locale
-from portal.security import add_security_headers
-from portal.users import load_user
-from shared.config import Settings, config_path, load_settings
-from shared.db import bind_database, database
-from shared.passwords import MIN_LENGTH, PasswordVault
-from shared.worker import MailQueue
-
-ROOT = Path(__file__).resolve().parent.parent
-FORM_BODY_LIMIT = 1024 * 1024
-
-log = logging.getLogger(__name__)
+    from shared.config import Settings
+    from shared.worker import BackgroundTasks
 
 
-def create_app(settings: Settings | None = None, *, mail_queue: MailQueue | None = None) -> Flask:
+def create_app(settings: Settings | None = None, *, tasks: BackgroundTasks | None = None) -> Flask:
     """Build the portal for ``settings`` (default: the client.ini that ``config_path`` names)."""
-    settings = settings or load_settings(config_path())
-    app = Flask(
-        __name__,
-        template_folder=str(ROOT / "templates"),
-        static_folder=str(ROOT / "static"),
-    )
-    app.config.update(
-        SECRET_KEY=settings.portal.secret_key,
-        PTPORTAL_SETTINGS=settings,
-        MAX_CONTENT_LENGTH=FORM_BODY_LIMIT,
-        SESSION_COOKIE_HTTPONLY=True,
-        SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_COOKIE_SECURE=settings.portal.secure_cookies,
-        SESSION_COOKIE_NAME="ptportal_session",
-        PERMANENT_SESSION_LIFETIME=timedelta(hours=settings.portal.session_hours),
-        WTF_CSRF_TIME_LIMIT=settings.portal.session_hours * 3600,
-        RATELIMIT_STORAGE_URI=settings.portal.rate_limit_storage_url,
-        RATELIMIT_HEADERS_ENABLED=True,
-        BABEL_DEFAULT_LOCALE=settings.portal.default_language,
-        BABEL_TRANSLATION_DIRECTORIES=str(ROOT / "portal" / "translations"),
-    )
-    app.extensions["ptportal.vault"] = PasswordVault(settings.security)
-    app.extensions["ptportal.mail_queue"] = mail_queue or MailQueue(settings)
+    # Imported here so the `ptportal` command, which lives in this package, starts
+    # without loading Flask and its extensions.
+    from portal.app import build_app
 
-    bind_database(settings.database.url)
-    app.before_request(_open_database)
-    app.teardown_request(_close_database)
-
-    babel.init_app(app, locale_selector=select_locale)
-    csrf.init_app(app)
-    htmx.init_app(app)
-    limiter.init_app(app)
-    login_manager.init_app(app)
-    login_manager.user_loader(load_user)
-    login_manager.login_view = "auth.login"
-    login_manager.login_message = None
-    login_manager.session_protection = "basic"
-
-    from portal import api, auth, home
-
-    app.register_blueprint(auth.bp)
-    app.register_blueprint(home.bp)
-    app.register_blueprint(api.bp)
-    csrf.exempt(api.bp)
-    limiter.exempt(api.bp)
-
-    errors.register(app)
-    app.after_request(add_security_headers)
-    app.jinja_env.globals.update(
-        shop_name=settings.portal.shop_name,
-        current_language=get_locale,
-        password_min_length=MIN_LENGTH,
-    )
-    return app
-
-
-def _open_database() -> None:
-    database.connect(reuse_if_open=True)
-    g.database_open = True
-
-
-def _close_database(_exc: BaseException | None) -> None:
-    if g.pop("database_open", False) and not database.is_closed():
-        database.close()
+    return build_app(settings, tasks=tasks)

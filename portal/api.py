@@ -87,7 +87,7 @@ def create_order_view():
     values = schema.parse_body(_json_body(), schema.ORDER)
     settings = current_app.config["PTPORTAL_SETTINGS"]
     order, actions = create_order(settings, **values)
-    current_app.extensions["ptportal.mail_queue"].deliver_soon()
+    current_app.extensions["ptportal.tasks"].deliver_soon()
     body = order_summary(order) | {"actions": actions}
     response = jsonify(body)
     response.headers["Location"] = url_for("api.show_order", project_no=order.project_no)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 from shared.errors import Invalid
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,8 @@ class Field:
                 raise Invalid(self.name, f"must be from {self.minimum} to {self.maximum}")
             return value
         if self.kind == "date":
-            if isinstance(value, str):
+            # fromisoformat alone also takes 20261231 and 2026-W53-1, which "format: date" does not.
+            if isinstance(value, str) and _DATE.fullmatch(value):
                 try:
                     return date.fromisoformat(value)
                 except ValueError:
@@ -46,7 +50,9 @@ class Field:
         raise AssertionError(self.kind)
 
     def openapi(self) -> dict:
-        schema: dict[str, Any] = {"type": "string" if self.kind == "date" else self.kind}
+        kind = "string" if self.kind == "date" else self.kind
+        # parse_body treats null in an optional field as "not given".
+        schema: dict[str, Any] = {"type": kind if self.required else [kind, "null"]}
         if self.kind == "date":
             schema["format"] = "date"
         if self.kind == "string":

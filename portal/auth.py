@@ -16,7 +16,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 
 from portal.extensions import limiter
-from portal.users import CustomerUser
+from portal.users import CustomerUser, StaffMember
 from shared.accounts import (
     TokenState,
     request_new_link,
@@ -47,10 +47,21 @@ def _form_username() -> str:
     return request.form.get("username", "").strip().casefold()[:200] or "-"
 
 
-def _safe_next(target: str | None) -> str:
+def safe_next(target: str | None) -> str:
+    """``target`` if it is a path on this site, else the start page (no open redirects)."""
     if target and target.startswith("/") and not target.startswith(("//", "/\\")):
         return target
     return url_for("home.index")
+
+
+def begin_session(user: CustomerUser | StaffMember) -> None:
+    """Sign ``user`` in with a fresh session id, keeping only the language choice."""
+    language = session.get("lang")
+    session.clear()
+    if language:
+        session["lang"] = language
+    session.permanent = True
+    login_user(user)
 
 
 def _too_long(password: str) -> bool:
@@ -71,13 +82,8 @@ def login():
         result = None if _too_long(password) else sign_in(_vault(), username, password)
         if result and result.login:
             key = start_session(_settings().portal.session_hours, login=result.login)
-            language = session.get("lang")
-            session.clear()
-            if language:
-                session["lang"] = language
-            session.permanent = True
-            login_user(CustomerUser(result.login, key))
-            return redirect(_safe_next(request.args.get("next")))
+            begin_session(CustomerUser(result.login, key))
+            return redirect(safe_next(request.args.get("next")))
         if result and result.inactive:
             error = _("Your access has been deactivated. Please contact the print shop.")
         else:
@@ -91,13 +97,14 @@ def login():
 def logout():
     """End the session on the server, not only in this browser."""
     end_session(current_user.session_key)
+    was_staff = current_user.is_staff
     logout_user()
     language = session.get("lang")
     session.clear()
     if language:
         session["lang"] = language
     flash(_("You have been signed out."))
-    return redirect(url_for("auth.login"))
+    return redirect(url_for("staff.login" if was_staff else "auth.login"))
 
 
 def _vault():
@@ -167,7 +174,7 @@ def request_link():
         username = request.form.get("username", "").strip()
         if username and len(username) <= 200:
             request_new_link(_settings(), username)
-            current_app.extensions["ptportal.mail_queue"].deliver_soon()
+            current_app.extensions["ptportal.tasks"].deliver_soon()
         return render_template(
             "auth/link_requested.html", link_minutes=_settings().portal.activation_link_minutes
         )

@@ -11,6 +11,7 @@ from functools import wraps
 from pathlib import Path
 
 import click
+from peewee import DatabaseError
 
 from shared.config import ConfigError, Settings, config_path, load_settings
 from shared.db import bind_database, write_transaction
@@ -48,21 +49,30 @@ def needs_settings(command):
 
     @wraps(command)
     @click.pass_obj
-    def wrapper(state: State, *args, **kwargs):
+    # Positional-only, so a command may itself take an argument called "state".
+    def wrapper(state: State, /, *args, **kwargs):
         try:
             return command(state.settings, *args, **kwargs)
         except ConfigError as exc:
             raise click.ClickException(str(exc)) from None
         except (ServiceError, TemplateProblem) as exc:
             raise click.ClickException(str(exc)) from None
+        except DatabaseError as exc:
+            # Mostly a new database without tables; the URL stays out (it may hold a password).
+            first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise click.ClickException(
+                f"database error: {first_line} (run `ptportal init` if the database is new)"
+            ) from None
+        except OSError as exc:
+            raise click.ClickException(str(exc)) from None
 
     return wrapper
 
 
 def _kick_mail(settings: Settings) -> None:
-    from shared.worker import MailQueue
+    from shared.worker import BackgroundTasks
 
-    MailQueue(settings).deliver_soon()
+    BackgroundTasks(settings).deliver_soon()
 
 
 @click.group()
@@ -137,7 +147,8 @@ def customer_contact(settings: Settings, customer_no: str, email: str, name: str
     from shared.customers import add_contact, get_customer
 
     with write_transaction():
-        add_contact(get_customer(customer_no), email, name, favorite)
+        # Without --favorite an existing contact keeps its favorite flag.
+        add_contact(get_customer(customer_no), email, name, favorite or None)
     click.echo(f"contact {email} saved for {customer_no}")
 
 
@@ -244,11 +255,20 @@ def login_set_state(settings: Settings, customer_no: str, state: str) -> None:
 def login_send_activation(settings: Settings, customer_no: str, project_no: str) -> None:
     """Send the activation mail (Hotfolder Portalzugang) with a fresh link."""
     from shared.accounts import send_activation_mail
+    from shared.errors import Conflict, Invalid
     from shared.orders import get_order
 
     with write_transaction():
         login = _login_for(customer_no)
+        if not login.is_active:
+            # The link of an inactive login is refused on the portal: the mail would be a dead end.
+            raise Conflict(
+                f"portal login {login.username} is inactive; "
+                f"first run: ptportal login set-state {customer_no} active"
+            )
         order = get_order(project_no) if project_no else None
+        if order is not None and order.customer_id != login.customer_id:
+            raise Invalid("--order", f"order {project_no!r} belongs to another customer")
         mail = send_activation_mail(settings, login, order)
     _kick_mail(settings)
     click.echo(f"activation mail for {login.username} queued to {mail.recipients}")
@@ -321,6 +341,20 @@ def token_list(settings: Settings) -> None:
         click.echo(f"{row.name}\t{state}\t{used}")
 
 
+@main.command()
+@click.option("--dry-run", is_flag=True, help="Only list what would be deleted.")
+@needs_settings
+def retention(settings: Settings, dry_run: bool) -> None:
+    """Delete files older than each customer's retention (hotfolder_delete_after_days)."""
+    from shared.intake import file_path
+    from shared.retention import delete_expired, due_for_deletion
+
+    files = due_for_deletion() if dry_run else delete_expired(settings)
+    for file in files:
+        click.echo(f"{'would delete' if dry_run else 'deleted'}\t{file_path(settings, file)}")
+    click.echo(f"{len(files)} file(s) {'due' if dry_run else 'deleted'}")
+
+
 # --- processes ---------------------------------------------------------------
 
 
@@ -343,9 +377,9 @@ def worker(settings: Settings, workers: int) -> None:
     """Run the background worker that delivers mail."""
     from huey.consumer import Consumer
 
-    from shared.worker import MailQueue
+    from shared.worker import BackgroundTasks
 
-    queue = MailQueue(settings)
+    queue = BackgroundTasks(settings)
     Consumer(queue.huey, workers=workers, periodic=True, worker_type="thread").run()
 
 
@@ -370,9 +404,10 @@ def mailcatcher(directory: Path, host: str, port: int) -> None:
     show_default=True,
     help="Where the demo keeps its client.ini and data.",
 )
-@click.option("--port", default=5000, show_default=True)
-def demo(directory: Path, port: int) -> None:
+@click.option("--port", default=5000, show_default=True, help="Portal port (first run).")
+@click.option("--mail-port", default=2525, show_default=True, help="Mail catcher port (first run).")
+def demo(directory: Path, port: int, mail_port: int) -> None:
     """Start everything on embedded defaults with a demo customer and order."""
     from portal.demo import run_demo
 
-    run_demo(directory.resolve(), port)
+    run_demo(directory.resolve(), port, mail_port)

@@ -21,7 +21,9 @@ from pathlib import Path
 
 import click
 
-from shared.config import load_settings
+from portal.local_clamd import clamd_binary, signature_directory, write_clamd_conf
+from shared.config import Settings, load_settings
+from shared.worker import BackgroundTasks
 
 log = logging.getLogger(__name__)
 
@@ -49,17 +51,26 @@ port = {mail_port}
 email = portal@druckerei-demo.example
 security = none
 
+[clamav]
+address = {clamd_socket}
+clamd_conf = clamav/clamd.conf
+
 [worker]
 queue_url = sqlite:///data/queue.db
 """
 
 
-def _write_config(directory: Path, port: int) -> Path:
+def _write_config(directory: Path, port: int, mail_port: int) -> Path:
     ini = directory / "client.ini"
     if not ini.exists():
         directory.mkdir(parents=True, exist_ok=True)
         ini.write_text(
-            CLIENT_INI.format(port=port, secret=secrets.token_urlsafe(48), mail_port=MAIL_PORT),
+            CLIENT_INI.format(
+                port=port,
+                secret=secrets.token_urlsafe(48),
+                mail_port=mail_port,
+                clamd_socket=directory.resolve() / "clamav" / "clamd.sock",
+            ),
             encoding="utf-8",
         )
     return ini
@@ -73,7 +84,7 @@ def _admin_password(directory: Path) -> str:
     return file.read_text(encoding="utf-8").strip()
 
 
-def _seed(ini: Path, directory: Path) -> None:
+def _seed(settings: Settings, directory: Path) -> None:
     """Create schema, admin, demo customer and order; queue a fresh activation mail."""
     from shared.accounts import is_activated, login_of, send_activation_mail
     from shared.customers import add_contact, upsert_customer
@@ -83,7 +94,6 @@ def _seed(ini: Path, directory: Path) -> None:
     from shared.schema import init_database
     from shared.staff import create_staff
 
-    settings = load_settings(ini)
     bind_database(settings.database.url)
     init_database(settings.portal.shop_name)
     if not StaffUser.select().where(StaffUser.username == "admin").exists():
@@ -127,24 +137,31 @@ def _newest_link(mail_dir: Path, since: float, timeout: float) -> tuple[Path, st
     return None
 
 
-def run_demo(directory: Path, port: int) -> None:
+def run_demo(directory: Path, port: int, mail_port: int = MAIL_PORT) -> None:
     """Start catcher, worker and portal; print the way in; stop all on Ctrl-C."""
     signal.signal(signal.SIGTERM, _interrupt)
-    ini = _write_config(directory, port)
+    ini = _write_config(directory, port, mail_port)
+    settings = load_settings(ini)
     mail_dir = directory / "mail"
     command = [sys.executable, "-m", "portal", "--config", str(ini)]
     started = time.time()
+    clamd = clamd_binary()
+    if clamd is None:
+        raise click.ClickException("clamd is missing: run .ci/install (Debian clamav-daemon)")
+    clamd_conf = write_clamd_conf(settings.clamav.clamd_conf.parent)
     children = [
+        subprocess.Popen([clamd, "-c", str(clamd_conf)]),
         subprocess.Popen(
-            [*command, "mailcatcher", "--dir", str(mail_dir), "--port", str(MAIL_PORT)]
+            [*command, "mailcatcher", "--dir", str(mail_dir), "--port", str(settings.smtp.port)]
         ),
-        subprocess.Popen([*command, "worker"]),
-        subprocess.Popen([*command, "serve", "--bind", f"127.0.0.1:{port}"]),
     ]
     try:
-        _seed(ini, directory)
+        _seed(settings, directory)
+        children.append(subprocess.Popen([*command, "worker"]))
+        bind = _bind_address(settings.portal.base_url)
+        children.append(subprocess.Popen([*command, "serve", "--bind", bind]))
+        BackgroundTasks(settings).deliver_soon()
         found = _newest_link(mail_dir, started - 1, timeout=90)
-        settings = load_settings(ini)
         lines = [
             "",
             "ptportal demo is running. Stop it with Ctrl-C.",
@@ -153,6 +170,7 @@ def run_demo(directory: Path, port: int) -> None:
             f"  Demo customer:     {DEMO_CUSTOMER}, order {DEMO_ORDER}",
             f"  Caught mails:      {mail_dir}/*.eml",
             f"  Order folders:     {settings.storage.order_root}",
+            f"  Virus scanner:     clamd on {settings.clamav.address} ({_signature_note()})",
         ]
         if found:
             lines += [f"  Activation mail:   {found[0]}", f"  Activation link:   {found[1]}"]
@@ -170,6 +188,18 @@ def run_demo(directory: Path, port: int) -> None:
                 child.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 child.kill()
+
+
+def _signature_note() -> str:
+    _path, real = signature_directory()
+    if real:
+        return "Debian's signature databases"
+    return "EICAR test signature only: no signature download without internet"
+
+
+def _bind_address(base_url: str) -> str:
+    """host:port of the demo's base URL (the demo serves where its links point)."""
+    return base_url.split("://", 1)[1].rstrip("/")
 
 
 def _interrupt(_signum, _frame) -> None:

@@ -1,25 +1,19 @@
-"""The signed-in customer's start page: their orders."""
+"""The start page sends everybody where they belong; a health check for load balancers."""
 
-from flask import Blueprint, render_template
-from flask_login import current_user, login_required
+from flask import Blueprint, redirect, url_for
+from flask_login import current_user
 
 from shared.db import database
-from shared.models import Order
 
 bp = Blueprint("home", __name__)
 
 
 @bp.get("/")
-@login_required
 def index():
-    """List the customer's orders, newest first."""
-    orders = (
-        Order.select()
-        .where(Order.customer == current_user.customer)
-        .order_by(Order.created_at.desc(), Order.id.desc())
-        .limit(50)
-    )
-    return render_template("home/index.html", orders=list(orders))
+    """Customers to their orders, staff to the overview, everybody else to sign in."""
+    if not current_user.is_authenticated:
+        return redirect(url_for("auth.login"))
+    return redirect(url_for("staff.index" if current_user.is_staff else "orders.index"))
 
 
 @bp.get("/healthz")

@@ -1,28 +1,86 @@
-"""The signed-in customer as Flask-Login sees it: a portal login plus its server session."""
+"""Who is signed in, as Flask-Login sees it: a customer's portal login or a staff user.
+
+``get_id`` returns the server-side session key, so ending the session row signs
+the browser out wherever its cookie went.
+"""
 
 from __future__ import annotations
 
-from flask_login import UserMixin
+from functools import wraps
 
-from shared.models import PortalLogin
+from flask import abort, redirect, request, url_for
+from flask_login import UserMixin, current_user
+
+from shared.models import PortalLogin, StaffUser
 from shared.sessions import find_session
 
 
 class CustomerUser(UserMixin):
-    """A customer's portal login in a live session; ``get_id`` is the session key."""
+    """A customer's portal login in a live session."""
+
+    is_staff = False
 
     def __init__(self, login: PortalLogin, session_key: str) -> None:
         self.login = login
         self.customer = login.customer
         self.session_key = session_key
+        self.display_name = login.username
 
     def get_id(self) -> str:
         return self.session_key
 
 
-def load_user(session_key: str) -> CustomerUser | None:
-    """Flask-Login's loader: only a live session of an active login signs anybody in."""
+class StaffMember(UserMixin):
+    """A print shop employee in a live session."""
+
+    is_staff = True
+
+    def __init__(self, staff: StaffUser, session_key: str) -> None:
+        self.staff = staff
+        self.session_key = session_key
+        self.display_name = staff.name or staff.username
+
+    @property
+    def is_admin(self) -> bool:
+        return self.staff.role == StaffUser.ROLE_ADMIN
+
+    def get_id(self) -> str:
+        return self.session_key
+
+
+def load_user(session_key: str) -> CustomerUser | StaffMember | None:
+    """Flask-Login's loader: only a live session of an active login or staff user counts."""
     session = find_session(session_key)
-    if session is None or session.login is None or not session.login.is_active:
+    if session is None:
         return None
-    return CustomerUser(session.login, session_key)
+    if session.login is not None and session.login.is_active:
+        return CustomerUser(session.login, session_key)
+    if session.staff is not None and session.staff.active:
+        return StaffMember(session.staff, session_key)
+    return None
+
+
+def customer_required(view):
+    """Only a signed-in customer; staff are sent to their own pages."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        if not current_user.is_authenticated:
+            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+        if current_user.is_staff:
+            abort(404)
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def staff_required(view):
+    """Only a signed-in staff user."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        if not current_user.is_authenticated or not current_user.is_staff:
+            return redirect(url_for("staff.login", next=request.full_path.rstrip("?")))
+        return view(*args, **kwargs)
+
+    return wrapper

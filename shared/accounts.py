@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlencode
 
+from peewee import fn
+
 from shared.clock import utcnow
 from shared.config import Settings
 from shared.customers import customer_recipient
@@ -52,6 +54,11 @@ def login_of(customer: Customer) -> PortalLogin | None:
     return PortalLogin.get_or_none(PortalLogin.customer == customer)
 
 
+def find_login(username: str) -> PortalLogin | None:
+    """The login called ``username``; customers may type it in any case."""
+    return PortalLogin.get_or_none(fn.LOWER(PortalLogin.username) == username.strip().lower())
+
+
 def is_activated(login: PortalLogin) -> bool:
     activation = Activation.get_or_none(Activation.login == login)
     return bool(activation and activation.checked)
@@ -59,7 +66,7 @@ def is_activated(login: PortalLogin) -> bool:
 
 def _free_username(wanted: str) -> str:
     candidate, number = wanted, 1
-    while PortalLogin.select().where(PortalLogin.username == candidate).exists():
+    while find_login(candidate) is not None:
         number += 1
         candidate = f"{wanted}-{number}"
     return candidate
@@ -76,7 +83,7 @@ def create_login(customer: Customer, username: str = "", state: str = "") -> Por
         else:
             username = customer.customer_no.lower()
         username = _free_username(username)
-    elif PortalLogin.select().where(PortalLogin.username == username).exists():
+    elif find_login(username) is not None:
         raise Conflict(f"username {username!r} is taken")
     login = PortalLogin.create(
         customer=customer, username=username, state=state or defaults.login_state
@@ -205,7 +212,7 @@ def set_password_with_token(vault: PasswordVault, token: str, password: str) -> 
 
 def sign_in(vault: PasswordVault, username: str, password: str) -> SignInResult:
     """Check credentials; on success mark the activation and upgrade an old hash."""
-    login = PortalLogin.get_or_none(PortalLogin.username == username.strip())
+    login = find_login(username)
     if not vault.verify(login.password_hash if login else None, password):
         return SignInResult(None)
     if not login.is_active:
@@ -224,7 +231,7 @@ def sign_in(vault: PasswordVault, username: str, password: str) -> SignInResult:
 
 def request_new_link(settings: Settings, username: str) -> bool:
     """Send a renewal link if ``username`` names an active login; the caller answers the same."""
-    login = PortalLogin.get_or_none(PortalLogin.username == username.strip())
+    login = find_login(username)
     if login is None or not login.is_active:
         log.info("new activation link requested for unknown or inactive username")
         return False

@@ -8,7 +8,7 @@ from peewee import IntegrityError
 
 from shared.clock import utcnow
 from shared.db import write_transaction
-from shared.errors import Conflict, NotFound
+from shared.errors import Conflict, Invalid, NotFound
 from shared.models import ApiToken
 from shared.tokens import new_token, token_hash
 
@@ -17,6 +17,9 @@ TOKEN_PREFIX = "ptp_"
 
 def create_token(name: str) -> str:
     """Create a token called ``name`` and return it; it cannot be shown again."""
+    name = name.strip()
+    if not name:
+        raise Invalid("name", "say who uses the token, e.g. ptworkflow")
     token = TOKEN_PREFIX + new_token()
     try:
         with write_transaction():

@@ -59,6 +59,16 @@ def _integer(low: int, high: int) -> Callable[[str, Path], int]:
     return parse
 
 
+_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+
+def _size(raw: str, _base: Path) -> int:
+    match = re.fullmatch(r"(\d+)\s*([KMGT]?)(i?B)?", raw.strip(), re.IGNORECASE)
+    if not match or int(match.group(1)) == 0:
+        raise ValueError("a size like 500M, 20G or a number of bytes")
+    return int(match.group(1)) * _UNITS[match.group(2).upper()]
+
+
 def _choice(*allowed: str) -> Callable[[str, Path], str]:
     def parse(raw: str, _base: Path) -> str:
         if raw.lower() not in allowed:
@@ -155,12 +165,16 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "login_attempts_per_minute": Key(_integer(1, 1000), "10"),
         "link_requests_per_hour": Key(_integer(1, 1000), "5"),
         "rate_limit_storage_url": Key(_text, "memory://"),
+        "max_upload_bytes": Key(_size, "20G"),
+        "upload_chunk_bytes": Key(_size, "64M"),
     },
     "database": {
         "url": Key(_database_url, "sqlite:///data/ptportal.db", secret=True),
     },
     "storage": {
         "order_root": Key(_path, "data/orders"),
+        "staging_root": Key(_path, "data/staging"),
+        "quarantine_root": Key(_path, "data/quarantine"),
     },
     "workflow": {
         "portal_create_uplogin_automatically": Key(_switch(0, 1), "1"),
@@ -182,7 +196,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
     },
     "clamav": {
         "address": Key(_clamd_address, "/run/clamav/clamd.ctl"),
-        "timeout_seconds": Key(_integer(1, 3600), "120"),
+        "timeout_seconds": Key(_integer(1, 3600), "330"),
+        "clamd_conf": Key(_path, "/etc/clamav/clamd.conf"),
+        "scan_mode": Key(_choice("stream", "path"), "stream"),
+        "oversize_policy": Key(_choice("hold", "reject"), "hold"),
     },
     "worker": {
         "queue_url": Key(_queue_url, "sqlite:///data/queue.db", secret=True),
@@ -207,6 +224,8 @@ class PortalSettings:
     login_attempts_per_minute: int
     link_requests_per_hour: int
     rate_limit_storage_url: str
+    max_upload_bytes: int
+    upload_chunk_bytes: int
 
     @property
     def secure_cookies(self) -> bool:
@@ -221,6 +240,8 @@ class DatabaseSettings:
 @dataclass(frozen=True)
 class StorageSettings:
     order_root: Path
+    staging_root: Path
+    quarantine_root: Path
 
 
 @dataclass(frozen=True)
@@ -249,6 +270,18 @@ class SmtpSettings:
 class ClamavSettings:
     address: str
     timeout_seconds: int
+    clamd_conf: Path
+    scan_mode: str
+    oversize_policy: str
+
+    def limits(self):
+        """clamd's size limits, read from ``clamd_conf`` so portal and clamd agree."""
+        from shared.scanning import read_clamd_limits
+
+        try:
+            return read_clamd_limits(self.clamd_conf)
+        except ValueError as exc:
+            raise ConfigError(f"[clamav] clamd_conf: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -288,6 +321,13 @@ _SECTION_TYPES = {
     "worker": WorkerSettings,
     "security": SecuritySettings,
 }
+
+
+def _shown(secret_value: str) -> str:
+    """A secret as it may appear in an error: URLs with their password masked, else hidden."""
+    if "://" in secret_value:
+        return repr(re.sub(r"://([^:/@]*):[^@/]*@", r"://\1:***@", secret_value))
+    return "(hidden)"
 
 
 def config_path(explicit: str | os.PathLike | None = None) -> Path:
@@ -340,7 +380,7 @@ def load_settings(path: str | os.PathLike, environ: dict[str, str] | None = None
             try:
                 values[key] = spec.parse(raw, base)
             except ValueError as exc:
-                shown = "(hidden)" if spec.secret else repr(raw)
+                shown = _shown(raw) if spec.secret else repr(raw)
                 raise ConfigError(
                     f"{path}: [{section}] {key} = {shown} is not allowed; expected {exc}"
                 ) from None

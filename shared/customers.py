@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from peewee import fn
+
 from shared.clock import utcnow
 from shared.errors import Invalid, NotFound
 from shared.models import LANGUAGES, Contact, Customer, Order, SystemDefault
@@ -55,6 +57,8 @@ def upsert_customer(customer_no: str, **fields) -> tuple[Customer, bool]:
     unknown = set(fields) - set(CUSTOMER_FIELDS)
     if unknown:
         raise Invalid(sorted(unknown)[0], "unknown field")
+    if "name" in fields and not fields["name"].strip():
+        raise Invalid("name", "must not be empty")
     if "email" in fields:
         fields["email"] = check_email("email", fields["email"])
     if "language" in fields and fields["language"] not in LANGUAGES:
@@ -74,16 +78,33 @@ def upsert_customer(customer_no: str, **fields) -> tuple[Customer, bool]:
     return customer, False
 
 
-def add_contact(customer: Customer, email: str, name: str = "", favorite: bool = False) -> Contact:
-    """Add (or update, by email) a contact; a new favorite replaces the old one."""
-    email = check_email("email", email, required=True)
+def find_contact(customer: Customer, email: str) -> Contact | None:
+    """The customer's contact with ``email``; addresses differing only in case are one person."""
+    return Contact.get_or_none(
+        (Contact.customer == customer) & (fn.LOWER(Contact.email) == email.lower())
+    )
+
+
+def add_contact(
+    customer: Customer,
+    email: str,
+    name: str = "",
+    favorite: bool | None = None,
+    field: str = "email",
+) -> Contact:
+    """Add (or update, by email) a contact; a new favorite replaces the old one.
+
+    ``favorite=None`` leaves an existing contact's favorite flag as it is.
+    """
+    email = check_email(field, email, required=True)
     if favorite:
         Contact.update(favorite=False).where(Contact.customer == customer).execute()
-    contact = Contact.get_or_none((Contact.customer == customer) & (Contact.email == email))
+    contact = find_contact(customer, email)
     if contact is None:
-        return Contact.create(customer=customer, email=email, name=name, favorite=favorite)
+        return Contact.create(customer=customer, email=email, name=name, favorite=bool(favorite))
     contact.name = name or contact.name
-    contact.favorite = favorite or contact.favorite
+    if favorite is not None:
+        contact.favorite = favorite
     contact.save()
     return contact
 

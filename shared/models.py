@@ -8,6 +8,7 @@ so people who know PTworkflow recognise them.
 from __future__ import annotations
 
 from peewee import (
+    BigIntegerField,
     BooleanField,
     CharField,
     DateField,
@@ -184,6 +185,58 @@ class Ticket(BaseModel):
         indexes = ((("order", "ticket_no"), True),)
 
 
+class OrderFile(BaseModel):
+    """A file in one of an order's folders, from the first uploaded byte to its deletion.
+
+    Uploads live in the staging area until scanned clean; only then do they get
+    a ``stored_name`` in ``Eingehend``. ``display_name`` is what the customer
+    called the file (NFC); ``stored_name`` is safe on every file system.
+    """
+
+    STATE_UPLOADING = "uploading"
+    STATE_SCANNING = "scanning"
+    STATE_WAITING = "waiting_for_scan"
+    STATE_CLEAN = "clean"
+    STATE_REJECTED = "rejected"
+    STATE_TOO_LARGE = "too_large"
+    STATE_DELETED = "deleted"
+    OPEN_STATES = (STATE_UPLOADING, STATE_SCANNING, STATE_WAITING)
+
+    order = ForeignKeyField(Order, backref="files", on_delete="CASCADE")
+    folder = CharField()
+    display_name = CharField()
+    stored_name = CharField(null=True)
+    size = BigIntegerField()
+    received_bytes = BigIntegerField(default=0)
+    sha256 = CharField(null=True)
+    state = CharField(index=True)
+    signature = CharField(default="")
+    upload_key = CharField(unique=True, null=True)
+    uploaded_by_login = ForeignKeyField(PortalLogin, null=True, on_delete="SET NULL")
+    uploaded_by_staff = ForeignKeyField(StaffUser, null=True, on_delete="SET NULL")
+    created_at = DateTimeField(default=utcnow)
+    received_at = DateTimeField(null=True)
+    scanned_at = DateTimeField(null=True)
+    scan_attempts = IntegerField(default=0)
+    released_by = ForeignKeyField(StaffUser, null=True, on_delete="SET NULL", backref="releases")
+    released_at = DateTimeField(null=True)
+    delivered_at = DateTimeField(null=True)
+    deleted_at = DateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("order", "folder", "stored_name"), True),)
+
+
+class FileEvent(BaseModel):
+    """Something staff should be able to look up later: a rejection, a release, a deletion."""
+
+    file = ForeignKeyField(OrderFile, backref="events", on_delete="CASCADE")
+    kind = CharField()
+    detail = TextField(default="")
+    staff = ForeignKeyField(StaffUser, null=True, on_delete="SET NULL")
+    created_at = DateTimeField(default=utcnow, index=True)
+
+
 class EmailTemplate(BaseModel):
     """A customer email template (seed ``client_email_template``), one row per language."""
 
@@ -266,6 +319,8 @@ ALL_MODELS = [
     PortalSession,
     Order,
     Ticket,
+    OrderFile,
+    FileEvent,
     EmailTemplate,
     EmailSignature,
     ApiToken,

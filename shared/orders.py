@@ -15,7 +15,7 @@ from shared.accounts import (
     set_login_state,
 )
 from shared.config import Settings
-from shared.customers import add_contact, get_customer
+from shared.customers import add_contact, customer_recipient, get_customer
 from shared.db import write_transaction
 from shared.errors import Conflict, Invalid, NotFound
 from shared.models import Contact, Order, PortalLogin, Ticket
@@ -53,7 +53,9 @@ def create_order(
             customer = get_customer(customer_no)
         except NotFound as exc:
             raise Invalid("customer_no", str(exc)) from None
-        contact = add_contact(customer, contact_email) if contact_email else None
+        contact = (
+            add_contact(customer, contact_email, field="contact_email") if contact_email else None
+        )
         try:
             with write_transaction():
                 order = Order.create(
@@ -85,6 +87,7 @@ def prepare_portal(settings: Settings, order: Order) -> list[str]:
         return actions
     wants_mail = workflow.portal_send_uplogin_email_automatically and not is_activated(login)
     if wants_mail and login.deactivated_at is None:
+        _require_recipient(order)
         send_activation_mail(settings, login, order)
         actions.append(ACTION_ACTIVATION_QUEUED)
         if not login.is_active:
@@ -97,6 +100,21 @@ def prepare_portal(settings: Settings, order: Order) -> list[str]:
     if order.folders_created:
         actions.append(ACTION_FOLDERS_CREATED)
     return actions
+
+
+def _require_recipient(order: Order) -> None:
+    """Refuse the order when the activation mail has nowhere to go.
+
+    Creating the order anyway would leave a login that is neither mailed nor set
+    active, and the caller would not notice; an error it can fix is better.
+    """
+    if customer_recipient(order.customer, order) is None:
+        customer_no = order.customer.customer_no
+        raise Invalid(
+            "contact_email",
+            f"customer {customer_no!r} has no email address and no contact to send the "
+            "portal access to; give contact_email or add a contact or email first",
+        )
 
 
 def add_ticket(project_no: str, ticket_no: str, title: str = "") -> Ticket:

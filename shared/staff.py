@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from peewee import IntegrityError
+from peewee import IntegrityError, fn
 
 from shared.config import Settings
 from shared.customers import check_email
@@ -33,3 +33,17 @@ def create_staff(
             )
     except IntegrityError:
         raise Conflict(f"staff user {username!r} exists already") from None
+
+
+def staff_sign_in(vault: PasswordVault, username: str, password: str) -> StaffUser | None:
+    """The active staff user with these credentials, upgrading an outdated hash."""
+    staff = StaffUser.get_or_none(fn.LOWER(StaffUser.username) == username.strip().lower())
+    if not vault.verify(staff.password_hash if staff else None, password):
+        return None
+    if not staff.active:
+        return None
+    if vault.needs_rehash(staff.password_hash):
+        with write_transaction():
+            staff.password_hash = vault.hash(password)
+            staff.save()
+    return staff

@@ -1,4 +1,4 @@
-"""The background mail queue (huey): deliver the outbox soon after a change, and every minute.
+"""Background work (huey): deliver the outbox, scan received files, and sweep both every minute.
 
 Tasks are registered on a huey instance built from client.ini at start-up, so
 the portal (which enqueues) and ``ptportal worker`` (which consumes) build the
@@ -35,29 +35,56 @@ def make_huey(queue_url: str, immediate: bool = False) -> Huey:
     return SqlHuey(database=queue_url, **options)
 
 
-class MailQueue:
-    """Enqueue outbox delivery; the worker process runs what is enqueued here."""
+class BackgroundTasks:
+    """Enqueue work for ``ptportal worker``; the minute sweeps catch anything missed."""
 
     def __init__(self, settings: Settings, immediate: bool = False) -> None:
-        self.huey = make_huey(settings.worker.queue_url, immediate)
+        self.huey = huey = make_huey(settings.worker.queue_url, immediate)
         smtp = settings.smtp
 
-        @self.huey.task(name="deliver_outbox")
+        @huey.task(name="deliver_outbox")
         def deliver_outbox() -> None:
             report = deliver_due(smtp)
             if report.sent or report.failed or report.deferred:
                 log.info("outbox run: %s", report)
 
-        @self.huey.periodic_task(crontab(minute="*"), name="sweep_outbox")
-        def sweep_outbox() -> None:
+        @huey.task(name="scan_file")
+        def scan_file(file_id: int) -> None:
+            from shared.intake import make_scanner, scan_received
+
+            scan_received(settings, make_scanner(settings), file_id)
+
+        @huey.periodic_task(crontab(minute="*"), name="sweep")
+        def sweep() -> None:
             deliver_outbox.call_local()
+            from shared.intake import files_to_scan, make_scanner, scan_received
+
+            scanner = make_scanner(settings)
+            for file_id in files_to_scan():
+                scan_received(settings, scanner, file_id)
+
+        @huey.periodic_task(crontab(hour="3", minute="15"), name="retention")
+        def retention() -> None:
+            from shared.retention import delete_expired
+
+            deleted = delete_expired(settings)
+            log.info("retention run deleted %d files", len(deleted))
 
         self._deliver = deliver_outbox
+        self._scan = scan_file
 
     def deliver_soon(self) -> None:
-        """Ask the worker to deliver due mails now (the minute sweep catches anything missed)."""
+        """Ask the worker to deliver due mails now."""
+        self._enqueue(self._deliver)
+
+    def scan_soon(self, file_id: int) -> None:
+        """Ask the worker to scan a file that has just been received."""
+        self._enqueue(self._scan, file_id)
+
+    @staticmethod
+    def _enqueue(task, *args) -> None:
         try:
-            self._deliver()
+            task(*args)
         except Exception:
-            # The mail is safe in the outbox; the periodic sweep will send it.
-            log.exception("could not enqueue outbox delivery")
+            # The work is recorded in the database; the minute sweep will do it.
+            log.exception("could not enqueue %s", task.name)

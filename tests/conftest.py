@@ -6,16 +6,20 @@ import pathlib
 import re
 import sys
 from collections.abc import Iterator
+from typing import ClassVar
 
 import pytest
+from flask.testing import FlaskClient
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 
-from smtp_helpers import RecordingHandler, smtp_server  # noqa: E402
+from clamd_helpers import clamd_fixture  # noqa: F401  (fixture "clamd" for every module)
+from smtp_helpers import RecordingHandler, smtp_server
 
-from shared.config import Settings, load_settings  # noqa: E402
+from shared.config import Settings, load_settings
 
 SECRET = "test-secret-key-0123456789abcdefghijklmnop"
+SHIPPED_CLAMD_CONF = pathlib.Path(__file__).resolve().parent.parent / "shared/clamav/clamd.conf"
 CHEAP_ARGON2 = {"argon2_time_cost": "1", "argon2_memory_kib": "64", "argon2_parallelism": "1"}
 
 
@@ -34,7 +38,11 @@ def write_ini(directory: pathlib.Path, sections: dict[str, dict[str, object]]) -
 def base_sections(smtp_port: int, **overrides: dict[str, object]) -> dict[str, dict[str, object]]:
     """A complete test configuration; ``overrides`` replace keys per section."""
     sections: dict[str, dict[str, object]] = {
-        "portal": {"base_url": "http://portal.test", "secret_key": SECRET, "shop_name": "Testdruck"},
+        "portal": {
+            "base_url": "http://portal.test",
+            "secret_key": SECRET,
+            "shop_name": "Testdruck",
+        },
         "database": {"url": "sqlite:///data/ptportal.db"},
         "storage": {"order_root": "data/orders"},
         "workflow": {},
@@ -46,6 +54,7 @@ def base_sections(smtp_port: int, **overrides: dict[str, object]) -> dict[str, d
             "timeout_seconds": 5,
         },
         "worker": {"queue_url": "memory://"},
+        "clamav": {"clamd_conf": SHIPPED_CLAMD_CONF},
         "security": dict(CHEAP_ARGON2),
     }
     for section, values in overrides.items():
@@ -63,9 +72,9 @@ def mailserver() -> Iterator[RecordingHandler]:
 
 
 @pytest.fixture
-def ini_overrides() -> dict[str, dict[str, object]]:
-    """Override in a test module to change client.ini keys for its app."""
-    return {}
+def ini_overrides(request) -> dict[str, dict[str, object]]:
+    """client.ini keys to change for a test's app: override, or parametrize indirectly."""
+    return getattr(request, "param", {})
 
 
 @pytest.fixture
@@ -79,12 +88,21 @@ def app(settings):
     from portal import create_app
     from shared.db import database
     from shared.schema import init_database
-    from shared.worker import MailQueue
+    from shared.worker import BackgroundTasks
 
-    application = create_app(settings, mail_queue=MailQueue(settings, immediate=True))
+    application = create_app(settings, tasks=BackgroundTasks(settings, immediate=True))
+    application.test_client_class = EnglishClient
     init_database(settings.portal.shop_name)
     yield application
     database.close()
+
+
+class EnglishClient(FlaskClient):
+    """A browser asking for English, so assertions read the English source texts."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
 
 
 @pytest.fixture
@@ -104,7 +122,7 @@ def api(client, api_token):
     """Call the workflow API with a valid token: ``api.post(path, json)``, ``api.get(path)``."""
 
     class Api:
-        headers = {"Authorization": f"Bearer {api_token}"}
+        headers: ClassVar[dict[str, str]] = {"Authorization": f"Bearer {api_token}"}
 
         def post(self, path: str, body: object):
             return client.post(f"/api/v1{path}", json=body, headers=self.headers)

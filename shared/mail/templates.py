@@ -24,7 +24,8 @@ _sandbox = SandboxedEnvironment(
 )
 _TAG = re.compile(r"({{.*?}}|{%.*?%})", re.DOTALL)
 _QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "‚": "'", "‘": "'", "’": "'"})
-_URL = re.compile(r"https?://[^\s<>\"']+")
+# A sentence's closing punctuation is not part of the link.
+_URL = re.compile(r"https?://[^\s<>\"']*[^\s<>\"'.,;:!?)]")
 
 # The placeholders every template may use; a mail fills those it knows, the rest are empty.
 DATA_PROJECT_KEYS = (

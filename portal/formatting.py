@@ -1,0 +1,35 @@
+"""Jinja filters for sizes and times, in the page's language and the shop's time zone."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import Flask
+from flask_babel import format_datetime, format_decimal
+
+_UNITS = ("B", "KB", "MB", "GB", "TB")
+
+
+def filesize(size: int | None) -> str:
+    """A byte count for people: 1,5 MB (German) or 1.5 MB (English), powers of 1024."""
+    if size is None:
+        return ""
+    value = float(size)
+    for unit in _UNITS:
+        if value < 1024 or unit == _UNITS[-1]:
+            if unit == "B":
+                return f"{int(value)} B"
+            return f"{format_decimal(value, format='#,##0.0')} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def local_time(moment: datetime | None) -> str:
+    """A stored UTC time shown in the configured time zone."""
+    if moment is None:
+        return ""
+    return format_datetime(moment, "short")
+
+
+def register(app: Flask) -> None:
+    app.jinja_env.filters.update(filesize=filesize, local_time=local_time)

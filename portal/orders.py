@@ -1,0 +1,106 @@
+"""The customer's orders: list with search and paging, one order's folders, downloads."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, render_template, request, send_file
+from flask_login import current_user
+
+from portal.users import customer_required
+from shared.intake import file_path
+from shared.listing import files_by_folder, has_open_files, order_states, search_orders
+from shared.models import Order, OrderFile
+from shared.storage import FOLDER_INCOMING, ORDER_FOLDERS
+
+bp = Blueprint("orders", __name__, url_prefix="/orders")
+
+
+def own_order(project_no: str) -> Order:
+    """The signed-in customer's order; anybody else's answers 404 like a missing one."""
+    order = Order.get_or_none(
+        (Order.project_no == project_no) & (Order.customer == current_user.customer)
+    )
+    if order is None:
+        abort(404)
+    return order
+
+
+def _page_number() -> int:
+    try:
+        return max(1, int(request.args.get("page", "1")))
+    except ValueError:
+        return 1
+
+
+@bp.get("")
+@customer_required
+def index():
+    """The customer's orders; htmx asks for the list alone while searching or paging."""
+    query = request.args.get("q", "")
+    page = search_orders(current_user.customer, query, _page_number())
+    template = (
+        "orders/_order_list.html" if request.headers.get("HX-Request") else "orders/index.html"
+    )
+    return render_template(template, page=page, query=query, states=order_states(page.items))
+
+
+@bp.get("/<project_no>")
+@customer_required
+def show(project_no: str):
+    """One order: its three folders and the upload area for Eingehend."""
+    order = own_order(project_no)
+    settings = current_app.config["PTPORTAL_SETTINGS"]
+    return render_template(
+        "orders/show.html",
+        order=order,
+        folders=files_by_folder(order),
+        polling=has_open_files(order),
+        folder_names=ORDER_FOLDERS,
+        upload_folder=FOLDER_INCOMING,
+        max_upload_bytes=settings.portal.max_upload_bytes,
+        chunk_bytes=settings.portal.upload_chunk_bytes,
+    )
+
+
+@bp.get("/<project_no>/files")
+@customer_required
+def files(project_no: str):
+    """htmx: the folder listing, re-polled while files are uploading or being scanned."""
+    order = own_order(project_no)
+    return render_template(
+        "orders/_files.html",
+        order=order,
+        folders=files_by_folder(order),
+        polling=has_open_files(order),
+        folder_names=ORDER_FOLDERS,
+    )
+
+
+def downloadable(file: OrderFile) -> bool:
+    """Customers download clean files: their own uploads and what staff placed for them."""
+    return file.state == OrderFile.STATE_CLEAN and file.stored_name is not None
+
+
+@bp.get("/<project_no>/files/<int:file_id>")
+@customer_required
+def download(project_no: str, file_id: int):
+    """Stream a clean file with range support and its original (Unicode) name."""
+    order = own_order(project_no)
+    file = OrderFile.get_or_none((OrderFile.id == file_id) & (OrderFile.order == order))
+    if file is None or not downloadable(file):
+        abort(404)
+    return send_stored_file(file)
+
+
+def send_stored_file(file: OrderFile):
+    """The file's bytes as a download (also used by the staff pages)."""
+    path = file_path(current_app.config["PTPORTAL_SETTINGS"], file)
+    if path is None or not path.is_file():
+        abort(404)
+    return send_file(
+        path,
+        as_attachment=True,
+        download_name=file.display_name,
+        conditional=True,
+        max_age=0,
+        etag=True,
+    )

@@ -1,0 +1,187 @@
+"""Staff pages: sign-in, the scan backlog and held files, every order with its folders."""
+
+from __future__ import annotations
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from portal.auth import begin_session, safe_next
+from portal.extensions import limiter
+from portal.orders import send_stored_file
+from portal.uploads import STAFF_FOLDERS
+from portal.users import StaffMember, staff_required
+from shared.errors import Conflict
+from shared.intake import discard_held, release_held
+from shared.listing import backlog, files_by_folder, has_open_files, order_states, search_orders
+from shared.models import FileEvent, Order, OrderFile
+from shared.sessions import start_session
+from shared.staff import staff_sign_in
+from shared.storage import FOLDER_FINAL, ORDER_FOLDERS
+
+bp = Blueprint("staff", __name__, url_prefix="/staff")
+
+
+def _settings():
+    return current_app.config["PTPORTAL_SETTINGS"]
+
+
+def _login_limit() -> str:
+    return f"{_settings().portal.login_attempts_per_minute} per minute"
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"])
+def login():
+    """Staff sign-in (separate from customers', same protections)."""
+    if current_user.is_authenticated and current_user.is_staff:
+        return redirect(url_for("staff.index"))
+    error = None
+    username = request.form.get("username", "")
+    if request.method == "POST":
+        password = request.form.get("password", "")
+        vault = current_app.extensions["ptportal.vault"]
+        staff = staff_sign_in(vault, username, password) if len(password) <= 1024 else None
+        if staff is not None:
+            key = start_session(_settings().portal.session_hours, staff=staff)
+            begin_session(StaffMember(staff, key))
+            return redirect(safe_next(request.args.get("next")))
+        error = _("Username or password is not correct.")
+    status = 401 if error else 200
+    return render_template("staff/login.html", error=error, username=username), status
+
+
+def _page_number() -> int:
+    try:
+        return max(1, int(request.args.get("page", "1")))
+    except ValueError:
+        return 1
+
+
+@bp.get("/")
+@staff_required
+def index():
+    """The backlog (waiting, held, rejected files) and all orders, searchable."""
+    query = request.args.get("q", "")
+    page = search_orders(None, query, _page_number())
+    context = {"page": page, "query": query, "states": order_states(page.items)}
+    if request.headers.get("HX-Request"):
+        return render_template("staff/_order_list.html", **context)
+    return render_template("staff/index.html", backlog=backlog(), **context)
+
+
+def _order(project_no: str) -> Order:
+    order = Order.get_or_none(Order.project_no == project_no)
+    if order is None:
+        abort(404)
+    return order
+
+
+@bp.get("/orders/<project_no>")
+@staff_required
+def show_order(project_no: str):
+    """An order's folders as staff see them, with upload into In Bearbeitung and Final."""
+    order = _order(project_no)
+    folder = request.args.get("folder", FOLDER_FINAL)
+    if folder not in STAFF_FOLDERS:
+        folder = FOLDER_FINAL
+    events = (
+        FileEvent.select(FileEvent, OrderFile)
+        .join(OrderFile)
+        .where(OrderFile.order == order)
+        .order_by(FileEvent.created_at.desc())
+        .limit(50)
+    )
+    settings = _settings()
+    return render_template(
+        "staff/order.html",
+        order=order,
+        folders=files_by_folder(order),
+        polling=has_open_files(order),
+        folder_names=ORDER_FOLDERS,
+        upload_folders=STAFF_FOLDERS,
+        folder=folder,
+        events=list(events),
+        max_upload_bytes=settings.portal.max_upload_bytes,
+        chunk_bytes=settings.portal.upload_chunk_bytes,
+        **STAFF_LISTING,
+    )
+
+
+STAFF_LISTING = {
+    "files_endpoint": "staff.files",
+    "download_endpoint": "staff.download",
+    "staff_view": True,
+}
+
+
+@bp.get("/orders/<project_no>/files")
+@staff_required
+def files(project_no: str):
+    """htmx: the order's folder listing for staff."""
+    order = _order(project_no)
+    return render_template(
+        "orders/_files.html",
+        order=order,
+        folders=files_by_folder(order),
+        polling=has_open_files(order),
+        folder_names=ORDER_FOLDERS,
+        **STAFF_LISTING,
+    )
+
+
+def _file(file_id: int) -> OrderFile:
+    file = OrderFile.get_or_none(OrderFile.id == file_id)
+    if file is None:
+        abort(404)
+    return file
+
+
+@bp.get("/orders/<project_no>/files/<int:file_id>")
+@staff_required
+def download(project_no: str, file_id: int):
+    """Download any clean file, or a held one to look at before releasing it."""
+    file = _file(file_id)
+    if file.order.project_no != project_no or file.state not in (
+        OrderFile.STATE_CLEAN,
+        OrderFile.STATE_TOO_LARGE,
+    ):
+        abort(404)
+    return send_stored_file(file)
+
+
+@bp.post("/files/<int:file_id>/release")
+@staff_required
+def release(file_id: int):
+    """Hand on a file too large to scan; the staff user and time are recorded."""
+    file = _file(file_id)
+    try:
+        release_held(_settings(), file, current_user.staff)
+        flash(
+            _("%(name)s was released into %(folder)s.", name=file.display_name, folder=file.folder)
+        )
+    except Conflict:
+        flash(_("This file cannot be released (any more)."))
+    return redirect(safe_next(request.form.get("back")))
+
+
+@bp.post("/files/<int:file_id>/discard")
+@staff_required
+def discard(file_id: int):
+    """Delete a held or rejected file for good."""
+    file = _file(file_id)
+    try:
+        discard_held(_settings(), file, current_user.staff)
+        flash(_("%(name)s was deleted.", name=file.display_name))
+    except Conflict:
+        flash(_("This file cannot be deleted here."))
+    return redirect(safe_next(request.form.get("back")))

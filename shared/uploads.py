@@ -1,0 +1,400 @@
+"""Receiving uploads into the staging area, chunk by chunk, resumable (tus 1.0 semantics).
+
+A file is announced with its name and size (``start_upload``), then its bytes
+arrive in any number of requests, each continuing exactly where the bytes on
+disk end (``append_chunk``). Every piece goes straight to the staging file and
+into a running SHA-256, so memory stays flat whatever the size and the hash
+costs no second pass. The staging area lies outside the order folders: nothing
+downstream sees a file before it is complete and scanned (``shared.intake``).
+
+The running hashes live in this process. Another gunicorn worker, or this one
+after a restart, rebuilds a hash from the bytes on disk once and carries on.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import logging
+import os
+import shutil
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from shared.clock import utcnow
+from shared.config import Settings
+from shared.db import write_transaction
+from shared.errors import Conflict, Invalid, NotFound, ServiceError
+from shared.filenames import check_upload_name
+from shared.models import Order, OrderFile, PortalLogin, StaffUser
+from shared.storage import FOLDER_INCOMING, ORDER_FOLDERS
+from shared.tokens import new_token
+
+log = logging.getLogger(__name__)
+
+PIECE_BYTES = 1024 * 1024
+# Room left on the staging disk beyond the announced size, for everything else on it.
+FREE_SPACE_MARGIN = 256 * 1024 * 1024
+
+_sync_data = getattr(os, "fdatasync", os.fsync)
+
+
+class NotAllowed(ServiceError):
+    """The login may not upload here (inactive, portal off, another customer, another folder)."""
+
+
+class TooLarge(Invalid):
+    """The announced size is over the configured limit; ``limit`` is that limit in bytes."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__("size", f"the file is larger than the limit of {human_size(limit)}")
+        self.limit = limit
+
+
+class EmptyFile(Invalid):
+    """A file of 0 bytes: nothing to print."""
+
+    def __init__(self) -> None:
+        super().__init__("size", "the file is empty")
+
+
+class NoSpace(ServiceError):
+    """The staging disk has no room for the announced size right now."""
+
+
+class UploadBusy(Conflict):
+    """Another request is writing this upload right now."""
+
+    def __init__(self) -> None:
+        super().__init__("upload busy: another request is sending this file")
+
+
+class OffsetMismatch(Conflict):
+    """The request continues at another byte than the server has; ``offset`` is the right one."""
+
+    def __init__(self, offset: int, requested: int) -> None:
+        super().__init__(f"upload offset {requested} does not match the {offset} bytes received")
+        self.offset = offset
+
+
+class UploadClosed(Conflict):
+    """The upload is complete (or gone) and takes no more bytes."""
+
+
+def size_in_units(size: int) -> tuple[float, str]:
+    """``(20.0, "GiB")`` for 20 GiB: the largest binary unit the size fills at least once."""
+    for unit, factor in (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if size >= factor:
+            return size / factor, unit
+    return float(size), "bytes"
+
+
+def human_size(size: int) -> str:
+    """``20 GiB``, ``1.5 GiB``, ``300 MiB``, ``512 bytes``."""
+    value, unit = size_in_units(size)
+    return f"{value:.1f}".removesuffix(".0") + f" {unit}"
+
+
+def staging_path(settings: Settings, file: OrderFile) -> Path:
+    """Where the bytes of ``file`` are kept until it is scanned."""
+    if not file.upload_key:
+        raise NotFound(f"file {file.id} has no staging file")
+    return settings.storage.staging_root / f"{file.upload_key}.part"
+
+
+def is_complete(file: OrderFile) -> bool:
+    """True once every announced byte has arrived."""
+    return file.received_at is not None
+
+
+def check_upload_size(settings: Settings, size: int) -> None:
+    """Refuse an empty file or one over the configured limit, before any byte is sent."""
+    if size <= 0:
+        raise EmptyFile()
+    if size > settings.portal.max_upload_bytes:
+        raise TooLarge(settings.portal.max_upload_bytes)
+
+
+def _check_uploader(order: Order, login: PortalLogin | None, folder: str) -> None:
+    """Customers upload into their own orders' Eingehend with an active login; staff anywhere."""
+    if login is None:
+        if folder not in ORDER_FOLDERS:
+            raise Invalid("folder", "one of " + ", ".join(ORDER_FOLDERS))
+        return
+    if folder != FOLDER_INCOMING:
+        raise NotAllowed(f"customers upload into {FOLDER_INCOMING} only")
+    login = PortalLogin.get_by_id(login.id)  # the state as of now, inside the transaction
+    if login.customer_id != order.customer_id:
+        raise NotAllowed("the order belongs to another customer")
+    if not login.is_active or not order.customer.portal_enabled:
+        raise NotAllowed("the portal login is not active")
+
+
+def _check_free_space(root: Path, size: int) -> None:
+    free = shutil.disk_usage(root).free
+    if free < size + FREE_SPACE_MARGIN:
+        raise NoSpace(f"the staging area has {human_size(free)} free, not enough for this file")
+
+
+def start_upload(
+    settings: Settings,
+    order: Order,
+    display_name: str,
+    size: int,
+    login: PortalLogin | None = None,
+    staff: StaffUser | None = None,
+    folder: str = FOLDER_INCOMING,
+) -> OrderFile:
+    """Announce a file: check name and size, create its row and its empty staging file."""
+    display_name = check_upload_name(display_name)
+    check_upload_size(settings, size)
+    root = settings.storage.staging_root
+    root.mkdir(parents=True, exist_ok=True)
+    _check_free_space(root, size)
+    with write_transaction():
+        _check_uploader(order, login, folder)
+        file = OrderFile.create(
+            order=order,
+            folder=folder,
+            display_name=display_name,
+            size=size,
+            state=OrderFile.STATE_UPLOADING,
+            upload_key=new_token(),
+            uploaded_by_login=login,
+            uploaded_by_staff=staff,
+        )
+        # Created inside the transaction: if this fails there is no row without a file.
+        os.close(os.open(staging_path(settings, file), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640))
+    log.info("upload %s of %d bytes started for order %s", file.id, size, order.project_no)
+    return file
+
+
+@dataclass
+class _RunningHash:
+    digest: Any  # hashlib's sha256 object
+    offset: int
+
+
+class HashCache:
+    """The running SHA-256 of each upload in this process, with the offset it covers."""
+
+    # Abandoned uploads must not grow the cache for ever; a dropped entry is rebuilt.
+    MAX_ENTRIES = 1000
+
+    def __init__(self) -> None:
+        self._entries: OrderedDict[str, _RunningHash] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def take(self, key: str) -> _RunningHash | None:
+        with self._lock:
+            return self._entries.pop(key, None)
+
+    def put(self, key: str, running: _RunningHash) -> None:
+        with self._lock:
+            self._entries[key] = running
+            while len(self._entries) > self.MAX_ENTRIES:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def __contains__(self, key: str) -> bool:
+        with self._lock:
+            return key in self._entries
+
+
+hash_cache = HashCache()
+
+
+def _hash_of_disk(descriptor: int, length: int) -> _RunningHash:
+    """Hash the first ``length`` bytes on disk: the one extra pass after a worker switch."""
+    digest = hashlib.sha256()
+    position = 0
+    while position < length:
+        piece = os.pread(descriptor, min(PIECE_BYTES, length - position), position)
+        if not piece:
+            break
+        digest.update(piece)
+        position += len(piece)
+    return _RunningHash(digest, position)
+
+
+def _lock(descriptor: int) -> None:
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise UploadBusy() from None
+
+
+def _open_staging(settings: Settings, file: OrderFile) -> int:
+    try:
+        return os.open(staging_path(settings, file), os.O_RDWR | os.O_APPEND)
+    except FileNotFoundError:
+        raise UploadClosed("the upload is no longer open") from None
+
+
+def _write_all(descriptor: int, data: bytes) -> None:
+    view = memoryview(data)
+    try:
+        while view:
+            view = view[os.write(descriptor, view) :]
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise NoSpace("the staging area is full") from None
+        raise
+
+
+def _receive(
+    descriptor: int, stream: BinaryIO, running: _RunningHash, limit: int, file_id: int
+) -> None:
+    """Copy up to ``limit`` bytes from ``stream`` to disk and hash; stop where the body ends."""
+    remaining = limit
+    while remaining > 0:
+        try:
+            piece = stream.read(min(PIECE_BYTES, remaining))
+        except Exception as exc:
+            # Whatever the stream raises (client gone, reset, timeout), the body is over:
+            # keep every byte already written so the client can resume after them.
+            log.info("upload %s: body broke off (%s)", file_id, type(exc).__name__)
+            return
+        if not piece:
+            return
+        _write_all(descriptor, piece)
+        running.digest.update(piece)
+        running.offset += len(piece)
+        remaining -= len(piece)
+
+
+def _has_more(stream: BinaryIO) -> bool:
+    try:
+        return bool(stream.read(1))
+    except Exception:
+        return False
+
+
+def current_offset(settings: Settings, file: OrderFile) -> int:
+    """How many bytes the server has: the staging file's size while uploading."""
+    if file.state != OrderFile.STATE_UPLOADING:
+        return file.size
+    try:
+        return staging_path(settings, file).stat().st_size
+    except FileNotFoundError:
+        raise UploadClosed("the upload is no longer open") from None
+
+
+def append_chunk(
+    settings: Settings, file: OrderFile, offset: int, stream: BinaryIO, length: int | None
+) -> int:
+    """Write the body of one tus PATCH at ``offset``; returns the new offset.
+
+    ``length`` is the body's declared length (None when sent chunked). A body
+    that ends early keeps what arrived; the client resumes from the new offset.
+    ``file`` is updated in place, so ``is_complete(file)`` tells the caller.
+    """
+    if file.state != OrderFile.STATE_UPLOADING:
+        return _closed_offset(file, offset, length)
+    descriptor = _open_staging(settings, file)
+    try:
+        _lock(descriptor)
+        # Another worker may have finished or cancelled it before we got the lock.
+        fresh = OrderFile.get_or_none(OrderFile.id == file.id)
+        if fresh is None or fresh.state != OrderFile.STATE_UPLOADING:
+            raise UploadClosed("the upload is no longer open")
+        on_disk = os.fstat(descriptor).st_size
+        if offset != on_disk:
+            raise OffsetMismatch(on_disk, offset)
+        if length is not None and offset + length > file.size:
+            raise Invalid("body", f"more data than the announced {file.size} bytes")
+        running = _running_hash(file.upload_key, descriptor, on_disk)
+        try:
+            _receive(descriptor, stream, running, file.size - offset, file.id)
+        finally:
+            # Kept even after an error: its offset says which bytes it covers.
+            hash_cache.put(file.upload_key, running)
+        if length is not None and running.offset < offset + length:
+            log.info("upload %s: %d of %d bytes arrived", file.id, running.offset - offset, length)
+        complete = running.offset == file.size
+        too_much = complete and length is None and _has_more(stream)
+        # The offset we answer must survive a crash, or a resumed file would have a hole.
+        (os.fsync if complete else _sync_data)(descriptor)
+        if too_much:
+            _record_progress(file, running.offset)
+            raise Invalid("body", f"more data than the announced {file.size} bytes")
+        if complete:
+            _finish(file, running)
+        else:
+            _record_progress(file, running.offset)
+        return running.offset
+    finally:
+        os.close(descriptor)  # also releases the lock, after the database says where we are
+
+
+def _closed_offset(file: OrderFile, offset: int, length: int | None) -> int:
+    """A repeated final PATCH (its answer was lost) is fine; anything else is a mismatch."""
+    if offset == file.size and not length:
+        return file.size
+    raise OffsetMismatch(file.size, offset)
+
+
+def _running_hash(key: str, descriptor: int, on_disk: int) -> _RunningHash:
+    running = hash_cache.take(key)
+    if running is not None and running.offset == on_disk:
+        return running
+    if on_disk == 0:
+        return _RunningHash(hashlib.sha256(), 0)
+    log.info("upload %s: rebuilding the running hash from %d bytes on disk", key[:6], on_disk)
+    return _hash_of_disk(descriptor, on_disk)
+
+
+def _record_progress(file: OrderFile, received: int) -> None:
+    with write_transaction():
+        OrderFile.update(received_bytes=received).where(
+            (OrderFile.id == file.id) & (OrderFile.state == OrderFile.STATE_UPLOADING)
+        ).execute()
+    file.received_bytes = received
+
+
+def _finish(file: OrderFile, running: _RunningHash) -> None:
+    """Every byte is there: keep the hash and hand the file to the scanner."""
+    hash_cache.take(file.upload_key)
+    file.received_bytes = file.size
+    file.sha256 = running.digest.hexdigest()
+    file.received_at = utcnow()
+    file.state = OrderFile.STATE_SCANNING
+    with write_transaction():
+        file.save(
+            only=[
+                OrderFile.received_bytes,
+                OrderFile.sha256,
+                OrderFile.received_at,
+                OrderFile.state,
+            ]
+        )
+    log.info("upload %s complete: %d bytes, sha256 %s", file.id, file.size, file.sha256)
+
+
+def abort_upload(settings: Settings, file: OrderFile) -> None:
+    """Cancel an unfinished upload: its staging file and its row go (tus termination)."""
+    if file.state != OrderFile.STATE_UPLOADING:
+        raise UploadClosed("the upload is complete and cannot be cancelled")
+    descriptor = _open_staging(settings, file)
+    try:
+        _lock(descriptor)
+        with write_transaction():
+            deleted = (
+                OrderFile.delete()
+                .where((OrderFile.id == file.id) & (OrderFile.state == OrderFile.STATE_UPLOADING))
+                .execute()
+            )
+            if not deleted:
+                raise UploadClosed("the upload is complete and cannot be cancelled")
+            staging_path(settings, file).unlink(missing_ok=True)
+    finally:
+        os.close(descriptor)
+    hash_cache.take(file.upload_key)
+    log.info("upload %s cancelled", file.id)

@@ -1,0 +1,41 @@
+"""A customer with an order and received files, for tests below the web layer."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from conftest import base_sections, write_ini
+
+from shared.config import load_settings
+from shared.customers import upsert_customer
+from shared.db import bind_database, database, write_transaction
+from shared.models import Order, OrderFile, StaffUser
+from shared.schema import init_database
+from shared.storage import create_order_folders
+from shared.uploads import append_chunk, start_upload
+
+
+@pytest.fixture(name="world")
+def world_fixture(tmp_path, clamd):
+    """Settings pointing at the test clamd, a customer with an order and its folders."""
+    sections = base_sections(
+        2525, clamav={"address": clamd.address, "clamd_conf": clamd.conf, "timeout_seconds": 10}
+    )
+    settings = load_settings(write_ini(tmp_path, sections))
+    bind_database(settings.database.url)
+    init_database("Testdruck")
+    with write_transaction():
+        customer, _ = upsert_customer("K1", name="Kunde", email="k1@example.com")
+        order = Order.create(project_no="A1", customer=customer, folders_created=True)
+        staff = StaffUser.create(username="anna", name="Anna")
+    create_order_folders(settings.storage.order_root, "K1", "A1")
+    yield settings, order, staff
+    database.close()
+
+
+def received(settings, order, name: str, data: bytes) -> OrderFile:
+    """A file uploaded completely into the staging area, as the tus endpoint leaves it."""
+    file = start_upload(settings, order, name, len(data))
+    append_chunk(settings, file, 0, io.BytesIO(data), len(data))
+    return OrderFile.get_by_id(file.id)

@@ -1,0 +1,72 @@
+"""The README's run command: `ptportal demo` starts everything and prints a working link."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import threading
+import urllib.request
+from queue import Empty, Queue
+
+from smtp_helpers import free_port
+
+
+def read_lines(stream, lines: Queue) -> None:
+    for line in stream:
+        lines.put(line)
+
+
+def test_demo_prints_an_activation_link_that_opens_the_password_form(tmp_path):
+    port, mail_port = free_port(), free_port()
+    demo = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "portal",
+            "demo",
+            "--dir",
+            str(tmp_path / "demo"),
+            "--port",
+            str(port),
+            "--mail-port",
+            str(mail_port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: Queue = Queue()
+    threading.Thread(target=read_lines, args=(demo.stdout, lines), daemon=True).start()
+    output = []
+    link = None
+    try:
+        while link is None:
+            try:
+                line = lines.get(timeout=60)
+            except Empty:
+                break
+            output.append(line)
+            match = re.search(r"Activation link:\s+(\S+)", line)
+            link = match.group(1) if match else None
+        assert link, "".join(output)
+        assert link.startswith(f"http://127.0.0.1:{port}/activate/")
+        page = urllib.request.urlopen(link, timeout=10).read().decode()
+        assert 'name="password"' in page
+        assert "k10001" in page
+        text = "".join(output)
+        assert "admin /" in text
+        assert list((tmp_path / "demo" / "mail").glob("*.eml"))
+        assert (
+            tmp_path / "demo" / "data" / "orders" / "K10001" / "A2026-0001" / "Eingehend"
+        ).is_dir()
+    finally:
+        demo.send_signal(signal.SIGTERM)
+        demo.wait(timeout=30)
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=2)
+        stopped = False
+    except OSError:
+        stopped = True
+    assert stopped, "the portal still answers after the demo stopped"

@@ -1,0 +1,428 @@
+"""Signing in and out: sessions on the server, Argon2id hashes, cookies, headers, rate limits."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from argon2 import extract_parameters
+from conftest import CHEAP_ARGON2, activation_link_in, base_sections, csrf_from, write_ini
+
+from shared.accounts import set_login_state
+from shared.config import load_settings
+from shared.db import database
+from shared.models import Activation, PortalLogin, PortalSession
+
+BASE_URL = "http://portal.test"
+GOOD_PASSWORD = "correct horse battery staple"
+NEW_PASSWORD = "a second long passphrase"
+COOKIE = "ptportal_session"
+EXPENSIVE_ARGON2 = {
+    "security": {"argon2_time_cost": "10", "argon2_memory_kib": "65536", "argon2_parallelism": "1"}
+}
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+
+@pytest.fixture
+def ini_overrides(request) -> dict[str, dict[str, object]]:
+    """client.ini changes for one test: ``parametrize("ini_overrides", [...], indirect=True)``."""
+    return getattr(request, "param", {})
+
+
+@pytest.fixture
+def username(client, api, mailserver) -> str:
+    """A customer whose portal login has ``GOOD_PASSWORD``; signed out again."""
+    customer = {"customer_no": "K1", "name": "Kunde", "email": "k1@example.com"}
+    api.post("/customers", customer | {"portal_enabled": True})
+    api.post("/orders", {"project_no": "A1", "customer_no": "K1"})
+    assert set_password(client, activation_link_in(mailserver), GOOD_PASSWORD).status_code == 302
+    return "k1"
+
+
+def set_password(client, link: str, password: str):
+    path = link.removeprefix(BASE_URL)
+    token = csrf_from(client.get(path).text)
+    form = {"csrf_token": token, "password": password, "password_confirm": password}
+    return client.post(path, data=form)
+
+
+def sign_in(client, username: str, password: str, query: str = "", **kwargs):
+    token = csrf_from(client.get("/login").text)
+    form = {"csrf_token": token, "username": username, "password": password}
+    return client.post(f"/login{query}", data=form, **kwargs)
+
+
+def sign_out(client):
+    token = csrf_from(client.get("/orders").text)
+    return client.post("/logout", data={"csrf_token": token})
+
+
+def cookie_value(client) -> str:
+    cookie = client.get_cookie(COOKIE)
+    return cookie.value if cookie else ""
+
+
+def client_with_cookie(app, value: str):
+    other = app.test_client()
+    other.set_cookie(COOKIE, value)
+    return other
+
+
+def is_signed_in(client) -> bool:
+    response = client.get("/orders")
+    assert response.status_code in (200, 302)
+    return response.status_code == 200
+
+
+def login_row(username: str = "k1") -> PortalLogin:
+    return PortalLogin.get(PortalLogin.username == username)
+
+
+def error_of(html: str) -> str:
+    match = re.search(r'id="login-error">([^<]*)<', html)
+    assert match, "no error on the page"
+    return match.group(1)
+
+
+# Signing in
+
+
+def test_sign_in_redirects_and_marks_the_activation_once(client, username):
+    activation = Activation.get(Activation.login == login_row())
+    assert (activation.checked, activation.updated) == (0, None)
+
+    response = sign_in(client, username, GOOD_PASSWORD)
+
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/"
+    assert is_signed_in(client)
+    first = Activation.get(Activation.login == login_row())
+    assert first.checked == 1
+    assert first.updated is not None
+
+    sign_out(client)
+    assert sign_in(client, username, GOOD_PASSWORD).status_code == 302
+    assert Activation.get(Activation.login == login_row()).updated == first.updated
+
+
+def test_wrong_password_and_unknown_username_look_the_same(client, username):
+    wrong = sign_in(client, username, "not the password at all")
+    unknown = sign_in(client, "nobody", "not the password at all")
+
+    assert wrong.status_code == unknown.status_code == 401
+    assert error_of(wrong.text) == error_of(unknown.text)
+    assert not is_signed_in(client)
+    activation = Activation.get(Activation.login == login_row())
+    assert activation.checked == 0
+
+
+def test_username_is_matched_without_surrounding_spaces(client, username):
+    assert sign_in(client, f"  {username} ", GOOD_PASSWORD).status_code == 302
+
+
+def test_inactive_login_cannot_sign_in_and_its_sessions_end(client, app, settings, username):
+    sign_in(client, username, GOOD_PASSWORD)
+    assert is_signed_in(client)
+
+    set_login_state(settings, login_row(), PortalLogin.STATE_INACTIVE)
+
+    assert not is_signed_in(client)
+    assert PortalSession.select().count() == 0
+    other = app.test_client()
+    response = sign_in(other, username, GOOD_PASSWORD)
+    assert response.status_code == 401
+    assert "deactivated" in error_of(response.text)
+    assert not is_signed_in(other)
+
+
+def test_stored_hash_is_argon2id_with_the_configured_parameters(username):
+    stored = login_row().password_hash
+
+    assert stored.startswith("$argon2id$")
+    parameters = extract_parameters(stored)
+    assert parameters.time_cost == int(CHEAP_ARGON2["argon2_time_cost"])
+    assert parameters.memory_cost == int(CHEAP_ARGON2["argon2_memory_kib"])
+    assert parameters.parallelism == int(CHEAP_ARGON2["argon2_parallelism"])
+    assert GOOD_PASSWORD not in stored
+
+
+def test_hash_is_upgraded_at_sign_in_when_the_parameters_change(
+    settings, username, tmp_path, mailserver
+):
+    from portal import create_app
+    from shared.worker import BackgroundTasks
+
+    old_hash = login_row().password_hash
+    stronger = {"argon2_time_cost": "2", "argon2_memory_kib": "128", "argon2_parallelism": "1"}
+    second_dir = tmp_path / "second"
+    second_dir.mkdir()
+    sections = base_sections(
+        mailserver.port, database={"url": settings.database.url}, security=stronger
+    )
+    second = load_settings(write_ini(second_dir, sections))
+    assert second.database.url == settings.database.url
+    database.close()
+    upgraded_app = create_app(second, tasks=BackgroundTasks(second, immediate=True))
+
+    response = sign_in(upgraded_app.test_client(), username, GOOD_PASSWORD)
+
+    assert response.status_code == 302
+    new_hash = login_row().password_hash
+    assert new_hash != old_hash
+    parameters = extract_parameters(new_hash)
+    assert (parameters.time_cost, parameters.memory_cost) == (2, 128)
+    assert sign_in(upgraded_app.test_client(), username, GOOD_PASSWORD).status_code == 302
+    assert login_row().password_hash == new_hash
+
+
+def test_password_over_1_kib_is_refused_at_sign_in(client, username):
+    response = sign_in(client, username, "x" * 1025)
+
+    assert response.status_code == 401
+    assert not is_signed_in(client)
+
+
+@pytest.mark.parametrize("ini_overrides", [EXPENSIVE_ARGON2], indirect=True)
+def test_password_over_1_kib_is_not_hashed_at_sign_in(app, client):
+    started = time.perf_counter()
+    assert sign_in(client, "nobody", "a normal wrong password").status_code == 401
+    one_check = time.perf_counter() - started
+
+    started = time.perf_counter()
+    assert sign_in(client, "nobody", "x" * 1025).status_code == 401
+    elapsed = time.perf_counter() - started
+
+    assert elapsed < one_check / 2, (elapsed, one_check)
+
+
+# Signing out and server-side sessions
+
+
+def test_logout_needs_post_with_csrf(client, username):
+    sign_in(client, username, GOOD_PASSWORD)
+
+    assert client.get("/logout").status_code == 405
+    assert client.post("/logout").status_code == 400
+    assert is_signed_in(client)
+    response = sign_out(client)
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/login"
+    assert not is_signed_in(client)
+
+
+def test_copied_cookie_stops_working_after_logout(client, app, username):
+    sign_in(client, username, GOOD_PASSWORD)
+    copied = cookie_value(client)
+    assert is_signed_in(client_with_cookie(app, copied))
+
+    sign_out(client)
+
+    response = client_with_cookie(app, copied).get("/orders")
+    assert response.status_code == 302
+    assert urlsplit(response.headers["Location"]).path == "/login"
+    assert PortalSession.select().count() == 0
+
+
+def test_new_password_by_link_ends_the_other_sessions(client, app, username, mailserver):
+    sign_in(client, username, GOOD_PASSWORD)
+    assert is_signed_in(client)
+    other = app.test_client()
+    token = csrf_from(other.get("/activate").text)
+    other.post("/activate", data={"csrf_token": token, "username": username})
+
+    assert set_password(other, activation_link_in(mailserver), NEW_PASSWORD).status_code == 302
+
+    assert not is_signed_in(client)
+    assert sign_in(other, username, GOOD_PASSWORD).status_code == 401
+    assert sign_in(other, username, NEW_PASSWORD).status_code == 302
+
+
+def test_session_is_rotated_at_sign_in(client, app, username):
+    old_csrf = csrf_from(client.get("/login").text)
+    before = cookie_value(client)
+    assert before
+
+    sign_in(client, username, GOOD_PASSWORD)
+
+    after = cookie_value(client)
+    assert after != before
+    assert not is_signed_in(client_with_cookie(app, before))
+    # Nothing from the anonymous session survives, not even its CSRF secret.
+    assert client.post("/logout", data={"csrf_token": old_csrf}).status_code == 400
+    assert is_signed_in(client)
+    sign_out(client)
+    sign_in(client, username, GOOD_PASSWORD)
+    assert cookie_value(client) != after
+    assert PortalSession.select().count() == 1
+
+
+def test_flask_limiter_counts_do_not_leak_into_the_next_app(settings, client, username):
+    from portal import create_app
+    from shared.worker import BackgroundTasks
+
+    limit = settings.portal.login_attempts_per_minute
+    for _ in range(limit):
+        sign_in(client, username, "wrong password here")
+    assert sign_in(client, username, GOOD_PASSWORD).status_code == 429
+
+    fresh = create_app(settings, tasks=BackgroundTasks(settings, immediate=True))
+
+    assert sign_in(fresh.test_client(), username, GOOD_PASSWORD).status_code == 302
+
+
+# Cookies and headers
+
+
+def set_cookie_headers(response) -> list[str]:
+    return [value for value in response.headers.getlist("Set-Cookie") if value.startswith(COOKIE)]
+
+
+def test_session_cookie_is_httponly_and_lax_but_not_secure_over_http(client, username):
+    response = sign_in(client, username, GOOD_PASSWORD)
+
+    (header,) = set_cookie_headers(response)
+    assert "HttpOnly" in header
+    assert "SameSite=Lax" in header
+    assert "Secure" not in header
+
+
+@pytest.mark.parametrize(
+    "ini_overrides", [{"portal": {"base_url": "https://portal.test"}}], indirect=True
+)
+def test_session_cookie_is_secure_when_the_base_url_is_https(client):
+    response = client.get("/login", base_url="https://portal.test")
+
+    (header,) = set_cookie_headers(response)
+    assert "Secure" in header
+    assert "HttpOnly" in header
+    assert "SameSite=Lax" in header
+
+
+def assert_security_headers(response) -> None:
+    assert response.mimetype == "text/html"
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    policy = response.headers["Content-Security-Policy"]
+    directives = {part.split()[0]: part.split()[1:] for part in policy.split("; ")}
+    assert directives["script-src"] == ["'self'"]
+    assert "'unsafe-inline'" not in policy
+    assert "'unsafe-eval'" not in policy
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/login", "/activate", "/activate/no-such-token", "/no-such-page", "/", "/?lang=en"],
+)
+def test_html_responses_carry_the_security_headers(client, username, path):
+    for signed_in in (False, True):
+        if signed_in:
+            sign_in(client, username, GOOD_PASSWORD)
+        response = client.get(path)
+        if response.status_code == 302:
+            continue
+        assert_security_headers(response)
+
+
+def test_error_pages_carry_the_security_headers(client, username):
+    assert_security_headers(client.post("/login", data={}))
+    failed = sign_in(client, username, "wrong password here")
+    assert failed.status_code == 401
+    assert_security_headers(failed)
+
+
+def template_files() -> list[Path]:
+    return sorted(TEMPLATES.rglob("*.html"))
+
+
+@pytest.mark.parametrize("template", template_files(), ids=lambda path: path.name)
+def test_templates_have_no_inline_scripts_or_handlers(template):
+    html = template.read_text("utf-8")
+
+    for match in re.finditer(r"<script\b([^>]*)>(.*?)</script>", html, re.DOTALL | re.I):
+        attributes, body = match.groups()
+        assert "src=" in attributes, f"inline script in {template.name}"
+        assert not body.strip(), f"script body in {template.name}"
+    assert not re.search(r"\son[a-z]+\s*=", html, re.I), f"event handler in {template.name}"
+    assert not re.search(r"\shx-on", html, re.I), f"hx-on handler in {template.name}"
+    assert "javascript:" not in html.lower()
+    assert not re.search(r"\sstyle\s*=", html, re.I), f"inline style in {template.name}"
+
+
+@pytest.mark.parametrize("template", template_files(), ids=lambda path: path.name)
+def test_every_post_form_has_a_csrf_field(template):
+    html = template.read_text("utf-8")
+
+    for form in re.finditer(r"<form\b([^>]*)>(.*?)</form>", html, re.DOTALL | re.I):
+        attributes, body = form.groups()
+        if re.search(r'method="post"', attributes, re.I):
+            assert 'name="csrf_token"' in body, f"form without CSRF field in {template.name}"
+
+
+def test_htmx_requests_send_the_csrf_header():
+    base = (TEMPLATES / "base.html").read_text("utf-8")
+
+    assert """hx-headers='{"X-CSRFToken": "{{ csrf_token() }}"}'""" in base
+
+
+def test_login_without_csrf_token_is_refused(client, username):
+    client.get("/login")
+
+    response = client.post("/login", data={"username": username, "password": GOOD_PASSWORD})
+
+    assert response.status_code == 400
+    assert not is_signed_in(client)
+
+
+# Rate limits and redirects
+
+THREE_PER_MINUTE = {"portal": {"login_attempts_per_minute": 3}}
+
+
+@pytest.mark.parametrize("ini_overrides", [THREE_PER_MINUTE], indirect=True)
+def test_sign_in_is_rate_limited_per_address(client, username):
+    for number in range(3):
+        assert sign_in(client, f"guess-{number}", "wrong password here").status_code == 401
+
+    response = sign_in(client, username, GOOD_PASSWORD)
+
+    assert response.status_code == 429
+    assert "Too many attempts" in response.text
+    assert_security_headers(response)
+    assert not is_signed_in(client)
+
+
+@pytest.mark.parametrize("ini_overrides", [THREE_PER_MINUTE], indirect=True)
+def test_sign_in_is_rate_limited_per_username(client, username):
+    for number in range(3):
+        address = {"REMOTE_ADDR": f"10.0.0.{number}"}
+        response = sign_in(client, username, "wrong password here", environ_base=address)
+        assert response.status_code == 401
+
+    address = {"REMOTE_ADDR": "10.0.0.99"}
+    assert sign_in(client, username.upper(), GOOD_PASSWORD, environ_base=address).status_code == 429
+    other = sign_in(client, "nobody", "wrong password", environ_base={"REMOTE_ADDR": "10.0.0.98"})
+    assert other.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("//evil.example", "/"),
+        ("//evil.example/", "/"),
+        ("/\\evil.example", "/"),
+        ("https://evil.example/", "/"),
+        ("evil.example", "/"),
+        ("/?lang=en", "/?lang=en"),
+    ],
+)
+def test_next_redirects_only_to_local_paths(client, username, target, expected):
+    from urllib.parse import quote
+
+    response = sign_in(client, username, GOOD_PASSWORD, query=f"?next={quote(target)}")
+
+    assert response.status_code == 302
+    location = urlsplit(response.headers["Location"])
+    assert location.netloc in ("", "localhost")
+    assert location.path + (f"?{location.query}" if location.query else "") == expected

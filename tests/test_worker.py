@@ -1,0 +1,97 @@
+"""The background worker: a real `ptportal worker` process delivers the outbox over SMTP."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import base_sections, write_ini
+from smtp_helpers import RecordingHandler, free_port, smtp_server
+
+from shared.config import load_settings
+from shared.db import bind_database, database, write_transaction
+from shared.mail.outbox import queue_mail
+from shared.mail.templates import RenderedMail
+from shared.models import OutboxMail
+from shared.schema import init_database
+from shared.worker import BackgroundTasks
+
+
+def wait_for(condition, timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.fixture
+def worker_setup(tmp_path):
+    port = free_port()
+    ini = write_ini(
+        tmp_path,
+        base_sections(
+            port,
+            worker={"queue_url": "sqlite:///data/queue.db"},
+            smtp={"retry_first_seconds": 1, "retry_max_seconds": 1},
+        ),
+    )
+    settings = load_settings(ini)
+    bind_database(settings.database.url)
+    init_database("Testdruck")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "portal", "--config", str(ini), "worker", "--workers", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    yield settings, port
+    process.terminate()
+    output = process.communicate(timeout=15)[0]
+    database.close()
+    assert "Traceback" not in output, output
+
+
+def queue_one(settings) -> OutboxMail:
+    with write_transaction():
+        return queue_mail(
+            kind="test",
+            sender=settings.smtp.email,
+            recipients=["kunde@example.com"],
+            mail=RenderedMail("Grüße", "Hallo Welt\n", "<p>Hallo Welt</p>"),
+        )
+
+
+def status_of(mail: OutboxMail) -> str:
+    return OutboxMail.get_by_id(mail.id).status
+
+
+def test_worker_delivers_what_the_portal_enqueues(worker_setup):
+    settings, port = worker_setup
+    handler = RecordingHandler()
+    with smtp_server(handler, port=port):
+        mail = queue_one(settings)
+        BackgroundTasks(settings).deliver_soon()
+        assert wait_for(lambda: status_of(mail) == OutboxMail.STATUS_SENT)
+    assert len(handler.received) == 1
+    assert handler.received[0].message["Subject"] == "Grüße"
+    assert handler.received[0].message["Message-ID"] == mail.message_id
+
+
+def test_mail_waits_while_smtp_is_down_and_goes_out_later(worker_setup):
+    settings, port = worker_setup
+    mail = queue_one(settings)
+    BackgroundTasks(settings).deliver_soon()
+    assert wait_for(lambda: OutboxMail.get_by_id(mail.id).attempts >= 1)
+    row = OutboxMail.get_by_id(mail.id)
+    assert row.status == OutboxMail.STATUS_PENDING
+    assert row.last_error
+    handler = RecordingHandler()
+    with smtp_server(handler, port=port):
+        time.sleep(1.1)  # the configured backoff
+        BackgroundTasks(settings).deliver_soon()
+        assert wait_for(lambda: status_of(mail) == OutboxMail.STATUS_SENT)
+    assert len(handler.received) == 1
