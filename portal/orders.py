@@ -10,6 +10,7 @@ from shared.intake import file_path
 from shared.listing import files_by_folder, has_open_files, order_states, search_orders
 from shared.models import Order, OrderFile
 from shared.storage import FOLDER_INCOMING, ORDER_FOLDERS
+from shared.uploads import upload_limit
 
 bp = Blueprint("orders", __name__, url_prefix="/orders")
 
@@ -56,7 +57,7 @@ def show(project_no: str):
         polling=has_open_files(order),
         folder_names=ORDER_FOLDERS,
         upload_folder=FOLDER_INCOMING,
-        max_upload_bytes=settings.portal.max_upload_bytes,
+        max_upload_bytes=upload_limit(settings),
         chunk_bytes=settings.portal.upload_chunk_bytes,
     )
 

@@ -27,6 +27,7 @@ from shared.models import FileEvent, Order, OrderFile
 from shared.sessions import start_session
 from shared.staff import staff_sign_in
 from shared.storage import FOLDER_FINAL, ORDER_FOLDERS
+from shared.uploads import upload_limit
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 
@@ -111,7 +112,7 @@ def show_order(project_no: str):
         upload_folders=STAFF_FOLDERS,
         folder=folder,
         events=list(events),
-        max_upload_bytes=settings.portal.max_upload_bytes,
+        max_upload_bytes=upload_limit(settings),
         chunk_bytes=settings.portal.upload_chunk_bytes,
         **STAFF_LISTING,
     )

@@ -38,6 +38,7 @@ from shared.uploads import (
     is_complete,
     size_in_units,
     start_upload,
+    upload_limit,
 )
 
 bp = Blueprint("uploads", __name__)
@@ -238,7 +239,7 @@ def _tus_options() -> Response:
     response = Response(status=204)
     response.headers["Tus-Version"] = TUS_VERSION
     response.headers["Tus-Extension"] = TUS_EXTENSIONS
-    response.headers["Tus-Max-Size"] = str(_settings().portal.max_upload_bytes)
+    response.headers["Tus-Max-Size"] = str(upload_limit(_settings()))
     return response
 
 

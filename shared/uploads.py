@@ -111,12 +111,22 @@ def is_complete(file: OrderFile) -> bool:
     return file.received_at is not None
 
 
+def upload_limit(settings: Settings) -> int:
+    """The largest file accepted: the configured limit, or what clamd can scan when
+    ``oversize_policy = reject`` (then nothing is ever held as too large to scan)."""
+    limit = settings.portal.max_upload_bytes
+    if settings.clamav.oversize_policy == "reject":
+        limit = min(limit, settings.clamav.limits().largest_scannable)
+    return limit
+
+
 def check_upload_size(settings: Settings, size: int) -> None:
-    """Refuse an empty file or one over the configured limit, before any byte is sent."""
+    """Refuse an empty file or one over the limit, before any byte is sent."""
     if size <= 0:
         raise EmptyFile()
-    if size > settings.portal.max_upload_bytes:
-        raise TooLarge(settings.portal.max_upload_bytes)
+    limit = upload_limit(settings)
+    if size > limit:
+        raise TooLarge(limit)
 
 
 def _check_uploader(order: Order, login: PortalLogin | None, folder: str) -> None:

@@ -1,7 +1,7 @@
 """A real clamd for tests: Debian's clamav-daemon with tests/clamd/clamd.conf.in, offline.
 
-The database is shared/clamav/test-signatures (EICAR signatures only), so clamd starts in a fraction of a
-second. Test modules get the session fixture ``clamd`` with
+The database is shared/clamav/test-signatures (EICAR signatures only), so clamd starts
+in a fraction of a second. Test modules get the session fixture ``clamd`` with
 ``from clamd_helpers import clamd_fixture  # noqa: F401`` (a different name, so that test
 parameters called ``clamd`` do not shadow the import).
 """

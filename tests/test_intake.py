@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+from dataclasses import replace
 
+import pytest
 from clamd_helpers import EICAR
 from file_helpers import received, world_fixture  # noqa: F401 (fixture "world")
 
@@ -20,7 +22,7 @@ from shared.intake import (
 from shared.models import FileEvent, OrderFile
 from shared.scanning import ScanLimits, Scanner
 from shared.storage import FOLDER_INCOMING
-from shared.uploads import staging_path
+from shared.uploads import TooLarge, staging_path, start_upload, upload_limit
 
 
 def scanner_for(settings, clamd) -> Scanner:
@@ -125,3 +127,15 @@ def test_scanning_twice_is_harmless(world, clamd):
     again = scan_received(settings, scanner, file.id)
     assert again.state == OrderFile.STATE_CLEAN
     assert [p.name for p in folder_path(settings, file).iterdir()] == ["b.pdf"]
+
+
+def test_reject_policy_refuses_unscannable_files_before_upload(world, clamd):
+    settings, order, _ = world
+    rejecting = replace(settings, clamav=replace(settings.clamav, oversize_policy="reject"))
+    limit = clamd.limits.largest_scannable
+    assert upload_limit(rejecting) == limit
+    with pytest.raises(TooLarge) as refused:
+        start_upload(rejecting, order, "riesig.tif", limit + 1)
+    assert refused.value.limit == limit
+    assert OrderFile.select().count() == 0
+    assert start_upload(rejecting, order, "passt.tif", limit).state == OrderFile.STATE_UPLOADING
