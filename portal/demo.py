@@ -149,17 +149,25 @@ def run_demo(directory: Path, port: int, mail_port: int = MAIL_PORT) -> None:
     if clamd is None:
         raise click.ClickException("clamd is missing: run .ci/install (Debian clamav-daemon)")
     clamd_conf = write_clamd_conf(settings.clamav.clamd_conf.parent)
+    logs = directory / "logs"
+    logs.mkdir(exist_ok=True)
+
+    def start(name: str, argv: list[str]) -> subprocess.Popen:
+        with (logs / f"{name}.log").open("ab") as log_file:
+            return subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT)
+
     children = [
-        subprocess.Popen([clamd, "-c", str(clamd_conf)]),
-        subprocess.Popen(
-            [*command, "mailcatcher", "--dir", str(mail_dir), "--port", str(settings.smtp.port)]
+        start("clamd", [clamd, "-c", str(clamd_conf)]),
+        start(
+            "mail",
+            [*command, "mailcatcher", "--dir", str(mail_dir), "--port", str(settings.smtp.port)],
         ),
     ]
     try:
         _seed(settings, directory)
-        children.append(subprocess.Popen([*command, "worker"]))
+        children.append(start("worker", [*command, "worker"]))
         bind = _bind_address(settings.portal.base_url)
-        children.append(subprocess.Popen([*command, "serve", "--bind", bind]))
+        children.append(start("portal", [*command, "serve", "--bind", bind]))
         BackgroundTasks(settings).deliver_soon()
         found = _newest_link(mail_dir, started - 1, timeout=90)
         lines = [
@@ -169,6 +177,7 @@ def run_demo(directory: Path, port: int, mail_port: int = MAIL_PORT) -> None:
             f"  Staff login:       admin / {_admin_password(directory)}",
             f"  Demo customer:     {DEMO_CUSTOMER}, order {DEMO_ORDER}",
             f"  Caught mails:      {mail_dir}/*.eml",
+            f"  Logs:              {logs}/*.log",
             f"  Order folders:     {settings.storage.order_root}",
             f"  Virus scanner:     clamd on {settings.clamav.address} ({_signature_note()})",
         ]

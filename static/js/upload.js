@@ -162,6 +162,10 @@
         // 4xx are answers about the file itself (too large, not allowed): retrying cannot help.
         return status === 0 || status === 409 || status === 423 || status >= 500;
       },
+      onUploadUrlAvailable: function () {
+        // The file now exists on the server: the list shows it and polls until scanned.
+        htmx.trigger(document.body, "refresh");
+      },
       onProgress: function (sent, total) {
         item.sent = sent;
         item.rate.add(sent);
@@ -209,7 +213,6 @@
         upload.resumeFromPreviousUpload(previous[0]);
       }
       upload.start();
-      htmx.trigger(document.body, "refresh");
     });
   }
 

@@ -1,0 +1,375 @@
+"""The customer's order pages: list, search and paging, folders, live file states, downloads."""
+
+from __future__ import annotations
+
+import base64
+import re
+from pathlib import Path
+
+import pytest
+from clamd_helpers import EICAR
+from portal_helpers import SignedIn, customer_with_order, signed_in_customer
+
+from shared.accounts import set_login_state
+from shared.db import write_transaction
+from shared.intake import files_to_scan, make_scanner, scan_received
+from shared.models import FileEvent, Order, OrderFile, PortalLogin
+from shared.storage import FOLDER_INCOMING, ORDER_FOLDERS, order_dir
+from shared.uploads import append_chunk, start_upload
+
+TUS = {"Tus-Resumable": "1.0.0"}
+CHUNK_TYPE = "application/offset+octet-stream"
+HTMX = {"HX-Request": "true"}
+PDF = b"%PDF-1.7\n" + bytes(range(256)) * 8  # 2,057 bytes, clean
+
+
+@pytest.fixture
+def ini_overrides(clamd) -> dict[str, dict[str, object]]:
+    """The app scans with the test session's real clamd."""
+    return {"clamav": {"address": clamd.address, "clamd_conf": clamd.conf, "timeout_seconds": 10}}
+
+
+@pytest.fixture
+def customer(client, api, mailserver) -> SignedIn:
+    return signed_in_customer(client, api, mailserver, "K1", "A1")
+
+
+# Helpers shared with test_staff.py: tus as tus-js-client speaks it, and what ends up on disk.
+
+
+def announce(client, headers: dict[str, str], project_no: str, name: str, size: int, **query):
+    """tus creation: POST /orders/<no>/uploads (``query`` e.g. ``folder="Final"`` for staff)."""
+    encoded = base64.b64encode(name.encode()).decode()
+    headers = TUS | headers | {"Upload-Length": str(size), "Upload-Metadata": f"filename {encoded}"}
+    return client.post(f"/orders/{project_no}/uploads", headers=headers, query_string=query)
+
+
+def upload(client, headers: dict[str, str], project_no: str, name: str, data: bytes, **query):
+    """A whole tus upload in one PATCH; the test app scans at once. Returns the file's row."""
+    response = announce(client, headers, project_no, name, len(data), **query)
+    assert response.status_code == 201, response.text
+    location = response.headers["Location"]
+    response = client.patch(
+        location,
+        data=data,
+        headers=TUS | headers | {"Upload-Offset": "0"},
+        content_type=CHUNK_TYPE,
+    )
+    assert response.status_code == 204, response.text
+    return OrderFile.get(OrderFile.upload_key == location.rsplit("/", 1)[1])
+
+
+def folder_files(settings, folder: str, customer_no: str = "K1", project_no: str = "A1"):
+    """Names of the files in one of the order's folders on disk."""
+    directory = order_dir(settings.storage.order_root, customer_no, project_no) / folder
+    return sorted(path.name for path in directory.iterdir()) if directory.is_dir() else []
+
+
+def all_files(root: Path) -> list[Path]:
+    return sorted(path for path in root.rglob("*") if path.is_file()) if root.exists() else []
+
+
+def row_of(html: str, file: OrderFile) -> str:
+    """The table row of ``file`` in a file list."""
+    match = re.search(rf'<tr id="file-{file.id}".*?</tr>', html, re.S)
+    assert match, f"file {file.id} is not listed"
+    return match.group(0)
+
+
+def folder_section(html: str, folder: str) -> str:
+    """The ``<section>`` of one folder in the file list."""
+    match = re.search(rf"<h2[^>]*>{folder}</h2>.*?</section>", html, re.S)
+    assert match, f"no section for {folder}"
+    return match.group(0)
+
+
+def files_trigger(html: str) -> str:
+    """The ``hx-trigger`` of the file list: when htmx reloads it."""
+    return re.search(r'<div id="files"[^>]*hx-trigger="([^"]*)"', html).group(1)
+
+
+def without_csrf(html: str) -> str:
+    """The page without its CSRF tokens, which carry a timestamp."""
+    return re.sub(r'(value="|"X-CSRFToken": ")[\w.-]+', r"\1…", html)
+
+
+def download_url(file: OrderFile) -> str:
+    return f"/orders/{file.order.project_no}/files/{file.id}"
+
+
+def add_order(api, project_no: str, customer_no: str = "K1", **fields) -> None:
+    response = api.post("/orders", {"project_no": project_no, "customer_no": customer_no} | fields)
+    assert response.status_code == 201, response.text
+
+
+def foreign_file(settings, project_no: str = "B1", username: str = "k2") -> OrderFile:
+    """A clean file uploaded by another customer into their own order."""
+    order = Order.get(Order.project_no == project_no)
+    login = PortalLogin.get(PortalLogin.username == username)
+    file = start_upload(settings, order, "fremd.pdf", len(PDF), login=login)
+    append_chunk(settings, file, 0, _Body(PDF), len(PDF))
+    file = scan_received(settings, make_scanner(settings), file.id)
+    assert file.state == OrderFile.STATE_CLEAN
+    return file
+
+
+class _Body:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def read(self, size: int) -> bytes:
+        piece, self.data = self.data[:size], self.data[size:]
+        return piece
+
+
+# The order list
+
+
+def test_the_list_shows_number_job_description_due_date_and_state(client, api, customer):
+    add_order(api, "A2", job_description="Flyer A5, 4/4-farbig", due_date="2026-12-31")
+    upload(client, customer.headers, "A2", "flyer.pdf", PDF)
+
+    html = client.get("/orders").text
+
+    row = re.search(r"<tr>\s*<td><a href=\"/orders/A2\">A2</a>.*?</tr>", html, re.S).group(0)
+    assert "Flyer A5, 4/4-farbig" in row
+    assert "Dec 31, 2026" in row
+    assert "Data received" in row
+    assert "Waiting for data" in re.search(r'href="/orders/A1".*?</tr>', html, re.S).group(0)
+
+
+def test_search_answers_the_page_or_only_the_list_for_htmx(client, api, customer):
+    add_order(api, "A2", job_description="Visitenkarten Müller")
+    add_order(api, "A3", job_description="Broschüre Jahresbericht")
+
+    page = client.get("/orders", query_string={"q": "visitenkarten"})
+    fragment = client.get("/orders", query_string={"q": "Jahresbericht"}, headers=HTMX)
+    by_number = client.get("/orders", query_string={"q": "A1"}, headers=HTMX)
+    nothing = client.get("/orders", query_string={"q": "Plakat"}, headers=HTMX)
+
+    assert page.status_code == 200
+    assert "<html" in page.text and 'id="order-list"' in page.text
+    assert "Visitenkarten Müller" in page.text and "Jahresbericht" not in page.text
+    assert fragment.status_code == 200
+    assert "<html" not in fragment.text
+    assert fragment.text.lstrip().startswith('<div id="order-list">')
+    assert "Broschüre Jahresbericht" in fragment.text and "Visitenkarten" not in fragment.text
+    assert 'href="/orders/A1"' in by_number.text and "/orders/A2" not in by_number.text
+    assert "No order matches “Plakat”." in nothing.text
+    for response in (page, fragment):
+        assert "HX-Request" in response.headers["Vary"]
+
+
+def test_the_search_field_searches_actively_with_htmx(client, customer):
+    html = client.get("/orders").text
+
+    field = re.search(r'<input id="order-search"[^>]*>', html, re.S).group(0)
+    assert 'hx-get="/orders"' in field
+    assert 'hx-trigger="input changed delay:300ms, search"' in field
+    assert 'hx-target="#order-list"' in field
+    assert 'name="q"' in field
+
+
+def test_paging_25_per_page_and_out_of_range_pages_clamp(client, api, customer):
+    for number in range(2, 31):  # A1 exists already: 30 orders
+        add_order(api, f"A{number}")
+
+    first = client.get("/orders").text
+    second = client.get("/orders", query_string={"page": 2}, headers=HTMX).text
+    beyond = client.get("/orders", query_string={"page": 99}).text
+    before = client.get("/orders", query_string={"page": 0}).text
+    nonsense = client.get("/orders", query_string={"page": "x"}).text
+
+    def listed(html: str) -> list[str]:
+        return re.findall(r'<a href="/orders/(A\d+)">', html)
+
+    assert listed(first) == [f"A{number}" for number in range(30, 5, -1)]
+    assert "Page 1 of 2" in first
+    assert 'hx-get="/orders?q=&amp;page=2"' in first
+    assert listed(second) == ["A5", "A4", "A3", "A2", "A1"]
+    assert "Page 2 of 2" in second and "<html" not in second
+    assert listed(beyond) == listed(second)
+    assert listed(before) == listed(nonsense) == listed(first)
+
+
+def test_another_customers_order_answers_like_a_missing_one(client, api, customer, settings):
+    customer_with_order(api, "K2", "B1")
+    theirs = foreign_file(settings)
+    mine = upload(client, customer.headers, "A1", "meins.pdf", PDF)
+
+    pairs = [
+        ("/orders/B1", "/orders/NOPE"),
+        ("/orders/B1/files", "/orders/NOPE/files"),
+        (download_url(theirs), f"/orders/NOPE/files/{theirs.id}"),
+        # Their file under my order number is no more found than a missing file id.
+        (f"/orders/A1/files/{theirs.id}", f"/orders/A1/files/{mine.id + 1000}"),
+    ]
+    for foreign, missing in pairs:
+        answer, reference = client.get(foreign), client.get(missing)
+
+        assert answer.status_code == reference.status_code == 404, foreign
+        assert without_csrf(answer.text) == without_csrf(reference.text)
+        assert "fremd.pdf" not in answer.text
+    assert client.get(download_url(mine)).status_code == 200
+
+
+# One order: folders, upload area, live file list
+
+
+def test_the_order_page_shows_three_folders_and_uploads_only_into_eingehend(client, customer):
+    html = client.get("/orders/A1").text
+
+    headings = re.findall(r'<h2 id="folder-\d">([^<]+)</h2>', html)
+    assert headings == list(ORDER_FOLDERS)
+    assert html.count('class="upload"') == 1
+    assert "Upload into Eingehend" in html
+    assert 'data-endpoint="/orders/A1/uploads"' in html
+    assert "folder=" not in re.search(r'data-endpoint="[^"]*"', html).group(0)
+
+
+def test_the_file_list_polls_only_while_a_file_is_open(client, customer, settings):
+    def polls() -> bool:
+        response = client.get("/orders/A1/files", headers=HTMX)
+        assert response.status_code == 200
+        assert "<html" not in response.text
+        return "every 2s" in files_trigger(response.text)
+
+    assert not polls()
+    response = announce(client, customer.headers, "A1", "flyer.pdf", len(PDF))
+    location = response.headers["Location"]
+    html = client.get("/orders/A1/files").text
+    assert "uploading 0 %" in html
+    assert polls()
+    assert "every 2s" in files_trigger(client.get("/orders/A1").text)
+
+    client.patch(
+        location, data=PDF, headers=TUS | customer.headers | {"Upload-Offset": "0"},
+        content_type=CHUNK_TYPE,
+    )
+
+    assert ">clean<" in client.get("/orders/A1/files").text
+    assert not polls()
+
+
+def test_a_clean_upload_lands_in_eingehend_and_is_listed(client, customer, settings):
+    file = upload(client, customer.headers, "A1", "Flyer A5.pdf", PDF)
+
+    assert file.state == OrderFile.STATE_CLEAN
+    assert folder_files(settings, FOLDER_INCOMING) == ["Flyer A5.pdf"]
+    stored = order_dir(settings.storage.order_root, "K1", "A1") / FOLDER_INCOMING / "Flyer A5.pdf"
+    assert stored.read_bytes() == PDF
+    assert all_files(settings.storage.staging_root) == []
+    row = row_of(folder_section(client.get("/orders/A1/files").text, FOLDER_INCOMING), file)
+    assert "Flyer A5.pdf" in row
+    assert "2.0 KB" in row
+    assert re.search(r"\d{1,2}/\d{1,2}/\d{2}, \d{1,2}:\d{2}", row), "upload time"
+    assert ">clean<" in row
+    assert f'href="{download_url(file)}"' in row
+
+
+def test_an_infected_upload_is_rejected_with_its_signature(client, customer, settings):
+    file = upload(client, customer.headers, "A1", "rechnung.pdf", b"%PDF-1.4\n" + EICAR)
+
+    assert file.state == OrderFile.STATE_REJECTED
+    assert "EICAR" in file.signature.upper()
+    assert folder_files(settings, FOLDER_INCOMING) == []
+    row = row_of(client.get("/orders/A1/files").text, file)
+    assert f"rejected: {file.signature}" in row
+    assert "href=" not in row
+    event = FileEvent.get(FileEvent.file == file)
+    assert (event.kind, event.detail) == ("rejected", file.signature)
+    assert client.get(download_url(file)).status_code == 404
+
+
+def test_with_clamd_down_the_file_waits_and_the_sweep_scans_it_later(
+    client, customer, settings, clamd
+):
+    with clamd.stopped():
+        file = upload(client, customer.headers, "A1", "flyer.pdf", PDF)
+
+        assert file.state == OrderFile.STATE_WAITING
+        html = client.get("/orders/A1/files").text
+        assert "waiting for virus scan" in row_of(html, file)
+        assert "every 2s" in html
+        assert folder_files(settings, FOLDER_INCOMING) == []
+        assert client.get(download_url(file)).status_code == 404
+        assert files_to_scan() == [file.id]
+
+    for file_id in files_to_scan():
+        scan_received(settings, make_scanner(settings), file_id)
+
+    html = client.get("/orders/A1/files").text
+    assert ">clean<" in row_of(html, file)
+    assert "every 2s" not in html
+    assert folder_files(settings, FOLDER_INCOMING) == ["flyer.pdf"]
+    assert files_to_scan() == []
+
+
+# Downloads
+
+
+def test_download_streams_with_a_unicode_file_name(client, customer):
+    file = upload(client, customer.headers, "A1", "Broschüre €.pdf", PDF)
+
+    response = client.get(download_url(file))
+
+    assert response.status_code == 200
+    assert response.is_streamed
+    assert response.data == PDF
+    assert response.headers["Content-Length"] == str(len(PDF))
+    assert response.headers["Accept-Ranges"] == "bytes"
+    disposition = response.headers["Content-Disposition"]
+    assert disposition.startswith("attachment;")
+    assert "filename*=UTF-8''Brosch%C3%BCre%20%E2%82%AC.pdf" in disposition
+    assert disposition.isascii()
+
+
+def test_download_honours_a_range(client, customer):
+    file = upload(client, customer.headers, "A1", "flyer.pdf", PDF)
+
+    response = client.get(download_url(file), headers={"Range": "bytes=10-19"})
+
+    assert response.status_code == 206
+    assert response.is_streamed
+    assert response.data == PDF[10:20]
+    assert response.headers["Content-Range"] == f"bytes 10-19/{len(PDF)}"
+    assert response.headers["Content-Length"] == "10"
+
+
+def test_only_clean_files_can_be_downloaded(client, customer, settings, clamd):
+    uploading = announce(client, customer.headers, "A1", "halb.pdf", 100)
+    assert uploading.status_code == 201
+    rejected = upload(client, customer.headers, "A1", "virus.pdf", EICAR)
+    with clamd.stopped():
+        waiting = upload(client, customer.headers, "A1", "wartet.pdf", PDF)
+    half = OrderFile.get(OrderFile.display_name == "halb.pdf")
+
+    for file in (half, rejected, waiting):
+        assert client.get(download_url(file)).status_code == 404, file.state
+
+
+def test_signed_out_browsers_are_sent_to_sign_in(app, client, customer):
+    file = upload(client, customer.headers, "A1", "flyer.pdf", PDF)
+    stranger = app.test_client()
+
+    for path in ("/orders", "/orders/A1", "/orders/A1/files", download_url(file)):
+        response = stranger.get(path)
+
+        assert response.status_code == 302, path
+        assert response.headers["Location"].startswith("/login?next=")
+
+
+def test_an_inactive_login_can_neither_upload_nor_download(client, customer, settings):
+    file = upload(client, customer.headers, "A1", "flyer.pdf", PDF)
+    with write_transaction():
+        set_login_state(settings, PortalLogin.get(PortalLogin.username == "k1"), "inactive")
+
+    refused = announce(client, customer.headers, "A1", "neu.pdf", len(PDF))
+    download = client.get(download_url(file))
+
+    assert refused.status_code in (401, 403)
+    assert OrderFile.select().count() == 1
+    assert all_files(settings.storage.staging_root) == []
+    assert folder_files(settings, FOLDER_INCOMING) == ["flyer.pdf"]
+    assert download.status_code == 302
+    assert download.headers["Location"].startswith("/login")

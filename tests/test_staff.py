@@ -1,0 +1,325 @@
+"""Staff pages: sign-in, the scan backlog, held files, every order's folders, placing files."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import pytest
+from clamd_helpers import EICAR
+from conftest import csrf_from
+from flask.testing import FlaskClient
+from portal_helpers import SignedIn, customer_with_order, signed_in_customer
+from test_orders import (
+    HTMX,
+    PDF,
+    all_files,
+    announce,
+    download_url,
+    folder_files,
+    folder_section,
+    row_of,
+    upload,
+)
+
+from shared.intake import quarantine_path
+from shared.models import FileEvent, OrderFile, StaffUser
+from shared.staff import create_staff
+from shared.storage import FOLDER_FINAL, FOLDER_IN_PROGRESS, FOLDER_INCOMING, ORDER_FOLDERS
+from shared.uploads import staging_path
+
+STAFF_PASSWORD = "Kaffee-Druckmaschine-Montag-42"
+
+
+@pytest.fixture
+def ini_overrides(clamd) -> dict[str, dict[str, object]]:
+    """The app scans with the test session's real clamd."""
+    return {"clamav": {"address": clamd.address, "clamd_conf": clamd.conf, "timeout_seconds": 10}}
+
+
+@dataclass(frozen=True)
+class StaffSession:
+    """A staff user signed in on their own test client."""
+
+    client: FlaskClient
+    user: StaffUser
+    csrf_token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"X-CSRFToken": self.csrf_token}
+
+    def post(self, path: str, **form: str):
+        return self.client.post(path, data={"csrf_token": self.csrf_token} | form)
+
+
+def staff_sign_in(client: FlaskClient, username: str, password: str):
+    token = csrf_from(client.get("/staff/login").text)
+    form = {"username": username, "password": password, "csrf_token": token}
+    return client.post("/staff/login", data=form)
+
+
+@pytest.fixture
+def staff(app, settings) -> StaffSession:
+    user = create_staff(settings, "anna", "Anna Muster", "anna@testdruck.example", False, STAFF_PASSWORD)
+    browser = app.test_client()
+    response = staff_sign_in(browser, "anna", STAFF_PASSWORD)
+    assert response.status_code == 302, response.text
+    # Signing in starts a fresh session, and with it a fresh CSRF token.
+    return StaffSession(browser, user, csrf_from(browser.get("/staff/").text))
+
+
+@pytest.fixture
+def customer(client, api, mailserver) -> SignedIn:
+    return signed_in_customer(client, api, mailserver, "K1", "A1")
+
+
+def held_file(client, customer: SignedIn, clamd, name: str = "riesig.tif") -> OrderFile:
+    """An upload one byte over what the test clamd scans: held for staff."""
+    file = upload(client, customer.headers, "A1", name, b"\0" * (clamd.limits.largest_scannable + 1))
+    assert file.state == OrderFile.STATE_TOO_LARGE
+    return file
+
+
+def section(html: str, heading: str) -> str:
+    """From the ``<h2>`` starting with ``heading`` to the next heading."""
+    match = re.search(rf"<h2>{re.escape(heading)}.*?(?=<h[12][ >]|$)", html, re.S)
+    assert match, f"no section {heading!r}"
+    return match.group(0)
+
+
+def listed_ids(html: str) -> list[int]:
+    return [int(number) for number in re.findall(r'<tr id="file-(\d+)"', html)]
+
+
+# Signing in and out, and who may open what
+
+
+def test_staff_sign_in_and_out(app, staff):
+    assert staff.client.get("/staff/").status_code == 200
+    assert staff.client.get("/").headers["Location"] == "/staff/"
+
+    response = staff.post("/logout")
+
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/staff/login"
+    response = staff.client.get("/staff/")
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/staff/login")
+
+
+@pytest.mark.parametrize(("username", "password"), [("anna", "wrong password"), ("bob", "x")])
+def test_a_wrong_password_or_username_gets_the_same_generic_401(app, staff, username, password):
+    browser = app.test_client()
+
+    response = staff_sign_in(browser, username, password)
+
+    assert response.status_code == 401
+    assert "Username or password is not correct." in response.text
+    assert browser.get("/staff/").status_code == 302
+
+
+def test_a_customer_cannot_open_staff_pages(client, customer, staff, clamd):
+    file = held_file(client, customer, clamd)
+
+    for path in ("/staff/", "/staff/orders/A1", f"/staff/orders/A1/files/{file.id}"):
+        response = client.get(path)
+
+        assert response.status_code == 302, path
+        assert response.headers["Location"].startswith("/staff/login?next=")
+    response = client.post(f"/staff/files/{file.id}/release", headers=customer.headers)
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/staff/login")
+    assert OrderFile.get_by_id(file.id).state == OrderFile.STATE_TOO_LARGE
+
+
+def test_staff_cannot_open_customer_pages(client, customer, staff):
+    file = upload(client, customer.headers, "A1", "flyer.pdf", PDF)
+
+    for path in ("/orders", "/orders/A1", "/orders/A1/files", download_url(file)):
+        assert staff.client.get(path).status_code == 404, path
+
+
+# The backlog: waiting for clamd, held as too large, rejected
+
+
+def test_the_overview_lists_waiting_held_and_rejected_files(client, customer, staff, clamd):
+    with clamd.stopped():
+        waiting = upload(client, customer.headers, "A1", "wartet.pdf", PDF)
+    held = held_file(client, customer, clamd)
+    rejected = upload(client, customer.headers, "A1", "virus.pdf", b"%PDF-1.4\n" + EICAR)
+    clean = upload(client, customer.headers, "A1", "sauber.pdf", PDF)
+
+    html = staff.client.get("/staff/").text
+
+    waiting_part = section(html, "Waiting for the virus scan (1)")
+    held_part = section(html, "Too large to scan – your decision (1)")
+    rejected_part = section(html, "Rejected by the virus scan")
+    assert listed_ids(waiting_part) == [waiting.id]
+    assert listed_ids(held_part) == [held.id]
+    assert listed_ids(rejected_part) == [rejected.id]
+    assert clean.id not in listed_ids(html)
+    assert "Kunde K1" in row_of(held_part, held)
+    assert "/staff/files/%d/release" % held.id in row_of(held_part, held)
+    assert f"rejected: {rejected.signature}" in row_of(rejected_part, rejected)
+    assert "/release" not in row_of(rejected_part, rejected)
+    assert f"/staff/files/{rejected.id}/discard" in row_of(rejected_part, rejected)
+
+
+def test_releasing_a_held_file_records_who_and_when(client, customer, staff, settings, clamd):
+    held = held_file(client, customer, clamd)
+    assert folder_files(settings, FOLDER_INCOMING) == []
+
+    response = staff.post(f"/staff/files/{held.id}/release", back="/staff/orders/A1")
+
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/staff/orders/A1"
+    released = OrderFile.get_by_id(held.id)
+    assert released.state == OrderFile.STATE_CLEAN
+    assert released.released_by == staff.user
+    assert released.released_at is not None
+    assert folder_files(settings, FOLDER_INCOMING) == ["riesig.tif"]
+    assert not staging_path(settings, released).exists()
+    event = FileEvent.get((FileEvent.file == released) & (FileEvent.kind == "released"))
+    assert event.staff == staff.user
+    page = staff.client.get("/staff/orders/A1").text
+    assert "riesig.tif was released into Eingehend." in page
+    history = section(page, "File history")
+    assert re.search(r"released unscanned</td><td>Anna Muster</td>", history)
+    assert "too large to scan" in history
+    customer_row = row_of(client.get("/orders/A1/files").text, released)
+    assert "released by staff" in customer_row
+    assert f'href="{download_url(released)}"' in customer_row
+    assert held.id not in listed_ids(staff.client.get("/staff/").text)
+
+
+def test_release_needs_the_csrf_token_and_a_held_file(client, customer, staff, clamd):
+    held = held_file(client, customer, clamd)
+    clean = upload(client, customer.headers, "A1", "flyer.pdf", PDF)
+
+    forged = staff.client.post(f"/staff/files/{held.id}/release")
+
+    assert forged.status_code == 400
+    assert OrderFile.get_by_id(held.id).state == OrderFile.STATE_TOO_LARGE
+
+    again = staff.post(f"/staff/files/{clean.id}/release", back="/staff/")
+
+    assert again.status_code == 302
+    assert "This file cannot be released (any more)." in staff.client.get("/staff/").text
+    assert OrderFile.get_by_id(clean.id).released_at is None
+    assert staff.post("/staff/files/99999/release").status_code == 404
+
+
+def test_discarding_deletes_held_and_rejected_files(client, customer, staff, settings, clamd):
+    held = held_file(client, customer, clamd)
+    rejected = upload(client, customer.headers, "A1", "virus.pdf", EICAR)
+    clean = upload(client, customer.headers, "A1", "flyer.pdf", PDF)
+    assert quarantine_path(settings, rejected).is_file()
+
+    for file in (held, rejected):
+        response = staff.post(f"/staff/files/{file.id}/discard", back="/staff/")
+        assert response.status_code == 302
+        assert OrderFile.get_by_id(file.id).state == OrderFile.STATE_DELETED
+    refused = staff.post(f"/staff/files/{clean.id}/discard", back="/staff/")
+
+    assert not staging_path(settings, held).exists()
+    assert not quarantine_path(settings, rejected).exists()
+    assert all_files(settings.storage.staging_root) == []
+    assert refused.status_code == 302
+    assert OrderFile.get_by_id(clean.id).state == OrderFile.STATE_CLEAN
+    assert folder_files(settings, FOLDER_INCOMING) == ["flyer.pdf"]
+    assert listed_ids(client.get("/orders/A1/files").text) == [clean.id]
+    kinds = [event.kind for event in FileEvent.select().where(FileEvent.kind == "discarded")]
+    assert kinds == ["discarded", "discarded"]
+
+
+# An order as staff see it, and files staff place for the customer
+
+
+def test_the_staff_order_page_shows_every_folder_and_the_history(client, customer, staff, clamd):
+    clean = upload(client, customer.headers, "A1", "flyer.pdf", PDF)
+    rejected = upload(client, customer.headers, "A1", "virus.pdf", EICAR)
+    held = held_file(client, customer, clamd)
+
+    html = staff.client.get("/staff/orders/A1").text
+
+    assert re.findall(r'<h2 id="folder-\d">([^<]+)</h2>', html) == list(ORDER_FOLDERS)
+    assert "Kunde K1 (K1)" in html
+    incoming = folder_section(html, FOLDER_INCOMING)
+    assert listed_ids(incoming) == [held.id, rejected.id, clean.id]
+    assert f'href="/staff/orders/A1/files/{clean.id}"' in incoming
+    assert f'href="/staff/orders/A1/files/{held.id}"' in incoming
+    assert f"/staff/files/{held.id}/release" in incoming
+    history = section(html, "File history")
+    assert f"rejected by the virus scan: {rejected.signature}" in history
+    assert "too large to scan: 5242881 bytes" in history
+    assert 'data-endpoint="/orders/A1/uploads?folder=Final"' in html
+    partial = staff.client.get("/staff/orders/A1/files", headers=HTMX).text
+    assert "<html" not in partial and listed_ids(partial) == listed_ids(incoming)
+    assert 'hx-get="/staff/orders/A1/files"' in partial
+    chosen = staff.client.get("/staff/orders/A1", query_string={"folder": FOLDER_IN_PROGRESS})
+    assert 'data-endpoint="/orders/A1/uploads?folder=In+Bearbeitung"' in chosen.text
+
+
+def test_staff_place_a_file_in_final_and_the_customer_downloads_it(
+    client, customer, staff, settings
+):
+    proof = upload(staff.client, staff.headers, "A1", "Proof A1 ü.pdf", PDF, folder=FOLDER_FINAL)
+    work = upload(staff.client, staff.headers, "A1", "Bogen.pdf", PDF[:100], folder=FOLDER_IN_PROGRESS)
+
+    assert proof.state == work.state == OrderFile.STATE_CLEAN
+    assert proof.uploaded_by_staff == staff.user
+    assert folder_files(settings, FOLDER_FINAL) == ["Proof A1 ue.pdf"]
+    assert folder_files(settings, FOLDER_IN_PROGRESS) == ["Bogen.pdf"]
+    assert folder_files(settings, FOLDER_INCOMING) == []
+    html = client.get("/orders/A1/files").text
+    assert listed_ids(folder_section(html, FOLDER_FINAL)) == [proof.id]
+    assert listed_ids(folder_section(html, FOLDER_IN_PROGRESS)) == [work.id]
+    assert "Final files ready" in client.get("/orders").text
+    response = client.get(download_url(proof))
+    assert response.status_code == 200
+    assert response.data == PDF
+    assert "filename*=UTF-8''Proof%20A1%20%C3%BC.pdf" in response.headers["Content-Disposition"]
+    assert client.get(download_url(work)).data == PDF[:100]
+
+
+@pytest.mark.parametrize("folder", [FOLDER_INCOMING, "Hotfolder", "../Final", ""])
+def test_staff_cannot_place_files_elsewhere(client, customer, staff, settings, folder):
+    response = announce(staff.client, staff.headers, "A1", "x.pdf", 10, folder=folder)
+
+    assert response.status_code == 403
+    assert OrderFile.select().count() == 0
+    assert all_files(settings.storage.staging_root) == []
+
+
+def test_staff_download_clean_files_of_any_order(client, api, customer, staff):
+    customer_with_order(api, "K2", "B1")
+    mine = upload(client, customer.headers, "A1", "flyer.pdf", PDF)
+    theirs = upload(staff.client, staff.headers, "B1", "b.pdf", PDF[:50], folder=FOLDER_FINAL)
+
+    response = staff.client.get(f"/staff/orders/A1/files/{mine.id}", headers={"Range": "bytes=0-8"})
+
+    assert response.status_code == 206
+    assert response.data == PDF[:9]
+    assert staff.client.get(f"/staff/orders/B1/files/{theirs.id}").data == PDF[:50]
+    assert staff.client.get(f"/staff/orders/A1/files/{theirs.id}").status_code == 404
+    assert client.get(download_url(theirs)).status_code == 404
+
+
+def test_staff_search_orders_by_customer_name(api, staff):
+    api.post("/customers", {"customer_no": "K7", "name": "Druckhaus Müller", "email": "m@x.example"})
+    api.post("/orders", {"project_no": "M1", "customer_no": "K7", "job_description": "Plakate"})
+    customer_with_order(api, "K8", "S1")
+
+    page = staff.client.get("/staff/", query_string={"q": "müller"})
+    fragment = staff.client.get("/staff/", query_string={"q": "Druckhaus"}, headers=HTMX)
+    by_number = staff.client.get("/staff/", query_string={"q": "K8"}, headers=HTMX)
+
+    assert "<html" in page.text
+    assert re.findall(r'href="/staff/orders/(\w+)"', page.text) == ["M1"]
+    assert "Druckhaus Müller (K7)" in page.text
+    assert "<html" not in fragment.text
+    assert fragment.text.lstrip().startswith('<div id="order-list">')
+    assert re.findall(r'href="/staff/orders/(\w+)"', fragment.text) == ["M1"]
+    assert re.findall(r'href="/staff/orders/(\w+)"', by_number.text) == ["S1"]
+    assert "HX-Request" in fragment.headers["Vary"]
