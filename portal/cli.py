@@ -101,6 +101,32 @@ def init(settings: Settings) -> None:
     click.echo(f"database ready: {settings.database.url.split('@')[-1]}")
 
 
+@main.command("migrate")
+@needs_settings
+def migrate_command(settings: Settings) -> None:
+    """Update an existing database to this version's schema (back it up first)."""
+    from shared.migrations import LATEST
+    from shared.schema import init_database
+
+    for line in init_database(settings.portal.shop_name):
+        click.echo(line)
+    click.echo(f"schema version {LATEST}")
+
+
+@main.command("check")
+@needs_settings
+def check(settings: Settings) -> None:
+    """Test the configuration: database, storage, clamd, SMTP login, queue."""
+    from shared.checks import run_checks
+
+    click.echo(f"OK    config    {settings.source}")
+    results = run_checks(settings)
+    for result in results:
+        click.echo(f"{'OK' if result.ok else 'FAIL':<5} {result.name:<9} {result.detail}")
+    if not all(result.ok for result in results):
+        raise SystemExit(1)
+
+
 @main.command("check-config")
 @needs_settings
 def check_config(settings: Settings) -> None:

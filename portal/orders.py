@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, render_template, request, send_file
 from flask_login import current_user
 
+from portal.extensions import htmx
 from portal.users import customer_required
 from shared.intake import file_path
 from shared.listing import files_by_folder, has_open_files, order_states, search_orders
@@ -25,6 +26,11 @@ def own_order(project_no: str) -> Order:
     return order
 
 
+def wants_fragment() -> bool:
+    """True for htmx asking for a partial; a history restore (cache miss) needs the full page."""
+    return bool(htmx) and not htmx.history_restore_request
+
+
 def _page_number() -> int:
     try:
         return max(1, int(request.args.get("page", "1")))
@@ -38,9 +44,7 @@ def index():
     """The customer's orders; htmx asks for the list alone while searching or paging."""
     query = request.args.get("q", "")
     page = search_orders(current_user.customer, query, _page_number())
-    template = (
-        "orders/_order_list.html" if request.headers.get("HX-Request") else "orders/index.html"
-    )
+    template = "orders/_order_list.html" if wants_fragment() else "orders/index.html"
     return render_template(template, page=page, query=query, states=order_states(page.items))
 
 
@@ -53,8 +57,8 @@ def show(project_no: str):
     return render_template(
         "orders/show.html",
         order=order,
-        folders=files_by_folder(order),
-        polling=has_open_files(order),
+        folders=files_by_folder(order, for_customer=True),
+        polling=has_open_files(order, for_customer=True),
         folder_names=ORDER_FOLDERS,
         upload_folder=FOLDER_INCOMING,
         max_upload_bytes=upload_limit(settings),
@@ -70,8 +74,8 @@ def files(project_no: str):
     return render_template(
         "orders/_files.html",
         order=order,
-        folders=files_by_folder(order),
-        polling=has_open_files(order),
+        folders=files_by_folder(order, for_customer=True),
+        polling=has_open_files(order, for_customer=True),
         folder_names=ORDER_FOLDERS,
     )
 

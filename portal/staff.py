@@ -17,7 +17,7 @@ from flask_login import current_user
 
 from portal.auth import begin_session, safe_next
 from portal.extensions import limiter
-from portal.orders import send_stored_file
+from portal.orders import send_stored_file, wants_fragment
 from portal.uploads import STAFF_FOLDERS
 from portal.users import StaffMember, staff_required
 from shared.errors import Conflict
@@ -75,7 +75,7 @@ def index():
     query = request.args.get("q", "")
     page = search_orders(None, query, _page_number())
     context = {"page": page, "query": query, "states": order_states(page.items)}
-    if request.headers.get("HX-Request"):
+    if wants_fragment():
         return render_template("staff/_order_list.html", **context)
     return render_template("staff/index.html", backlog=backlog(), **context)
 

@@ -11,6 +11,7 @@ from functools import wraps
 from flask import abort, redirect, request, url_for
 from flask_login import UserMixin, current_user
 
+from shared.accounts import may_use_portal
 from shared.models import PortalLogin, StaffUser
 from shared.sessions import find_session
 
@@ -53,7 +54,7 @@ def load_user(session_key: str) -> CustomerUser | StaffMember | None:
     session = find_session(session_key)
     if session is None:
         return None
-    if session.login is not None and session.login.is_active:
+    if session.login is not None and may_use_portal(session.login):
         return CustomerUser(session.login, session_key)
     if session.staff is not None and session.staff.active:
         return StaffMember(session.staff, session_key)

@@ -59,6 +59,11 @@ def find_login(username: str) -> PortalLogin | None:
     return PortalLogin.get_or_none(fn.LOWER(PortalLogin.username) == username.strip().lower())
 
 
+def may_use_portal(login: PortalLogin) -> bool:
+    """An active login of a customer the print shop lets use the portal."""
+    return login.is_active and login.customer.portal_enabled
+
+
 def is_activated(login: PortalLogin) -> bool:
     activation = Activation.get_or_none(Activation.login == login)
     return bool(activation and activation.checked)
@@ -184,7 +189,7 @@ def token_state(token: str) -> tuple[TokenState, ActivationToken | None]:
         return TokenState.UNKNOWN, None
     if row.used_at is not None:
         return TokenState.USED, row
-    if row.expires_at <= utcnow() or not row.login.is_active:
+    if row.expires_at <= utcnow() or not may_use_portal(row.login):
         return TokenState.EXPIRED, row
     return TokenState.VALID, row
 
@@ -215,7 +220,7 @@ def sign_in(vault: PasswordVault, username: str, password: str) -> SignInResult:
     login = find_login(username)
     if not vault.verify(login.password_hash if login else None, password):
         return SignInResult(None)
-    if not login.is_active:
+    if not may_use_portal(login):
         return SignInResult(None, inactive=True)
     with write_transaction():
         activation, _ = Activation.get_or_create(login=login)
@@ -232,7 +237,7 @@ def sign_in(vault: PasswordVault, username: str, password: str) -> SignInResult:
 def request_new_link(settings: Settings, username: str) -> bool:
     """Send a renewal link if ``username`` names an active login; the caller answers the same."""
     login = find_login(username)
-    if login is None or not login.is_active:
+    if login is None or not may_use_portal(login):
         log.info("new activation link requested for unknown or inactive username")
         return False
     with write_transaction():

@@ -87,12 +87,23 @@ def _state(seen: set[tuple[str, str]]) -> str:
     return ORDER_WAITING
 
 
-def files_by_folder(order: Order) -> dict[str, list[OrderFile]]:
+def _customer_sees(for_customer: bool):
+    """Customers see everything in Eingehend (their own uploads) but only clean staff files."""
+    if not for_customer:
+        return True
+    return (OrderFile.folder == FOLDER_INCOMING) | (OrderFile.state == OrderFile.STATE_CLEAN)
+
+
+def files_by_folder(order: Order, for_customer: bool = False) -> dict[str, list[OrderFile]]:
     """The order's files that still exist, per folder, newest first."""
     folders: dict[str, list[OrderFile]] = {folder: [] for folder in ORDER_FOLDERS}
     files = (
         OrderFile.select()
-        .where((OrderFile.order == order) & (OrderFile.state != OrderFile.STATE_DELETED))
+        .where(
+            (OrderFile.order == order)
+            & (OrderFile.state != OrderFile.STATE_DELETED)
+            & _customer_sees(for_customer)
+        )
         .order_by(OrderFile.created_at.desc(), OrderFile.id.desc())
     )
     for file in files:
@@ -100,11 +111,15 @@ def files_by_folder(order: Order) -> dict[str, list[OrderFile]]:
     return folders
 
 
-def has_open_files(order: Order) -> bool:
-    """True while a file of the order is still uploading or being scanned."""
+def has_open_files(order: Order, for_customer: bool = False) -> bool:
+    """True while a file of the order (that the viewer sees) is uploading or being scanned."""
     return (
         OrderFile.select()
-        .where((OrderFile.order == order) & (OrderFile.state.in_(OrderFile.OPEN_STATES)))
+        .where(
+            (OrderFile.order == order)
+            & OrderFile.state.in_(OrderFile.OPEN_STATES)
+            & _customer_sees(for_customer)
+        )
         .exists()
     )
 

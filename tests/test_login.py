@@ -123,6 +123,19 @@ def test_username_is_matched_without_surrounding_spaces(client, username):
     assert sign_in(client, f"  {username} ", GOOD_PASSWORD).status_code == 302
 
 
+def test_customer_taken_off_the_portal_is_signed_out_and_cannot_sign_in(client, api, username):
+    sign_in(client, username, GOOD_PASSWORD)
+    assert is_signed_in(client)
+
+    response = api.post("/customers", {"customer_no": "K1", "portal_enabled": False})
+    assert response.status_code == 200
+
+    assert not is_signed_in(client)
+    refused = sign_in(client, username, GOOD_PASSWORD)
+    assert refused.status_code == 401
+    assert "deactivated" in error_of(refused.text)
+
+
 def test_inactive_login_cannot_sign_in_and_its_sessions_end(client, app, settings, username):
     sign_in(client, username, GOOD_PASSWORD)
     assert is_signed_in(client)

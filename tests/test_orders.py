@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import base64
+import io
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from clamd_helpers import EICAR
+from flask import Flask, Response, request_finished
 from portal_helpers import SignedIn, customer_with_order, signed_in_customer
 
 from shared.accounts import set_login_state
@@ -107,19 +111,22 @@ def foreign_file(settings, project_no: str = "B1", username: str = "k2") -> Orde
     order = Order.get(Order.project_no == project_no)
     login = PortalLogin.get(PortalLogin.username == username)
     file = start_upload(settings, order, "fremd.pdf", len(PDF), login=login)
-    append_chunk(settings, file, 0, _Body(PDF), len(PDF))
+    append_chunk(settings, file, 0, io.BytesIO(PDF), len(PDF))
     file = scan_received(settings, make_scanner(settings), file.id)
     assert file.state == OrderFile.STATE_CLEAN
     return file
 
 
-class _Body:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
+@contextmanager
+def responses_sent(app: Flask) -> Iterator[list[Response]]:
+    """The response objects the app hands to the server (the test client only sees bytes)."""
+    sent: list[Response] = []
 
-    def read(self, size: int) -> bytes:
-        piece, self.data = self.data[:size], self.data[size:]
-        return piece
+    def record(_sender, response: Response, **_extra) -> None:
+        sent.append(response)
+
+    with request_finished.connected_to(record, app):
+        yield sent
 
 
 # The order list
@@ -158,6 +165,16 @@ def test_search_answers_the_page_or_only_the_list_for_htmx(client, api, customer
     assert "No order matches “Plakat”." in nothing.text
     for response in (page, fragment):
         assert "HX-Request" in response.headers["Vary"]
+
+
+def test_a_history_restore_gets_the_whole_page(client, customer):
+    # After a cache miss htmx puts the answer into <body>: a bare list would lose the page.
+    restore = HTMX | {"HX-History-Restore-Request": "true"}
+
+    response = client.get("/orders", query_string={"q": "A1"}, headers=restore)
+
+    assert "<html" in response.text
+    assert 'id="order-search"' in response.text and 'href="/orders/A1"' in response.text
 
 
 def test_the_search_field_searches_actively_with_htmx(client, customer):
@@ -243,7 +260,9 @@ def test_the_file_list_polls_only_while_a_file_is_open(client, customer, setting
     assert "every 2s" in files_trigger(client.get("/orders/A1").text)
 
     client.patch(
-        location, data=PDF, headers=TUS | customer.headers | {"Upload-Offset": "0"},
+        location,
+        data=PDF,
+        headers=TUS | customer.headers | {"Upload-Offset": "0"},
         content_type=CHUNK_TYPE,
     )
 
@@ -308,13 +327,14 @@ def test_with_clamd_down_the_file_waits_and_the_sweep_scans_it_later(
 # Downloads
 
 
-def test_download_streams_with_a_unicode_file_name(client, customer):
+def test_download_streams_with_a_unicode_file_name(app, client, customer):
     file = upload(client, customer.headers, "A1", "Broschüre €.pdf", PDF)
 
-    response = client.get(download_url(file))
+    with responses_sent(app) as sent:
+        response = client.get(download_url(file))
 
     assert response.status_code == 200
-    assert response.is_streamed
+    assert sent[0].direct_passthrough and sent[0].is_streamed, "the file is not read into memory"
     assert response.data == PDF
     assert response.headers["Content-Length"] == str(len(PDF))
     assert response.headers["Accept-Ranges"] == "bytes"
@@ -324,13 +344,14 @@ def test_download_streams_with_a_unicode_file_name(client, customer):
     assert disposition.isascii()
 
 
-def test_download_honours_a_range(client, customer):
+def test_download_honours_a_range(app, client, customer):
     file = upload(client, customer.headers, "A1", "flyer.pdf", PDF)
 
-    response = client.get(download_url(file), headers={"Range": "bytes=10-19"})
+    with responses_sent(app) as sent:
+        response = client.get(download_url(file), headers={"Range": "bytes=10-19"})
 
     assert response.status_code == 206
-    assert response.is_streamed
+    assert sent[0].direct_passthrough and sent[0].is_streamed
     assert response.data == PDF[10:20]
     assert response.headers["Content-Range"] == f"bytes 10-19/{len(PDF)}"
     assert response.headers["Content-Length"] == "10"
@@ -362,7 +383,8 @@ def test_signed_out_browsers_are_sent_to_sign_in(app, client, customer):
 def test_an_inactive_login_can_neither_upload_nor_download(client, customer, settings):
     file = upload(client, customer.headers, "A1", "flyer.pdf", PDF)
     with write_transaction():
-        set_login_state(settings, PortalLogin.get(PortalLogin.username == "k1"), "inactive")
+        login = PortalLogin.get(PortalLogin.username == "k1")
+        set_login_state(settings, login, PortalLogin.STATE_INACTIVE)
 
     refused = announce(client, customer.headers, "A1", "neu.pdf", len(PDF))
     download = client.get(download_url(file))

@@ -9,7 +9,7 @@ import pytest
 from clamd_helpers import EICAR
 from conftest import csrf_from
 from flask.testing import FlaskClient
-from portal_helpers import SignedIn, customer_with_order, signed_in_customer
+from portal_helpers import PASSWORD, SignedIn, customer_with_order, signed_in_customer
 from test_orders import (
     HTMX,
     PDF,
@@ -61,7 +61,9 @@ def staff_sign_in(client: FlaskClient, username: str, password: str):
 
 @pytest.fixture
 def staff(app, settings) -> StaffSession:
-    user = create_staff(settings, "anna", "Anna Muster", "anna@testdruck.example", False, STAFF_PASSWORD)
+    user = create_staff(
+        settings, "anna", "Anna Muster", "anna@testdruck.example", False, STAFF_PASSWORD
+    )
     browser = app.test_client()
     response = staff_sign_in(browser, "anna", STAFF_PASSWORD)
     assert response.status_code == 302, response.text
@@ -76,7 +78,9 @@ def customer(client, api, mailserver) -> SignedIn:
 
 def held_file(client, customer: SignedIn, clamd, name: str = "riesig.tif") -> OrderFile:
     """An upload one byte over what the test clamd scans: held for staff."""
-    file = upload(client, customer.headers, "A1", name, b"\0" * (clamd.limits.largest_scannable + 1))
+    file = upload(
+        client, customer.headers, "A1", name, b"\0" * (clamd.limits.largest_scannable + 1)
+    )
     assert file.state == OrderFile.STATE_TOO_LARGE
     return file
 
@@ -116,6 +120,15 @@ def test_a_wrong_password_or_username_gets_the_same_generic_401(app, staff, user
 
     assert response.status_code == 401
     assert "Username or password is not correct." in response.text
+    assert browser.get("/staff/").status_code == 302
+
+
+def test_a_customers_credentials_do_not_open_the_staff_pages(app, customer):
+    browser = app.test_client()
+
+    response = staff_sign_in(browser, customer.username, PASSWORD)
+
+    assert response.status_code == 401
     assert browser.get("/staff/").status_code == 302
 
 
@@ -160,7 +173,7 @@ def test_the_overview_lists_waiting_held_and_rejected_files(client, customer, st
     assert listed_ids(rejected_part) == [rejected.id]
     assert clean.id not in listed_ids(html)
     assert "Kunde K1" in row_of(held_part, held)
-    assert "/staff/files/%d/release" % held.id in row_of(held_part, held)
+    assert f"/staff/files/{held.id}/release" in row_of(held_part, held)
     assert f"rejected: {rejected.signature}" in row_of(rejected_part, rejected)
     assert "/release" not in row_of(rejected_part, rejected)
     assert f"/staff/files/{rejected.id}/discard" in row_of(rejected_part, rejected)
@@ -252,7 +265,7 @@ def test_the_staff_order_page_shows_every_folder_and_the_history(client, custome
     assert f"/staff/files/{held.id}/release" in incoming
     history = section(html, "File history")
     assert f"rejected by the virus scan: {rejected.signature}" in history
-    assert "too large to scan: 5242881 bytes" in history
+    assert f"too large to scan: {held.size} bytes" in history
     assert 'data-endpoint="/orders/A1/uploads?folder=Final"' in html
     partial = staff.client.get("/staff/orders/A1/files", headers=HTMX).text
     assert "<html" not in partial and listed_ids(partial) == listed_ids(incoming)
@@ -265,7 +278,9 @@ def test_staff_place_a_file_in_final_and_the_customer_downloads_it(
     client, customer, staff, settings
 ):
     proof = upload(staff.client, staff.headers, "A1", "Proof A1 ü.pdf", PDF, folder=FOLDER_FINAL)
-    work = upload(staff.client, staff.headers, "A1", "Bogen.pdf", PDF[:100], folder=FOLDER_IN_PROGRESS)
+    work = upload(
+        staff.client, staff.headers, "A1", "Bogen.pdf", PDF[:100], folder=FOLDER_IN_PROGRESS
+    )
 
     assert proof.state == work.state == OrderFile.STATE_CLEAN
     assert proof.uploaded_by_staff == staff.user
@@ -281,6 +296,19 @@ def test_staff_place_a_file_in_final_and_the_customer_downloads_it(
     assert response.data == PDF
     assert "filename*=UTF-8''Proof%20A1%20%C3%BC.pdf" in response.headers["Content-Disposition"]
     assert client.get(download_url(work)).data == PDF[:100]
+
+
+def test_customers_see_only_clean_files_from_staff(client, customer, staff, clamd):
+    rejected = upload(staff.client, staff.headers, "A1", "alt.pdf", EICAR, folder=FOLDER_FINAL)
+    with clamd.stopped():
+        waiting = upload(staff.client, staff.headers, "A1", "neu.pdf", PDF, folder=FOLDER_FINAL)
+    assert (rejected.state, waiting.state) == (OrderFile.STATE_REJECTED, OrderFile.STATE_WAITING)
+
+    html = client.get("/orders/A1/files").text
+    assert listed_ids(folder_section(html, FOLDER_FINAL)) == []
+    assert "every 2s" not in html, "nothing the customer sees is open"
+    staff_html = staff.client.get("/staff/orders/A1/files").text
+    assert set(listed_ids(folder_section(staff_html, FOLDER_FINAL))) == {rejected.id, waiting.id}
 
 
 @pytest.mark.parametrize("folder", [FOLDER_INCOMING, "Hotfolder", "../Final", ""])
@@ -307,7 +335,9 @@ def test_staff_download_clean_files_of_any_order(client, api, customer, staff):
 
 
 def test_staff_search_orders_by_customer_name(api, staff):
-    api.post("/customers", {"customer_no": "K7", "name": "Druckhaus Müller", "email": "m@x.example"})
+    api.post(
+        "/customers", {"customer_no": "K7", "name": "Druckhaus Müller", "email": "m@x.example"}
+    )
     api.post("/orders", {"project_no": "M1", "customer_no": "K7", "job_description": "Plakate"})
     customer_with_order(api, "K8", "S1")
 
@@ -323,3 +353,6 @@ def test_staff_search_orders_by_customer_name(api, staff):
     assert re.findall(r'href="/staff/orders/(\w+)"', fragment.text) == ["M1"]
     assert re.findall(r'href="/staff/orders/(\w+)"', by_number.text) == ["S1"]
     assert "HX-Request" in fragment.headers["Vary"]
+    restore = HTMX | {"HX-History-Restore-Request": "true"}
+    restored = staff.client.get("/staff/", query_string={"q": "Druckhaus"}, headers=restore)
+    assert "Files that need attention" in restored.text

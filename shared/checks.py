@@ -1,0 +1,109 @@
+"""`ptportal check`: is every part the portal depends on reachable and usable?"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from shared.config import Settings
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    ok: bool
+    detail: str
+
+
+def _database(settings: Settings) -> str:
+    from shared.db import bind_database
+    from shared.migrations import LATEST, current_version
+
+    db = bind_database(settings.database.url)
+    db.connect(reuse_if_open=True)
+    try:
+        db.execute_sql("SELECT 1")
+        version = current_version()
+    finally:
+        db.close()
+    where = settings.database.url.rsplit("@", 1)[-1]
+    if version != LATEST:
+        raise RuntimeError(
+            f"{where}: schema version {version}, expected {LATEST}: run ptportal migrate"
+        )
+    return f"{where} (schema version {version})"
+
+
+def _writable(directory: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=directory, prefix=".ptportal-check-") as probe:
+        probe.write(b"check")
+        probe.flush()
+        os.fsync(probe.fileno())
+
+
+def _storage(settings: Settings) -> str:
+    storage = settings.storage
+    for directory in (storage.order_root, storage.staging_root, storage.quarantine_root):
+        _writable(directory)
+    if storage.staging_root.stat().st_dev != storage.order_root.stat().st_dev:
+        raise RuntimeError(
+            f"{storage.staging_root} and {storage.order_root} are on different file systems: "
+            "clean files could not be moved atomically"
+        )
+    return f"{storage.order_root}, {storage.staging_root}, {storage.quarantine_root} writable"
+
+
+def _clamd(settings: Settings) -> str:
+    from shared.intake import make_scanner
+
+    scanner = make_scanner(settings)
+    limits = settings.clamav.limits()
+    return (
+        f"{scanner.version()} at {settings.clamav.address}; "
+        f"scans files up to {limits.largest_scannable:,} bytes"
+    )
+
+
+def _smtp(settings: Settings) -> str:
+    from shared.mail.delivery import open_smtp
+
+    smtp = settings.smtp
+    client = open_smtp(smtp)
+    try:
+        client.noop()
+    finally:
+        client.quit()
+    login = f"logged in as {smtp.username}" if smtp.username else "no login configured"
+    return f"{smtp.server}:{smtp.port} ({smtp.security}, {login})"
+
+
+def _queue(settings: Settings) -> str:
+    from shared.worker import make_huey
+
+    huey = make_huey(settings.worker.queue_url)
+    return f"{huey.pending_count()} task(s) waiting"
+
+
+CHECKS: list[tuple[str, Callable[[Settings], str]]] = [
+    ("database", _database),
+    ("storage", _storage),
+    ("clamd", _clamd),
+    ("smtp", _smtp),
+    ("queue", _queue),
+]
+
+
+def run_checks(settings: Settings) -> list[CheckResult]:
+    """Run every check; a failure is reported with its reason, never raised."""
+    results = []
+    for name, check in CHECKS:
+        try:
+            results.append(CheckResult(name, True, check(settings)))
+        except Exception as exc:  # each check reports its failure; none stops the others
+            reason = str(exc) or type(exc).__name__
+            results.append(CheckResult(name, False, reason.splitlines()[0]))
+    return results

@@ -1,0 +1,89 @@
+"""Bring an existing database up to the current models: ``ptportal migrate``.
+
+Additive changes (new tables, new columns, new indexes) are derived from the
+models, so a release that only adds needs no hand-written step. Anything else
+(renames, data moves) is an explicit step in ``STEPS`` with the version it
+introduces; ``schema_version`` remembers how far a database has come.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from peewee import Database, DateTimeField, IntegerField, Model, SqliteDatabase
+from playhouse.migrate import PostgresqlMigrator, SchemaMigrator, SqliteMigrator, migrate
+
+from shared.clock import utcnow
+from shared.db import database, write_transaction
+from shared.models import ALL_MODELS, BaseModel
+
+log = logging.getLogger(__name__)
+
+# (version, what it does, function(migrator)) — none yet beyond the additive sync.
+STEPS: list[tuple[int, str, Callable[[SchemaMigrator], None]]] = []
+LATEST = max([1, *(version for version, _, _ in STEPS)])
+
+
+class SchemaVersion(BaseModel):
+    """How far this database has been migrated."""
+
+    version = IntegerField()
+    applied_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "schema_version"
+
+
+def _migrator(db: Database) -> SchemaMigrator:
+    if isinstance(db, SqliteDatabase):
+        return SqliteMigrator(db)
+    return PostgresqlMigrator(db)
+
+
+def current_version() -> int | None:
+    """The recorded schema version, or None for a database that predates the table."""
+    if not database.table_exists(SchemaVersion._meta.table_name):
+        return None
+    row = SchemaVersion.select().order_by(SchemaVersion.version.desc()).first()
+    return row.version if row else None
+
+
+def _missing_columns(model: type[Model]) -> list:
+    existing = {column.name for column in database.get_columns(model._meta.table_name)}
+    return [field for field in model._meta.sorted_fields if field.column_name not in existing]
+
+
+def sync_schema() -> list[str]:
+    """Create missing tables, columns and indexes; returns what was done."""
+    done = []
+    db = database.obj
+    migrator = _migrator(db)
+    for model in [*ALL_MODELS, SchemaVersion]:
+        table = model._meta.table_name
+        if not database.table_exists(table):
+            database.create_tables([model])
+            done.append(f"created table {table}")
+            continue
+        for field in _missing_columns(model):
+            migrate(migrator.add_column(table, field.column_name, field))
+            done.append(f"added column {table}.{field.column_name}")
+        model._schema.create_indexes(safe=True)
+    return done
+
+
+def migrate_database() -> list[str]:
+    """Apply everything the database lacks and record the version; safe to run again."""
+    start = current_version() or 1
+    done = sync_schema()
+    for version, description, step in STEPS:
+        if version > start:
+            with write_transaction():
+                step(_migrator(database.obj))
+            done.append(f"step {version}: {description}")
+    if current_version() != LATEST:
+        with write_transaction():
+            SchemaVersion.create(version=LATEST)
+    for line in done:
+        log.info("migration: %s", line)
+    return done

@@ -1,0 +1,105 @@
+"""`ptportal migrate` brings a database of an older release up to the current schema."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import base_sections, write_ini
+
+OLD_SCHEMAS = Path(__file__).parent / "data"
+
+
+def columns(db_file: Path) -> dict[str, set[str]]:
+    with sqlite3.connect(db_file) as connection:
+        tables = [
+            row[0]
+            for row in connection.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        ]
+        return {
+            table: {row[1] for row in connection.execute(f'PRAGMA table_info("{table}")')}
+            for table in tables
+        }
+
+
+def ptportal(ini: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "portal", "--config", str(ini), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_release_1_database_is_migrated_to_the_current_schema_keeping_its_data(tmp_path):
+    old = tmp_path / "old"
+    fresh = tmp_path / "fresh"
+    for directory in (old, fresh):
+        directory.mkdir()
+    old_ini = write_ini(old, base_sections(25))
+    fresh_ini = write_ini(fresh, base_sections(25))
+    old_db = old / "data" / "ptportal.db"
+    old_db.parent.mkdir()
+    with sqlite3.connect(old_db) as connection:
+        connection.executescript((OLD_SCHEMAS / "schema_v1.sql").read_text())
+        connection.execute(
+            "INSERT INTO clients (customer_no, name, email, portal_enabled, create_hotfolder,"
+            " hotfolder_delete_after_days, language, created_at, updated_at)"
+            " VALUES ('K1', 'Kunde', 'k@example.com', 1, 1, 30, 'de', '2026-01-01', '2026-01-01')"
+        )
+
+    migrated = ptportal(old_ini, "migrate")
+    assert migrated.returncode == 0, migrated.stderr
+    assert ptportal(fresh_ini, "init").returncode == 0
+
+    assert columns(old_db) == columns(fresh / "data" / "ptportal.db")
+    with sqlite3.connect(old_db) as connection:
+        assert connection.execute("SELECT name FROM clients").fetchall() == [("Kunde",)]
+        assert connection.execute("SELECT max(version) FROM schema_version").fetchone()[0] >= 1
+
+    again = ptportal(old_ini, "migrate")
+    assert again.returncode == 0, again.stderr
+    assert "added column" not in again.stdout and "created table" not in again.stdout
+
+
+def test_missing_columns_tables_and_indexes_are_added(tmp_path):
+    ini = write_ini(tmp_path, base_sections(25))
+    db_file = tmp_path / "data" / "ptportal.db"
+    db_file.parent.mkdir()
+    statements = [
+        statement
+        for statement in (OLD_SCHEMAS / "schema_v1.sql").read_text().split(";\n")
+        if "file_event" not in statement
+    ]
+    script = ";\n".join(statements).replace(
+        '"deactivated_at" DATETIME, "language" VARCHAR(255) NOT NULL, ', ""
+    )
+    with sqlite3.connect(db_file) as connection:
+        connection.executescript(script)
+        connection.execute(
+            "INSERT INTO clients (customer_no, name, email, portal_enabled, create_hotfolder,"
+            " hotfolder_delete_after_days, language, created_at, updated_at)"
+            " VALUES ('K1', 'Kunde', '', 1, 1, 30, 'de', '2026-01-01', '2026-01-01')"
+        )
+        connection.execute(
+            "INSERT INTO uplogin (customer_id, username, state, created_at)"
+            " VALUES (1, 'k1', 'active', '2026-01-01')"
+        )
+    assert "deactivated_at" not in columns(db_file)["uplogin"]
+
+    migrated = ptportal(ini, "migrate")
+
+    assert migrated.returncode == 0, migrated.stderr
+    assert "added column uplogin.deactivated_at" in migrated.stdout
+    assert "added column uplogin.language" in migrated.stdout
+    assert "created table file_event" in migrated.stdout
+    with sqlite3.connect(db_file) as connection:
+        assert connection.execute("SELECT username, language FROM uplogin").fetchall() == [
+            ("k1", "")
+        ]
+        indexes = {row[1] for row in connection.execute("PRAGMA index_list('file_event')")}
+    assert any("created_at" in name for name in indexes)
