@@ -86,6 +86,7 @@ def build_app(settings: Settings | None = None, *, tasks: BackgroundTasks | None
     app.after_request(add_security_headers)
     app.jinja_env.globals.update(
         shop_name=settings.portal.shop_name,
+        has_logo=settings.portal.logo_file is not None,
         current_language=get_locale,
         password_min_length=MIN_LENGTH,
         password_max_length=MAX_LENGTH,

@@ -2,18 +2,35 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, render_template, request, send_file
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal.extensions import htmx
+from portal.uploads import refusal_for
 from portal.users import customer_required
+from shared.errors import ServiceError
 from shared.intake import file_path
 from shared.listing import files_by_folder, has_open_files, order_states, search_orders
 from shared.models import Order, OrderFile
 from shared.storage import FOLDER_INCOMING, ORDER_FOLDERS
-from shared.uploads import upload_limit
+from shared.uploads import append_chunk, start_upload, upload_limit
 
 bp = Blueprint("orders", __name__, url_prefix="/orders")
+
+# Without JavaScript there is no tus client: one plain form post, kept small because it
+# cannot resume and Werkzeug spools the part once more before it reaches staging.
+PLAIN_UPLOAD_BYTES = 100 * 1024 * 1024
 
 
 def own_order(project_no: str) -> Order:
@@ -63,6 +80,7 @@ def show(project_no: str):
         upload_folder=FOLDER_INCOMING,
         max_upload_bytes=upload_limit(settings),
         chunk_bytes=settings.portal.upload_chunk_bytes,
+        plain_upload_bytes=min(PLAIN_UPLOAD_BYTES, upload_limit(settings)),
     )
 
 
@@ -78,6 +96,36 @@ def files(project_no: str):
         polling=has_open_files(order, for_customer=True),
         folder_names=ORDER_FOLDERS,
     )
+
+
+@bp.url_value_preprocessor
+def allow_plain_upload_bodies(endpoint: str | None, _values: dict | None) -> None:
+    # Before CSRFProtect reads request.form, which fixes the body limit (see portal/uploads.py).
+    if endpoint == "orders.plain_upload":
+        request.max_content_length = PLAIN_UPLOAD_BYTES + 1024 * 1024
+
+
+@bp.post("/<project_no>/files")
+@customer_required
+def plain_upload(project_no: str):
+    """Without JavaScript: receive one small file by a plain form into Eingehend."""
+    order = own_order(project_no)
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        flash(_("Please choose a file."))
+        return redirect(url_for(".show", project_no=project_no))
+    size = upload.stream.seek(0, 2)
+    upload.stream.seek(0)
+    settings = current_app.config["PTPORTAL_SETTINGS"]
+    try:
+        file = start_upload(settings, order, upload.filename, size, login=current_user.login)
+        append_chunk(settings, file, 0, upload.stream, size)
+    except ServiceError as exc:
+        flash(refusal_for(exc)[1])
+        return redirect(url_for(".show", project_no=project_no))
+    current_app.extensions["ptportal.tasks"].scan_soon(file.id)
+    flash(_("%(name)s was received; the virus scan follows.", name=file.display_name))
+    return redirect(url_for(".show", project_no=project_no))
 
 
 def downloadable(file: OrderFile) -> bool:

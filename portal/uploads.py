@@ -122,7 +122,7 @@ def http_error(exc: HTTPException):
 
 @bp.errorhandler(ServiceError)
 def service_error(exc: ServiceError):
-    status, message = _service_refusal(exc)
+    status, message = refusal_for(exc)
     headers = {"Upload-Offset": str(exc.offset)} if isinstance(exc, OffsetMismatch) else {}
     return _refusal(status, message, headers)
 
@@ -143,7 +143,7 @@ def _name_message(reason: str) -> str:
     }[reason]
 
 
-def _service_refusal(exc: ServiceError) -> tuple[int, str]:
+def refusal_for(exc: ServiceError) -> tuple[int, str]:
     """The HTTP status and the customer's message for an error from ``shared.uploads``."""
     if isinstance(exc, filenames.NameRefused):
         return 400, _name_message(exc.reason)

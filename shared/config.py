@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from string import Formatter
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -125,6 +126,30 @@ def _queue_url(raw: str, base: Path) -> str:
         raise ValueError("sqlite:///PATH, postgresql://…, redis://… or memory://") from None
 
 
+LOGO_TYPES = {
+    ".png": "image/png",
+    ".svg": "image/svg+xml",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".webp": "image/webp",
+}
+
+
+def _logo(raw: str, base: Path) -> Path | None:
+    if not raw:
+        return None
+    path = _path(raw, base)
+    if path.suffix.lower() not in LOGO_TYPES or not path.is_file():
+        raise ValueError("an existing .png, .svg, .jpg or .webp file (or empty)")
+    return path
+
+
+def _color(raw: str, _base: Path) -> str:
+    if not re.fullmatch(r"#[0-9a-fA-F]{6}", raw):
+        raise ValueError("a colour like #1f5f8b")
+    return raw.lower()
+
+
 def _secret_key(raw: str, _base: Path) -> str:
     if len(raw) < 32:
         raise ValueError("a random string of at least 32 characters")
@@ -145,6 +170,13 @@ def _clamd_address(raw: str, base: Path) -> str:
     raise ValueError("a unix socket path (/run/clamav/clamd.ctl) or HOST:PORT")
 
 
+def _time_of_day(raw: str, _base: Path) -> str:
+    match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", raw)
+    if not match:
+        raise ValueError("a time of day like 07:30 (24-hour clock)")
+    return f"{int(match.group(1)):02d}:{match.group(2)}"
+
+
 def _timezone(raw: str, _base: Path) -> str:
     try:
         ZoneInfo(raw)
@@ -153,11 +185,59 @@ def _timezone(raw: str, _base: Path) -> str:
     return raw
 
 
+def _seconds(low: float, high: float) -> Callable[[str, Path], float]:
+    def parse(raw: str, _base: Path) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ValueError(f"a number of seconds from {low:g} to {high:g}") from None
+        if not low <= value <= high:
+            raise ValueError(f"a number of seconds from {low:g} to {high:g}")
+        return value
+
+    return parse
+
+
+def _optional_email(raw: str, base: Path) -> str:
+    return _email(raw, base) if raw else ""
+
+
+def _folder_name(raw: str, _base: Path) -> str:
+    if not raw or raw in {".", ".."} or re.search(r'[/\\<>:"|?*\x00-\x1f]', raw):
+        raise ValueError("one folder name without / \\ or other reserved characters")
+    return raw
+
+
+HOTFOLDER_PLACEHOLDERS = ("customer_no", "project_no")
+
+
+def _hotfolder_pattern(raw: str, _base: Path) -> str:
+    allowed = (
+        "a relative path using {customer_no} and {project_no}, e.g. {customer_no}/{project_no}"
+    )
+    pattern = raw.strip().strip("/")
+    try:
+        fields = [field for _text, field, _spec, _conv in Formatter().parse(pattern) if field]
+    except ValueError:
+        raise ValueError(allowed) from None
+    parts = pattern.split("/")
+    if (
+        "project_no" not in fields
+        or any(field not in HOTFOLDER_PLACEHOLDERS for field in fields)
+        or any(part in {"", ".", ".."} for part in parts)
+        or "\\" in pattern
+    ):
+        raise ValueError(allowed)
+    return pattern
+
+
 SCHEMA: dict[str, dict[str, Key]] = {
     "portal": {
         "base_url": Key(_base_url, None),
         "secret_key": Key(_secret_key, None, secret=True),
         "shop_name": Key(_required_text, "ptportal"),
+        "logo_file": Key(_logo, ""),
+        "primary_color": Key(_color, "#1f5f8b"),
         "default_language": Key(_choice("de", "en"), "de"),
         "time_zone": Key(_timezone, "Europe/Berlin"),
         "activation_link_minutes": Key(_integer(5, 7 * 24 * 60), "30"),
@@ -193,6 +273,13 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "retry_first_seconds": Key(_integer(1, 86400), "60"),
         "retry_max_seconds": Key(_integer(1, 7 * 86400), "3600"),
         "max_attempts": Key(_integer(1, 1000), "30"),
+        "reply_to": Key(_optional_email, ""),
+    },
+    "notifications": {
+        "send_time": Key(_time_of_day, "07:30"),
+        "deadline_warning_days": Key(_integer(0, 60), "2"),
+        "notification_batch_seconds": Key(_integer(0, 86400), "120"),
+        "staff_language": Key(_choice("de", "en"), "de"),
     },
     "clamav": {
         "address": Key(_clamd_address, "/run/clamav/clamd.ctl"),
@@ -209,6 +296,19 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "argon2_memory_kib": Key(_integer(8, 4 * 1024 * 1024), "65536"),
         "argon2_parallelism": Key(_integer(1, 64), "4"),
     },
+    "agent": {
+        "hotfolder_root": Key(_path, "data/hotfolders"),
+        "hotfolder_pattern": Key(_hotfolder_pattern, "{customer_no}/{project_no}"),
+        "notification_dir": Key(_path, "data/notifications"),
+        "watch_mode": Key(_choice("native", "polling"), "native"),
+        "poll_interval_seconds": Key(_seconds(0.1, 3600), "5"),
+        "stable_seconds": Key(_seconds(0, 3600), "2"),
+        "rescan_seconds": Key(_seconds(1, 86400), "60"),
+        "batch_window_seconds": Key(_seconds(0, 3600), "10"),
+        "notify_email": Key(_optional_email, ""),
+        "outbound_folder": Key(_folder_name, "_to_customer"),
+        "heartbeat_seconds": Key(_seconds(1, 3600), "30"),
+    },
 }
 
 
@@ -217,6 +317,8 @@ class PortalSettings:
     base_url: str
     secret_key: str
     shop_name: str
+    logo_file: Path | None
+    primary_color: str
     default_language: str
     time_zone: str
     activation_link_minutes: int
@@ -264,6 +366,16 @@ class SmtpSettings:
     retry_first_seconds: int
     retry_max_seconds: int
     max_attempts: int
+    # Defaulted so code that builds SmtpSettings by hand (tests) need not name it.
+    reply_to: str = ""
+
+
+@dataclass(frozen=True)
+class NotificationSettings:
+    send_time: str
+    deadline_warning_days: int
+    notification_batch_seconds: int
+    staff_language: str
 
 
 @dataclass(frozen=True)
@@ -297,6 +409,21 @@ class SecuritySettings:
 
 
 @dataclass(frozen=True)
+class AgentSettings:
+    hotfolder_root: Path
+    hotfolder_pattern: str
+    notification_dir: Path
+    watch_mode: str
+    poll_interval_seconds: float
+    stable_seconds: float
+    rescan_seconds: float
+    batch_window_seconds: float
+    notify_email: str
+    outbound_folder: str
+    heartbeat_seconds: float
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything client.ini says, parsed once at start-up."""
 
@@ -306,9 +433,11 @@ class Settings:
     storage: StorageSettings
     workflow: WorkflowSettings
     smtp: SmtpSettings
+    notifications: NotificationSettings
     clamav: ClamavSettings
     worker: WorkerSettings
     security: SecuritySettings
+    agent: AgentSettings
 
 
 _SECTION_TYPES = {
@@ -317,9 +446,11 @@ _SECTION_TYPES = {
     "storage": StorageSettings,
     "workflow": WorkflowSettings,
     "smtp": SmtpSettings,
+    "notifications": NotificationSettings,
     "clamav": ClamavSettings,
     "worker": WorkerSettings,
     "security": SecuritySettings,
+    "agent": AgentSettings,
 }
 
 

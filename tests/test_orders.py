@@ -395,3 +395,27 @@ def test_an_inactive_login_can_neither_upload_nor_download(client, customer, set
     assert folder_files(settings, FOLDER_INCOMING) == ["flyer.pdf"]
     assert download.status_code == 302
     assert download.headers["Location"].startswith("/login")
+
+
+def test_without_javascript_a_plain_form_uploads_one_small_file(client, customer, settings):
+    page = client.get("/orders/A1").text
+    assert 'enctype="multipart/form-data"' in page and 'action="/orders/A1/files"' in page
+
+    data = {"csrf_token": customer.csrf_token, "file": (io.BytesIO(PDF), "Flyer ohne JS.pdf")}
+    response = client.post("/orders/A1/files", data=data, content_type="multipart/form-data")
+
+    assert response.status_code == 302
+    file = OrderFile.get(OrderFile.display_name == "Flyer ohne JS.pdf")
+    assert file.state == OrderFile.STATE_CLEAN
+    assert folder_files(settings, FOLDER_INCOMING) == ["Flyer ohne JS.pdf"]
+    assert "virus scan follows" in client.get("/orders/A1").text
+
+
+def test_plain_form_refusals_are_shown_and_write_nothing(client, customer, settings):
+    empty = {"csrf_token": customer.csrf_token, "file": (io.BytesIO(b""), "leer.pdf")}
+    client.post("/orders/A1/files", data=empty, content_type="multipart/form-data")
+    assert "The file is empty." in client.get("/orders/A1").text
+    no_csrf = {"file": (io.BytesIO(PDF), "x.pdf")}
+    assert client.post("/orders/A1/files", data=no_csrf).status_code == 400
+    assert OrderFile.select().count() == 0
+    assert all_files(settings.storage.staging_root) == []
