@@ -8,6 +8,7 @@ from pathlib import Path
 
 from flask import Flask, g
 from flask_babel import get_locale
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from portal import errors
 from portal.extensions import babel, csrf, htmx, limiter, login_manager
@@ -81,6 +82,11 @@ def build_app(settings: Settings | None = None, *, tasks: BackgroundTasks | None
     formatting.register(app)
     csrf.exempt(api.bp)
     limiter.exempt(api.bp)
+
+    if settings.portal.proxy_count:
+        # Client address and scheme from the proxies' headers, for rate limits and logs.
+        count = settings.portal.proxy_count
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count)
 
     errors.register(app)
     app.after_request(add_security_headers)

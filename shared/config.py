@@ -245,6 +245,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "login_attempts_per_minute": Key(_integer(1, 1000), "10"),
         "link_requests_per_hour": Key(_integer(1, 1000), "5"),
         "rate_limit_storage_url": Key(_text, "memory://"),
+        "proxy_count": Key(_integer(0, 5), "0"),
         "max_upload_bytes": Key(_size, "20G"),
         "upload_chunk_bytes": Key(_size, "64M"),
     },
@@ -326,6 +327,7 @@ class PortalSettings:
     login_attempts_per_minute: int
     link_requests_per_hour: int
     rate_limit_storage_url: str
+    proxy_count: int
     max_upload_bytes: int
     upload_chunk_bytes: int
 

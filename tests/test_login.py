@@ -439,3 +439,19 @@ def test_next_redirects_only_to_local_paths(client, username, target, expected):
     location = urlsplit(response.headers["Location"])
     assert location.netloc in ("", "localhost")
     assert location.path + (f"?{location.query}" if location.query else "") == expected
+
+
+@pytest.mark.parametrize(
+    "ini_overrides",
+    [{"portal": {"login_attempts_per_minute": 2, "proxy_count": 1}}],
+    indirect=True,
+)
+def test_behind_a_proxy_limits_count_per_forwarded_client(client, username):
+    def attempt(address: str):
+        environ = {"REMOTE_ADDR": "127.0.0.1", "HTTP_X_FORWARDED_FOR": address}
+        token = csrf_from(client.get("/login", environ_base=environ).text)
+        form = {"csrf_token": token, "username": f"nobody-{address}", "password": "x"}
+        return client.post("/login", data=form, environ_base=environ).status_code
+
+    assert [attempt("203.0.113.7") for _ in range(3)] == [401, 401, 429]
+    assert attempt("198.51.100.9") == 401, "another client behind the same proxy is not blocked"
