@@ -393,6 +393,7 @@ def serve(settings: Settings, bind: str, workers: int, threads: int) -> None:
     """Run the portal under gunicorn with threaded workers (long uploads need them)."""
     from portal.server import run_gunicorn
 
+    settings.clamav.limits()  # a clamd.conf the portal cannot rely on stops start-up here
     run_gunicorn(settings, bind=bind, workers=workers, threads=threads)
 
 
@@ -400,7 +401,7 @@ def serve(settings: Settings, bind: str, workers: int, threads: int) -> None:
 @click.option("--workers", default=2, show_default=True)
 @needs_settings
 def worker(settings: Settings, workers: int) -> None:
-    """Run the background worker that delivers mail."""
+    """Run the background worker: mail delivery, virus scans, retention."""
     from huey.consumer import Consumer
 
     from shared.worker import BackgroundTasks

@@ -1,0 +1,95 @@
+"""The whole system as a browser meets it: gunicorn, the worker, clamd, SMTP, on localhost."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from conftest import base_sections, write_ini
+from smtp_helpers import RecordingHandler, free_port, smtp_server
+
+from shared.api_tokens import create_token
+from shared.config import Settings, load_settings
+from shared.db import bind_database, database
+from shared.schema import init_database
+from shared.staff import create_staff
+
+STAFF_PASSWORD = "Setzerei und Druckerei 1887"
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
+
+
+@dataclass
+class RunningSystem:
+    settings: Settings
+    base_url: str
+    api_token: str
+    mail: RecordingHandler
+    directory: Path
+    processes: list[subprocess.Popen] = field(default_factory=list)
+
+    def log(self, name: str) -> str:
+        path = self.directory / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+
+def _wait_for(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer")
+
+
+@contextmanager
+def running_system(directory: Path, clamd, **ini_overrides) -> Iterator[RunningSystem]:
+    """Portal (gunicorn, gthread) + worker as real processes, sharing one client.ini."""
+    handler = RecordingHandler()
+    port = free_port()
+    with smtp_server(handler) as smtp_port:
+        overrides = {
+            "portal": {"base_url": f"http://127.0.0.1:{port}"},
+            "clamav": {"address": clamd.address, "clamd_conf": clamd.conf, "timeout_seconds": 10},
+            "worker": {"queue_url": "sqlite:///data/queue.db"},
+        }
+        for section, values in ini_overrides.items():
+            overrides.setdefault(section, {}).update(values)
+        ini = write_ini(directory, base_sections(smtp_port, **overrides))
+        settings = load_settings(ini)
+        bind_database(settings.database.url)
+        init_database(settings.portal.shop_name)
+        create_staff(
+            settings, "anna", "Anna Muster", "anna@druckerei.example", True, STAFF_PASSWORD
+        )
+        token = create_token("browser-tests")
+        database.close()
+        system = RunningSystem(settings, settings.portal.base_url, token, handler, directory)
+        command = [sys.executable, "-m", "portal", "--config", str(ini)]
+        for name, args in (
+            ("portal", ["serve", "--bind", f"127.0.0.1:{port}", "--workers", "1"]),
+            ("worker", ["worker", "--workers", "2"]),
+        ):
+            with (directory / f"{name}.log").open("ab") as log:
+                system.processes.append(
+                    subprocess.Popen([*command, *args], stdout=log, stderr=subprocess.STDOUT)
+                )
+        try:
+            _wait_for(f"{system.base_url}/healthz")
+            yield system
+        finally:
+            for process in system.processes:
+                process.terminate()
+            for process in system.processes:
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
