@@ -71,13 +71,27 @@ def build_app(settings: Settings | None = None, *, tasks: BackgroundTasks | None
     login_manager.login_message = None
     login_manager.session_protection = "basic"
 
-    from portal import api, auth, formatting, home, orders, staff, uploads
+    from portal import (
+        api,
+        auth,
+        formatting,
+        home,
+        hotfolder,
+        mail_admin,
+        orders,
+        staff,
+        tokens,
+        uploads,
+    )
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(home.bp)
     app.register_blueprint(orders.bp)
     app.register_blueprint(uploads.bp)
     app.register_blueprint(staff.bp)
+    app.register_blueprint(hotfolder.bp)
+    app.register_blueprint(tokens.bp)
+    app.register_blueprint(mail_admin.bp)
     app.register_blueprint(api.bp)
     formatting.register(app)
     csrf.exempt(api.bp)

@@ -381,6 +381,35 @@ def retention(settings: Settings, dry_run: bool) -> None:
     click.echo(f"{len(files)} file(s) {'due' if dry_run else 'deleted'}")
 
 
+# --- mail --------------------------------------------------------------------
+
+
+@main.group()
+def mail() -> None:
+    """Notifications, the daily digest and the outbox."""
+
+
+@mail.command("send-now")
+@needs_settings
+def mail_send_now(settings: Settings) -> None:
+    """Send due notifications, today's digest and the outbox now (to test delivery)."""
+    from shared.digest import send_now
+
+    result = send_now(settings)
+    for row in result.mails:
+        answer = f"\t{row.last_error}" if row.last_error else ""
+        click.echo(f"{row.status}\t{row.recipients}\t{row.subject}{answer}")
+    report = result.report
+    summary = f"{report.sent} sent, {report.failed} failed, {report.deferred} waiting"
+    if result.digest.already_sent:
+        summary += f", {result.digest.already_sent} had today's digest already"
+    click.echo(summary)
+    if not result.mails:
+        click.echo("nothing was due: no connection to the mail server")
+    if report.error:
+        raise click.ClickException(f"mail server: {report.error}")
+
+
 # --- processes ---------------------------------------------------------------
 
 
@@ -397,6 +426,12 @@ def serve(settings: Settings, bind: str, workers: int, threads: int) -> None:
     run_gunicorn(settings, bind=bind, workers=workers, threads=threads)
 
 
+# huey polls an idle queue ever more slowly, by default up to every 10 s: a file received
+# after a quiet spell waited seconds before its virus scan even started (bench/README.md,
+# benchmark 3). Polling an SQLite queue twice a second per worker thread costs nothing.
+QUEUE_POLL_MAX_SECONDS = 0.5
+
+
 @main.command()
 @click.option("--workers", default=2, show_default=True)
 @needs_settings
@@ -407,7 +442,13 @@ def worker(settings: Settings, workers: int) -> None:
     from shared.worker import BackgroundTasks
 
     queue = BackgroundTasks(settings)
-    Consumer(queue.huey, workers=workers, periodic=True, worker_type="thread").run()
+    Consumer(
+        queue.huey,
+        workers=workers,
+        periodic=True,
+        worker_type="thread",
+        max_delay=QUEUE_POLL_MAX_SECONDS,
+    ).run()
 
 
 @main.command()

@@ -2,7 +2,8 @@
 
 Writes ``<dir>/client.ini`` on first use (SQLite, local folders, a local SMTP
 catcher storing .eml files), creates a staff admin, a demo customer and order,
-starts the mail catcher, the worker and the portal, and prints where to look.
+starts the mail catcher, the worker, the portal and the hotfolder agent, and prints
+where to look.
 """
 
 from __future__ import annotations
@@ -57,6 +58,12 @@ clamd_conf = clamav/clamd.conf
 
 [worker]
 queue_url = sqlite:///data/queue.db
+
+[agent]
+hotfolder_root = hotfolders
+notification_dir = notifications
+stable_seconds = 1
+batch_window_seconds = 5
 """
 
 
@@ -168,6 +175,8 @@ def run_demo(directory: Path, port: int, mail_port: int = MAIL_PORT) -> None:
         children.append(start("worker", [*command, "worker"]))
         bind = _bind_address(settings.portal.base_url)
         children.append(start("portal", [*command, "serve", "--bind", bind]))
+        agent = [sys.executable, "-m", "hotfolder_agent", "--config", str(ini)]
+        children.append(start("agent", agent))
         BackgroundTasks(settings).deliver_soon()
         found = _newest_link(mail_dir, started - 1, timeout=90)
         lines = [
@@ -179,6 +188,8 @@ def run_demo(directory: Path, port: int, mail_port: int = MAIL_PORT) -> None:
             f"  Caught mails:      {mail_dir}/*.eml",
             f"  Logs:              {logs}/*.log",
             f"  Order folders:     {settings.storage.order_root}",
+            f"  Hotfolders:        {settings.agent.hotfolder_root} (copied by the agent)",
+            f"  Job notifications: {settings.agent.notification_dir}/*.xml",
             f"  Virus scanner:     clamd on {settings.clamav.address} ({_signature_note()})",
         ]
         if found:

@@ -27,6 +27,7 @@ from shared.models import (
     PortalLogin,
     SystemDefault,
 )
+from shared.notifications import LINK_REQUESTED, LOGIN_CREATED, PASSWORD_SET, notify
 from shared.passwords import PasswordVault, check_password
 from shared.sessions import end_sessions_of
 from shared.storage import create_order_folders
@@ -171,11 +172,14 @@ def send_activation_mail(
     )
     template = find_template(ACTIVATION_TEMPLATE, language)
     mail = render_mail(template, active_signature(), context)
+    event = LINK_REQUESTED if kind == ActivationToken.KIND_RENEWAL else LOGIN_CREATED
+    notify(event, customer=customer, order=order, detail=recipient.email)
     return queue_mail(
         kind=f"activation-{kind}",
         sender=settings.smtp.email,
         recipients=[recipient.email],
         recipient_reason=recipient.reason,
+        reply_to=settings.smtp.reply_to,
         mail=mail,
         customer=customer,
         order=order,
@@ -211,6 +215,7 @@ def set_password_with_token(vault: PasswordVault, token: str, password: str) -> 
             (ActivationToken.login == login) & (ActivationToken.used_at.is_null())
         ).execute()
         end_sessions_of(login)
+        notify(PASSWORD_SET, customer=login.customer)
     log.info("password set for portal login %s", login.username)
     return login
 

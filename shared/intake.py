@@ -20,8 +20,9 @@ from shared.db import write_transaction
 from shared.errors import Conflict
 from shared.filenames import free_name, stored_name_for
 from shared.models import FileEvent, OrderFile, StaffUser
+from shared.notifications import FILE_FINAL, FILE_REJECTED, UPLOAD_RECEIVED, notify
 from shared.scanning import Scanner, ScanVerdict
-from shared.storage import order_dir
+from shared.storage import FOLDER_FINAL, FOLDER_INCOMING, order_dir
 from shared.uploads import staging_path
 
 log = logging.getLogger(__name__)
@@ -107,12 +108,14 @@ def scan_received(settings: Settings, scanner: Scanner, file_id: int) -> OrderFi
             file.stored_name = _place(settings, file)
             file.state = OrderFile.STATE_CLEAN
             file.scanned_at = utcnow()
+            _notify_placed(file)
         elif result.verdict is ScanVerdict.INFECTED:
             _quarantine(settings, file)
             file.state = OrderFile.STATE_REJECTED
             file.signature = result.signature
             file.scanned_at = utcnow()
             FileEvent.create(file=file, kind=EVENT_REJECTED, detail=result.signature)
+            notify(FILE_REJECTED, file=file, detail=result.signature)
             log.warning(
                 "file %s of order %s rejected: %s", file.id, file.order_id, result.signature
             )
@@ -127,6 +130,14 @@ def scan_received(settings: Settings, scanner: Scanner, file_id: int) -> OrderFi
             log.warning("virus scan of file %s must wait: %s", file.id, result.detail)
         file.save()
     return file
+
+
+def _notify_placed(file: OrderFile) -> None:
+    """A clean file arrived: staff hear of uploads, customers of files placed in Final."""
+    if file.folder == FOLDER_INCOMING:
+        notify(UPLOAD_RECEIVED, file=file)
+    elif file.folder == FOLDER_FINAL:
+        notify(FILE_FINAL, file=file)
 
 
 def files_to_scan(stale_after: timedelta = timedelta(minutes=10)) -> list[int]:
@@ -154,6 +165,7 @@ def release_held(settings: Settings, file: OrderFile, staff: StaffUser) -> Order
         file.released_at = utcnow()
         file.save()
         FileEvent.create(file=file, kind=EVENT_RELEASED, staff=staff, detail=file.display_name)
+        _notify_placed(file)
     log.info("staff %s released unscanned file %s", staff.username, file.id)
     return file
 

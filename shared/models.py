@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from peewee import (
     BigIntegerField,
+    BlobField,
     BooleanField,
     CharField,
     DateField,
@@ -171,6 +172,8 @@ class Order(BaseModel):
 
     class Meta:
         table_name = "orders"
+        # Order lists, newest first: a customer's, and staff's over all customers.
+        indexes = ((("customer", "created_at"), False), (("created_at",), False))
 
 
 class Ticket(BaseModel):
@@ -224,7 +227,11 @@ class OrderFile(BaseModel):
     deleted_at = DateTimeField(null=True)
 
     class Meta:
-        indexes = ((("order", "folder", "stored_name"), True),)
+        indexes = (
+            (("order", "folder", "stored_name"), True),
+            # The order list's state per order, counted from the index alone.
+            (("order", "folder", "state"), False),
+        )
 
 
 class FileEvent(BaseModel):
@@ -282,6 +289,8 @@ class OutboxMail(BaseModel):
     STATUS_SENDING = "sending"
     STATUS_SENT = "sent"
     STATUS_FAILED = "failed"
+    # Left in SENDING by a worker that stopped mid-send: it may or may not have gone out.
+    STATUS_UNKNOWN = "unknown"
 
     message_id = CharField(unique=True)
     kind = CharField()
@@ -308,6 +317,182 @@ class OutboxMail(BaseModel):
         return [address for address in self.recipients.split(",") if address]
 
 
+class AgentHeartbeat(BaseModel):
+    """A hotfolder agent process: who it is and when it last said it is alive."""
+
+    agent_id = CharField(unique=True)
+    host = CharField()
+    pid = IntegerField()
+    version = CharField(default="")
+    watch_mode = CharField(default="")
+    started_at = DateTimeField(default=utcnow)
+    seen_at = DateTimeField(default=utcnow, index=True)
+    stopped_at = DateTimeField(null=True)
+
+
+class JobNotification(BaseModel):
+    """One XML job notification for a batch of an order's delivered files.
+
+    The row (with its file name) exists before the XML is written, so a restart
+    rewrites the same file instead of emitting a second one.
+    """
+
+    order = ForeignKeyField(Order, backref="job_notifications", on_delete="CASCADE")
+    claimed_by = CharField()
+    file_name = CharField(default="")
+    created_at = DateTimeField(default=utcnow)
+    written_at = DateTimeField(null=True, index=True)
+    mail = ForeignKeyField(OutboxMail, null=True, on_delete="SET NULL")
+
+
+class Delivery(BaseModel):
+    """A clean upload's copy into the internal hotfolder: intent before the copy, done after.
+
+    One row per file (unique), claimed by one agent, so two agents never deliver
+    the same file; ``hotfolder_path`` is the target chosen before linking, so a
+    restart after a crash knows where to look.
+    """
+
+    STATE_INTENT = "intent"
+    STATE_DONE = "done"
+
+    file = ForeignKeyField(OrderFile, unique=True, backref="deliveries", on_delete="CASCADE")
+    state = CharField(default=STATE_INTENT, index=True)
+    claimed_by = CharField()
+    hotfolder_path = TextField(default="")
+    started_at = DateTimeField(default=utcnow)
+    done_at = DateTimeField(null=True)
+    attempts = IntegerField(default=0)
+    error = TextField(default="")
+    notification = ForeignKeyField(
+        JobNotification, null=True, backref="deliveries", on_delete="SET NULL"
+    )
+
+
+class OutboundTransfer(BaseModel):
+    """A file staff dropped into an order's outbound folder, on its way into the portal.
+
+    ``active_source`` holds the source path while the transfer is open (unique, so
+    only one agent takes a dropped file) and is cleared once the file is sent.
+    """
+
+    STATE_STAGING = "staging"
+    STATE_STAGED = "staged"
+    STATE_SENT = "sent"
+
+    active_source = CharField(unique=True, null=True)
+    source_path = TextField()
+    order = ForeignKeyField(Order, backref="outbound_transfers", on_delete="CASCADE")
+    folder = CharField()
+    size = BigIntegerField()
+    state = CharField(default=STATE_STAGING, index=True)
+    claimed_by = CharField()
+    file = ForeignKeyField(OrderFile, null=True, backref="transfers", on_delete="SET NULL")
+    sent_path = TextField(default="")
+    error = TextField(default="")
+    created_at = DateTimeField(default=utcnow)
+    done_at = DateTimeField(null=True)
+
+
+class AgentError(BaseModel):
+    """A problem the agent could not solve by itself (unreadable file, full hotfolder …).
+
+    One open row per path and action, counted while it repeats; resolved once
+    the same path succeeds.
+    """
+
+    agent_id = CharField()
+    action = CharField()
+    path = TextField()
+    reason = TextField()
+    order = ForeignKeyField(Order, null=True, backref="agent_errors", on_delete="CASCADE")
+    file = ForeignKeyField(OrderFile, null=True, backref="agent_errors", on_delete="CASCADE")
+    occurrences = IntegerField(default=1)
+    created_at = DateTimeField(default=utcnow)
+    last_seen_at = DateTimeField(default=utcnow, index=True)
+    resolved_at = DateTimeField(null=True, index=True)
+
+
+class MailAttachment(BaseModel):
+    """A file attached to an outbox mail (e.g. the XML of a job notification)."""
+
+    mail = ForeignKeyField(OutboxMail, backref="attachments", on_delete="CASCADE")
+    file_name = CharField()
+    content_type = CharField(default="application/octet-stream")
+    content = BlobField()
+
+
+class NotificationRule(BaseModel):
+    """Who gets one notification event's mail; with a customer set, that customer's override."""
+
+    ROLE_CUSTOMER = "customer"
+    ROLE_OWNER = "owner"
+    ROLE_STAFF = "staff"
+    ROLE_ADMINS = "admins"
+    ROLES = (ROLE_CUSTOMER, ROLE_OWNER, ROLE_STAFF, ROLE_ADMINS)
+
+    kind = CharField()
+    customer = ForeignKeyField(
+        Customer, null=True, backref="notification_rules", on_delete="CASCADE"
+    )
+    active = BooleanField(default=True)
+    roles = CharField(default="")
+    extra_addresses = TextField(default="")
+    template_name = CharField()
+    updated_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("kind", "customer"), True),)
+
+    @property
+    def role_list(self) -> list[str]:
+        return [role for role in self.roles.split(",") if role]
+
+    @property
+    def address_list(self) -> list[str]:
+        return [address for address in self.extra_addresses.split(",") if address]
+
+
+class NotificationRuleStaff(BaseModel):
+    """An additional staff user who gets the mail of a notification rule."""
+
+    rule = ForeignKeyField(NotificationRule, backref="extra_staff", on_delete="CASCADE")
+    staff = ForeignKeyField(StaffUser, backref="notification_rules", on_delete="CASCADE")
+
+    class Meta:
+        indexes = ((("rule", "staff"), True),)
+
+
+class Notification(BaseModel):
+    """An event that may be mailed; recorded with its cause, batched and sent by the worker."""
+
+    kind = CharField(index=True)
+    customer = ForeignKeyField(Customer, null=True, backref="notifications", on_delete="CASCADE")
+    order = ForeignKeyField(Order, null=True, backref="notifications", on_delete="CASCADE")
+    ticket = ForeignKeyField(Ticket, null=True, on_delete="SET NULL")
+    file = ForeignKeyField(OrderFile, null=True, on_delete="SET NULL")
+    detail = TextField(default="")
+    created_at = DateTimeField(default=utcnow, index=True)
+    processed_at = DateTimeField(null=True, index=True)
+    outcome = TextField(default="")
+
+
+class BouncedAddress(BaseModel):
+    """An address that hard-bounced (or staff marked so); not mailed again until cleared."""
+
+    email = CharField(unique=True)
+    reason = TextField(default="")
+    created_by = ForeignKeyField(StaffUser, null=True, on_delete="SET NULL")
+    created_at = DateTimeField(default=utcnow)
+
+
+class DigestRun(BaseModel):
+    """The scheduled daily digest of one local date has been queued."""
+
+    day = DateField(unique=True)
+    created_at = DateTimeField(default=utcnow)
+
+
 ALL_MODELS = [
     StaffUser,
     Customer,
@@ -325,4 +510,15 @@ ALL_MODELS = [
     EmailSignature,
     ApiToken,
     OutboxMail,
+    AgentHeartbeat,
+    JobNotification,
+    Delivery,
+    OutboundTransfer,
+    AgentError,
+    MailAttachment,
+    NotificationRule,
+    NotificationRuleStaff,
+    Notification,
+    BouncedAddress,
+    DigestRun,
 ]

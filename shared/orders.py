@@ -19,6 +19,7 @@ from shared.customers import add_contact, customer_recipient, get_customer
 from shared.db import write_transaction
 from shared.errors import Conflict, Invalid, NotFound
 from shared.models import Contact, Order, PortalLogin, Ticket
+from shared.notifications import UPLOAD_REQUEST, notify
 from shared.storage import create_order_folders, is_safe_number
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,8 @@ def create_order(
         except IntegrityError:
             raise Conflict(f"order {project_no!r} exists already") from None
         actions = prepare_portal(settings, order)
+        # Whether it is mailed (portal_reminder_email_automatically = 1) the worker decides.
+        notify(UPLOAD_REQUEST, order=order)
     log.info("order %s created for %s: %s", project_no, customer_no, actions or "no portal")
     return order, actions
 
@@ -125,9 +128,13 @@ def add_ticket(project_no: str, ticket_no: str, title: str = "") -> Ticket:
         order = get_order(project_no)
         try:
             with write_transaction():
-                return Ticket.create(order=order, ticket_no=ticket_no.strip(), title=title)
+                ticket = Ticket.create(order=order, ticket_no=ticket_no.strip(), title=title)
         except IntegrityError:
             raise Conflict(f"ticket {ticket_no!r} exists already in order {project_no!r}") from None
+        # Mailed only with portal_reminder_email_automatically = 2; the worker, which has
+        # the settings, decides when the batch goes out.
+        notify(UPLOAD_REQUEST, order=order, ticket=ticket)
+        return ticket
 
 
 def order_summary(order: Order) -> dict:

@@ -56,6 +56,14 @@ class BackgroundTasks:
 
         @huey.periodic_task(crontab(minute="*"), name="sweep")
         def sweep() -> None:
+            try:
+                from shared.digest import queue_due_mail
+
+                # Queued first, so batched notifications and the digest share this run's
+                # one SMTP connection; the digest checks send_time in the portal's time zone.
+                queue_due_mail(settings)
+            except Exception:
+                log.exception("notifications or digest could not be queued")
             deliver_outbox.call_local()
             from shared.intake import files_to_scan, make_scanner, scan_received
 

@@ -267,6 +267,9 @@ def test_expired_link_leads_to_a_new_one_and_english_is_one_click_away(system, c
 def test_sign_in_and_upload_with_the_keyboard_only(system, context, tmp_path):
     username, project_no = new_customer_with_order(system)
     page = context.new_page()
+    # Intercepting file dialogs from the start: switched on only at the key press, Chromium
+    # sometimes opened the dialog before the interception took effect and the test missed it.
+    page.on("filechooser", lambda _chooser: None)
     page.goto(activation_link(system, username))
     page.keyboard.type(PASSWORD)  # the password field has the focus
     page.keyboard.press("Tab")  # on to "repeat the password"
@@ -282,16 +285,17 @@ def test_sign_in_and_upload_with_the_keyboard_only(system, context, tmp_path):
         if page.evaluate("document.activeElement.textContent.trim()") == project_no:
             break
     page.keyboard.press("Enter")
-    expect(page.locator("#upload")).to_be_visible()
+    expect(page.locator("#upload.upload-ready")).to_be_visible()  # upload.js has started
+    choose_files = "document.activeElement.classList.contains('choose-files')"
     for _ in range(30):
         page.keyboard.press("Tab")
-        if page.evaluate("document.activeElement.id") == "file-input":
+        if page.evaluate(choose_files):
             break
-    assert page.evaluate("document.activeElement.id") == "file-input"
+    assert page.evaluate(choose_files), "the 'choose files' button is reachable by Tab"
     flyer = tmp_path / "flyer.pdf"
     flyer.write_bytes(b"%PDF-1.7\nclean")
-    with page.expect_file_chooser() as chooser:
-        page.keyboard.press("Space")
+    with page.expect_file_chooser(timeout=5000) as chooser:
+        page.keyboard.press("Enter")
     chooser.value.set_files(str(flyer))
     expect(page.locator("#files tr[data-state=clean]")).to_contain_text("flyer.pdf", timeout=30000)
 

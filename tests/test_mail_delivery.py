@@ -377,7 +377,10 @@ def test_connection_closed_by_server_returns_every_claimed_mail(db):
         assert stored.attempts == 1
 
 
-def test_mail_stuck_in_sending_is_requeued(db):
+def test_mail_stuck_in_sending_is_marked_unknown_and_never_resent(db):
+    # A worker that stopped between the server's "250 OK" and its own commit leaves the
+    # row in SENDING: it may have gone out, so it is not resent but shown to staff.
+    due = add_mail(3)
     now = utcnow()
     stuck = add_mail(
         1, status=OutboxMail.STATUS_SENDING, next_attempt_at=now - timedelta(minutes=20)
@@ -386,11 +389,92 @@ def test_mail_stuck_in_sending_is_requeued(db):
     handler = RecordingHandler()
     with smtp_server(handler) as port:
         report = deliver_due(settings(port), now=now)
+        assert reload(busy).status == OutboxMail.STATUS_SENDING  # its worker may still be on it
+        again = deliver_due(settings(port), now=now + timedelta(days=1))
 
-    assert report == DeliveryReport(sent=1)
-    assert [item.message["Message-ID"] for item in handler.received] == [stuck.message_id]
-    assert reload(stuck).status == OutboxMail.STATUS_SENT
-    assert reload(busy).status == OutboxMail.STATUS_SENDING
+    assert report == DeliveryReport(sent=1, unknown=1)
+    assert again == DeliveryReport(unknown=1)  # now the second one counts as stopped too
+    assert [item.message["Message-ID"] for item in handler.received] == [due.message_id]
+    stored = reload(stuck)
+    assert stored.status == OutboxMail.STATUS_UNKNOWN
+    assert stored.last_error.startswith("delivery unknown")
+
+
+def test_crash_between_send_and_commit_sends_nothing_twice(db, monkeypatch):
+    from shared.mail import delivery
+
+    first, second = add_mail(1), add_mail(2)
+    real_write = delivery.write_transaction
+    calls = {"n": 0}
+
+    def crash_after_first_send():
+        # claim(1), then the "sent" commit of mail 1 is the second write: the process dies there.
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise SystemExit("worker killed")
+        return real_write()
+
+    handler = RecordingHandler()
+    now = utcnow()
+    with smtp_server(handler) as port:
+        monkeypatch.setattr(delivery, "write_transaction", crash_after_first_send)
+        with pytest.raises(SystemExit):
+            deliver_due(settings(port), now=now)
+        monkeypatch.setattr(delivery, "write_transaction", real_write)
+        assert reload(first).status == OutboxMail.STATUS_SENDING
+        assert reload(second).status == OutboxMail.STATUS_PENDING
+
+        # The next runs: mail 2 goes out; mail 1 (already received) is never sent again.
+        deliver_due(settings(port), now=now + timedelta(minutes=1))
+        deliver_due(settings(port), now=now + timedelta(hours=1))
+        deliver_due(settings(port), now=now + timedelta(days=1))
+
+    ids = [item.message["Message-ID"] for item in handler.received]
+    assert ids == [first.message_id, second.message_id]
+    assert reload(first).status == OutboxMail.STATUS_UNKNOWN
+    assert reload(second).status == OutboxMail.STATUS_SENT
+
+
+def test_unknown_user_goes_on_the_bounce_list_and_is_not_mailed_again(db):
+    from shared.mail.bounces import is_bounced
+
+    first = add_mail(1, recipients="nobody@example.com")
+    policy_refusal = add_mail(2, recipients="relay@example.com")
+    handler = RecordingHandler(
+        rcpt_answers={
+            "nobody@example.com": "550 5.1.1 no such user",
+            "relay@example.com": "550 5.7.1 relaying denied",
+        }
+    )
+    with smtp_server(handler) as port:
+        assert deliver_due(settings(port)) == DeliveryReport(failed=2)
+        assert is_bounced("Nobody@Example.com")
+        assert not is_bounced("relay@example.com")
+        handler.rcpt_answers.clear()
+        later = add_mail(3, recipients="nobody@example.com,a@example.com")
+        alone = add_mail(4, recipients="nobody@example.com")
+        report = deliver_due(settings(port))
+
+    assert report == DeliveryReport(sent=1, failed=1)
+    [received] = handler.received
+    assert received.rcpt_tos == ["a@example.com"]
+    assert reload(later).refused_recipients == "nobody@example.com: on the bounce list"
+    assert reload(alone).status == OutboxMail.STATUS_FAILED
+    assert "bounce list" in reload(alone).last_error
+    assert reload(first).status == reload(policy_refusal).status == OutboxMail.STATUS_FAILED
+
+
+def test_only_bounced_recipients_open_no_connection(db):
+    from shared.db import write_transaction
+    from shared.mail.bounces import record_bounce
+
+    with write_transaction():
+        record_bounce("a@example.com", "550 5.1.1 no such user")
+    mail = add_mail()
+    report = deliver_due(settings(free_port()))
+
+    assert report == DeliveryReport(failed=1)
+    assert reload(mail).status == OutboxMail.STATUS_FAILED
 
 
 def test_repeated_temporary_refusal_fails_after_max_attempts(db):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from markupsafe import escape
 
+from shared.mail.event_templates import EVENT_TEMPLATES
 from shared.models import EmailSignature, EmailTemplate
 
 ACTIVATION_TEMPLATE = "Hotfolder Portalzugang"
@@ -58,12 +59,14 @@ If it has expired, request a new link here:
 
 def install_defaults(shop_name: str) -> None:
     """Create the default templates and signature where none exist yet."""
-    for language, (subject, content) in _ACTIVATION.items():
-        EmailTemplate.get_or_create(
-            name=ACTIVATION_TEMPLATE,
-            language=language,
-            defaults={"subject": subject, "content": content},
-        )
+    defaults = {ACTIVATION_TEMPLATE: _ACTIVATION, **EVENT_TEMPLATES}
+    for name, languages in defaults.items():
+        for language, (subject, content) in languages.items():
+            EmailTemplate.get_or_create(
+                name=name,
+                language=language,
+                defaults={"subject": subject, "content": content},
+            )
     if not EmailSignature.select().exists():
         EmailSignature.create(
             name="Standard",

@@ -1,7 +1,9 @@
 """Deliver the outbox: claim due mails, send them over one SMTP connection, record the outcome.
 
-A claimed row is in status SENDING and its ``next_attempt_at`` holds the claim time,
-so a row left there by a crashed worker can be recognised and re-queued.
+Each mail is claimed (status SENDING, ``next_attempt_at`` = claim time) right before
+it is sent and recorded right after. A row left in SENDING by a worker that stopped
+in between may or may not have reached the server, so it is never resent blindly:
+it becomes UNKNOWN for staff to check and retry (nothing is ever sent twice).
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import logging
 import smtplib
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
@@ -17,11 +19,18 @@ from email.utils import format_datetime, parseaddr
 from shared.clock import utcnow
 from shared.config import SmtpSettings
 from shared.db import write_transaction
-from shared.models import OutboxMail
+from shared.mail.bounces import bounced, is_hard_bounce, normalise, record_bounce
+from shared.models import MailAttachment, OutboxMail
 
 log = logging.getLogger(__name__)
 
+# A row is in SENDING only while its one SMTP transaction runs (seconds): older means
+# the worker stopped between handing the mail to the server and recording it.
 STUCK_AFTER = timedelta(minutes=15)
+UNKNOWN_REASON = (
+    "delivery unknown: the worker stopped while sending; check with the recipient, "
+    "then retry or leave it"
+)
 
 
 @dataclass
@@ -32,6 +41,9 @@ class DeliveryReport:
     failed: int = 0
     deferred: int = 0
     error: str = ""
+    unknown: int = 0
+    # Which rows this run claimed, for showing staff what "send now" did.
+    mail_ids: list[int] = field(default_factory=list, compare=False, repr=False)
 
 
 class _ConnectionLost(Exception):
@@ -66,81 +78,100 @@ def deliver_due(
     """Send every due outbox mail (at most ``limit``) over one SMTP connection."""
     now = now or utcnow()
     report = DeliveryReport()
-    rows = _claim(now, limit)
-    if not rows:
-        return report
-
-    pending = list(rows)
+    report.unknown = _mark_unknown(now)
+    due = _due(now, limit)
+    client: smtplib.SMTP | None = None
     try:
-        try:
-            client = open_smtp(smtp)
-        except smtplib.SMTPAuthenticationError as exc:
-            report.error = f"login as {smtp.username} failed: {_answer(exc)}"
-            _wait_all(pending, now, smtp, report)
-            return report
-        except (OSError, smtplib.SMTPException) as exc:
-            report.error = f"cannot connect to {smtp.server}:{smtp.port}: {_reason(exc)}"
-            _wait_all(pending, now, smtp, report)
-            return report
-
-        try:
-            while pending:
-                _send_one(client, pending[0], now, smtp, report)
-                pending.pop(0)
-        except _ConnectionLost as exc:
-            pending.pop(0)  # _send_one already recorded the mail it was sending
-            report.error = f"connection to {smtp.server}:{smtp.port} lost: {exc}"
-            _wait_all(pending, now, smtp, report)
-        finally:
-            _quit(client)
+        while due:
+            row = due.pop(0)
+            # One claim per mail, right before it is sent: a row in SENDING is always
+            # the one mail whose SMTP transaction may have started.
+            if not _claim(row, now):
+                continue
+            report.mail_ids.append(row.id)
+            if not _deliverable(row, report):
+                continue
+            if client is None:
+                try:
+                    client = open_smtp(smtp)
+                except smtplib.SMTPAuthenticationError as exc:
+                    report.error = f"login as {smtp.username} failed: {_answer(exc)}"
+                except (OSError, smtplib.SMTPException) as exc:
+                    report.error = f"cannot connect to {smtp.server}:{smtp.port}: {_reason(exc)}"
+                if client is None:
+                    _wait_all([row, *due], now, smtp, report)
+                    return report
+            try:
+                _send_one(client, row, now, smtp, report)
+            except _ConnectionLost as exc:
+                report.error = f"connection to {smtp.server}:{smtp.port} lost: {exc}"
+                _wait_all(due, now, smtp, report)
+                return report
     finally:
-        # Whatever went wrong, no claimed mail may stay in SENDING until the stuck sweep.
-        if pending:
-            _wait_all(pending, now, smtp, report)
+        if client is not None:
+            _quit(client)
     return report
 
 
-def _claim(now: datetime, limit: int) -> list[OutboxMail]:
-    """Re-queue stuck rows, then mark up to ``limit`` due rows as SENDING and return them."""
+def _mark_unknown(now: datetime) -> int:
+    """Rows a stopped worker left in SENDING: maybe sent, so never resent without staff."""
     with write_transaction():
         stuck = (
-            OutboxMail.update(
-                status=OutboxMail.STATUS_PENDING,
-                last_error="re-queued: a worker stopped while sending",
-            )
+            OutboxMail.update(status=OutboxMail.STATUS_UNKNOWN, last_error=UNKNOWN_REASON)
             .where(
                 OutboxMail.status == OutboxMail.STATUS_SENDING,
                 OutboxMail.next_attempt_at < now - STUCK_AFTER,
             )
             .execute()
         )
-        if stuck:
-            log.warning("re-queued %d mails stuck in sending", stuck)
-        candidates = list(
-            OutboxMail.select()
+    if stuck:
+        log.warning("%d mails left in sending by a stopped worker: delivery unknown", stuck)
+    return stuck
+
+
+def _due(now: datetime, limit: int) -> list[OutboxMail]:
+    """Up to ``limit`` pending rows whose time has come, oldest first."""
+    return list(
+        OutboxMail.select()
+        .where(
+            OutboxMail.status == OutboxMail.STATUS_PENDING,
+            OutboxMail.next_attempt_at <= now,
+        )
+        .order_by(OutboxMail.next_attempt_at, OutboxMail.id)
+        .limit(limit)
+    )
+
+
+def _claim(row: OutboxMail, now: datetime) -> bool:
+    """Mark ``row`` SENDING with the claim time; False if another worker got it first."""
+    with write_transaction():
+        # The conditions make the claim exact even where the select did not lock
+        # (PostgreSQL): a row another worker took or already deferred updates nothing.
+        taken = (
+            OutboxMail.update(status=OutboxMail.STATUS_SENDING, next_attempt_at=now)
             .where(
+                OutboxMail.id == row.id,
                 OutboxMail.status == OutboxMail.STATUS_PENDING,
                 OutboxMail.next_attempt_at <= now,
             )
-            .order_by(OutboxMail.next_attempt_at, OutboxMail.id)
-            .limit(limit)
+            .execute()
         )
-        claimed = []
-        for row in candidates:
-            # The status condition makes the claim exact even where the select
-            # did not lock (PostgreSQL): a row another worker took updates nothing.
-            taken = (
-                OutboxMail.update(status=OutboxMail.STATUS_SENDING, next_attempt_at=now)
-                .where(OutboxMail.id == row.id, OutboxMail.status == OutboxMail.STATUS_PENDING)
-                .execute()
-            )
-            if taken:
-                claimed.append(row)
-        return claimed
+    if taken:
+        row.status = OutboxMail.STATUS_SENDING
+    return bool(taken)
+
+
+def _deliverable(row: OutboxMail, report: DeliveryReport) -> bool:
+    """False (and the row failed) when every recipient is on the bounce list."""
+    recipients = _recipients(row)
+    if recipients and len(bounced(recipients)) < len({normalise(a) for a in recipients}):
+        return True
+    _fail(row, "not sent: every recipient is on the bounce list", report)
+    return False
 
 
 def build_message(row: OutboxMail) -> EmailMessage:
-    """The MIME message for an outbox row: text and HTML alternatives, UTF-8."""
+    """The MIME message for an outbox row: text and HTML alternatives, UTF-8, attachments."""
     message = EmailMessage()
     message["From"] = row.sender
     message["To"] = ", ".join(_recipients(row))
@@ -153,7 +184,23 @@ def build_message(row: OutboxMail) -> EmailMessage:
     # quoted-printable keeps the body 7-bit, so servers without 8BITMIME take it too.
     message.set_content(row.text_body, charset="utf-8", cte="quoted-printable")
     message.add_alternative(row.html_body, subtype="html", charset="utf-8", cte="quoted-printable")
+    for attachment in _attachments(row):
+        maintype, _slash, subtype = attachment.content_type.partition("/")
+        message.add_attachment(
+            bytes(attachment.content),
+            maintype=maintype,
+            subtype=subtype or "octet-stream",
+            filename=attachment.file_name,
+        )
     return message
+
+
+def _attachments(row: OutboxMail) -> list[MailAttachment]:
+    if row.id is None:
+        return []
+    return list(
+        MailAttachment.select().where(MailAttachment.mail == row.id).order_by(MailAttachment.id)
+    )
 
 
 def _send_one(
@@ -166,10 +213,13 @@ def _send_one(
         _fail(row, f"cannot build the message: {exc}", report)
         return
     envelope_to = [parseaddr(address)[1] or address for address in _recipients(row)]
+    skipped = bounced(envelope_to)
+    envelope_to = [address for address in envelope_to if normalise(address) not in skipped]
     envelope_from = parseaddr(row.sender)[1] or row.sender
     try:
         refused = client.send_message(message, from_addr=envelope_from, to_addrs=envelope_to)
     except smtplib.SMTPRecipientsRefused as exc:
+        _record_hard_bounces(exc.recipients)
         answers = _refusals(exc.recipients)
         if all(code >= 500 for code, _ in exc.recipients.values()):
             _fail(row, f"all recipients refused: {answers}", report)
@@ -199,13 +249,19 @@ def _send_one(
         _retry(row, f"connection lost: {_reason(exc)}", now, smtp, report)
         raise _ConnectionLost(_reason(exc)) from exc
 
+    _record_hard_bounces(refused)
+    not_sent = _refusals(refused)
+    if skipped:
+        not_sent = "; ".join(
+            filter(None, [not_sent, *(f"{a}: on the bounce list" for a in skipped)])
+        )
     with write_transaction():
         OutboxMail.update(
             status=OutboxMail.STATUS_SENT,
             sent_at=now,
             attempts=OutboxMail.attempts + 1,
             last_error="",
-            refused_recipients=_refusals(refused),
+            refused_recipients=not_sent,
         ).where(OutboxMail.id == row.id).execute()
     report.sent += 1
     if refused:
@@ -254,12 +310,29 @@ def _wait_all(
 def _defer(row: OutboxMail, attempts: int, reason: str, now: datetime, smtp: SmtpSettings) -> None:
     """Store the row as pending again, due after the backoff for ``attempts``."""
     with write_transaction():
+        # Only from the state this worker knows: a pending row that another worker
+        # claimed meanwhile must not be put back (it would be sent twice).
         OutboxMail.update(
             status=OutboxMail.STATUS_PENDING,
             attempts=attempts,
             next_attempt_at=now + backoff(smtp, attempts),
             last_error=reason,
-        ).where(OutboxMail.id == row.id).execute()
+        ).where(OutboxMail.id == row.id, OutboxMail.status == row.status).execute()
+    row.status = OutboxMail.STATUS_PENDING
+
+
+def _record_hard_bounces(refused: dict[str, tuple[int, bytes]]) -> None:
+    """Put addresses the server called unknown on the bounce list."""
+    hard = {
+        address: answer
+        for address, answer in refused.items()
+        if is_hard_bounce(answer[0], _text(answer[1]))
+    }
+    if not hard:
+        return
+    with write_transaction():
+        for address, (code, answer) in hard.items():
+            record_bounce(address, f"{code} {_text(answer)}")
 
 
 def backoff(smtp: SmtpSettings, attempts: int) -> timedelta:

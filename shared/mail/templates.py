@@ -17,11 +17,24 @@ from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup, escape
 
 from shared.errors import ServiceError
+from shared.mail.html import clean_html
 from shared.models import EmailSignature, EmailTemplate
 
-_sandbox = SandboxedEnvironment(
-    undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True
-)
+
+class _StrictSandbox(SandboxedEnvironment):
+    """Jinja's sandbox, tightened: no calls and no methods at all, only values and filters."""
+
+    def is_safe_attribute(self, obj, attr: str, value) -> bool:
+        # A template only reads placeholders; dict.items or str.format are no business of it.
+        return not callable(value) and super().is_safe_attribute(obj, attr, value)
+
+    def is_safe_callable(self, obj) -> bool:
+        return False
+
+
+_sandbox = _StrictSandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+# No range(), lipsum(), namespace() …: a template sees only the placeholder dictionaries.
+_sandbox.globals.clear()
 _TAG = re.compile(r"({{.*?}}|{%.*?%})", re.DOTALL)
 _QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "‚": "'", "‘": "'", "’": "'"})
 # A sentence's closing punctuation is not part of the link.
@@ -36,6 +49,8 @@ DATA_PROJECT_KEYS = (
     "link_valid_minutes",
     "customer_name",
     "upload_link",
+    "event_list",
+    "event_count",
 )
 TICKETDATA_PROJECT_KEYS = ("job_description", "due_date", "ticket_no", "ticket_title")
 
@@ -73,6 +88,16 @@ def _render(source: str, context: dict, template_name: str, part: str) -> str:
         ) from None
 
 
+def parse_template(source: str):
+    """The Jinja syntax tree of ``source`` as the sandbox reads it; raises TemplateSyntaxError."""
+    return _sandbox.parse(_normalise_quotes(source))
+
+
+def render_part(source: str, context: dict, template_name: str, part: str) -> str:
+    """One part (subject, content) rendered in the sandbox; raises TemplateProblem."""
+    return _render(source, context, template_name, part)
+
+
 def text_to_html(text: str) -> Markup:
     """Plain text as HTML: escaped, links clickable, line breaks kept."""
     parts = []
@@ -94,8 +119,9 @@ def render_mail(
     body = _render(template.content, context, template.name, "content").strip("\n")
     head_text = signature.head_text if signature else ""
     foot_text = signature.foot_text if signature else ""
-    head_html = signature.head_html if signature else ""
-    foot_html = signature.foot_html if signature else ""
+    # Sanitised again here, so a signature stored before sanitising existed is safe too.
+    head_html = clean_html(signature.head_html) if signature else ""
+    foot_html = clean_html(signature.foot_html) if signature else ""
     text = "\n\n".join(part for part in (head_text.strip(), body, foot_text.strip()) if part)
     html = (
         '<!DOCTYPE html><html><head><meta charset="utf-8"></head><body>'

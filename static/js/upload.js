@@ -221,6 +221,9 @@
     renderOverall();
   }
 
+  root.querySelector(".choose-files").addEventListener("click", function () {
+    input.click();
+  });
   input.addEventListener("change", function () {
     startAll(input.files);
     input.value = "";

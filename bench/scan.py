@@ -1,0 +1,220 @@
+"""Benchmark 3, scan cost: last byte received → "clean" against clamdscan, same clamd, same run.
+
+A dedicated clamd runs with the shipped clamd.conf settings (limits of 2000M, so a
+1 GiB file is scanned whole) and the EICAR test signatures, with its clean-file
+cache off (else the second scan of the same bytes would be free). The portal and
+``ptportal worker`` run as in production with the configured ``scan_mode``; one
+file is uploaded with tus and the database is polled until it is clean in
+``Eingehend``. Baseline: ``clamdscan`` of the stored file (clamd reads it itself).
+
+Then, to say whether overlapping scan and upload would pay, the same file is
+scanned without the queue: INSTREAM after the upload (the portal's default), by
+path, and INSTREAM fed while a copy of the file is still being written at the
+upload's speed (time from its last byte to the answer).
+
+    .venv/bin/python bench/scan.py --size 1G [--mode stream|path]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import struct
+import threading
+import time
+from pathlib import Path
+
+from common import (
+    USERNAME,
+    Clamd,
+    FileBody,
+    MiB,
+    bind,
+    heading,
+    report,
+    running_portal,
+    sign_in,
+    size_option,
+    size_text,
+    tus_upload,
+    workdir,
+    write_random_file,
+)
+
+BENCH = "3 scan"
+TARGET = 1.2
+UPLOAD_RATE = 200 * MiB
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    size_option(parser, "size", "1G", "128M", "file size")
+    parser.add_argument(
+        "--mode", choices=("stream", "path"), default="stream", help="[clamav] scan_mode"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    options = parser.parse_args()
+    heading(f"3. Scan cost, {size_text(options.size)}, scan_mode = {options.mode}")
+    with workdir(options.keep) as directory:
+        run(directory, options.size, options.mode)
+
+
+def wait_until_clean(ini: Path, key: str, timeout: float = 900) -> float:
+    """Poll the database every 20 ms until the upload is clean; perf_counter at that moment."""
+    from shared.db import database
+    from shared.models import OrderFile
+
+    bind(ini)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            state = OrderFile.select(OrderFile.state).where(OrderFile.upload_key == key).scalar()
+            if state == OrderFile.STATE_CLEAN:
+                return time.perf_counter()
+            if state not in OrderFile.OPEN_STATES:
+                raise SystemExit(f"the upload ended as {state!r}, not clean")
+            time.sleep(0.02)
+    finally:
+        database.close()
+    raise SystemExit("the upload was not clean in time")
+
+
+def run(directory: Path, size: int, mode: str) -> None:
+    """Direct scans and the overlap experiment first (the worker idles meanwhile, as it
+    does between uploads), then upload, wait for clean, and clamdscan the stored file."""
+    from common import stored_file
+
+    from shared.intake import file_path
+    from shared.scanning import Scanner
+
+    clamd = Clamd(directory / "clamd").start()
+    try:
+        source = directory / "source.bin"
+        write_random_file(source, size)
+        with running_portal(
+            directory / "portal", with_worker=True, clamd=clamd, scan_mode=mode
+        ) as portal:
+            settings = portal.settings()
+            limits = settings.clamav.limits()
+            direct = {}
+            for name in ("stream", "path"):
+                scanner = Scanner(str(clamd.socket), 900, limits, name)
+                started = time.perf_counter()
+                verdict = scanner.scan_file(source).verdict.value
+                direct[name] = time.perf_counter() - started
+                if verdict != "clean":
+                    raise SystemExit(f"{name} scan said {verdict}")
+            # Fed at the speed of the portal's upload in benchmark 1 on this machine.
+            overlap_tail = overlapped_instream(
+                clamd, source, directory / "overlap.bin", UPLOAD_RATE
+            )
+            cookie, csrf = sign_in(portal.base, USERNAME, portal.password)
+            times = tus_upload(portal, cookie, csrf, FileBody(source), 64 * MiB)
+            clean_at = wait_until_clean(portal.ini, times.key)
+        stored = file_path(settings, stored_file(portal, times.key))
+        clamdscan = clamd.clamdscan_seconds(stored)
+    finally:
+        clamd.stop()
+    upload_seconds = times.last_answer - times.first_byte
+    last_to_clean = clean_at - times.last_answer
+    first_to_clean = clean_at - times.first_byte
+
+    report(BENCH, "upload (first → last byte)", upload_seconds, "s")
+    report(
+        BENCH,
+        "last byte → clean (portal)",
+        last_to_clean,
+        "s",
+        baseline="clamdscan",
+        baseline_value=clamdscan,
+        target=f"≤ {TARGET}",
+        met=last_to_clean <= TARGET * clamdscan,
+    )
+    report(BENCH, "first byte → clean (portal)", first_to_clean, "s")
+    report(
+        BENCH,
+        "  of which queue, placing (derived)",
+        last_to_clean - direct[mode],
+        "s",
+        note=f"last byte → clean minus a direct {mode} scan",
+    )
+    report(
+        BENCH,
+        "direct scan, INSTREAM after upload",
+        direct["stream"],
+        "s",
+        baseline="clamdscan",
+        baseline_value=clamdscan,
+    )
+    report(
+        BENCH,
+        "direct scan, by path after upload",
+        direct["path"],
+        "s",
+        baseline="clamdscan",
+        baseline_value=clamdscan,
+    )
+    report(
+        BENCH,
+        "INSTREAM fed during upload: last byte → answer",
+        overlap_tail,
+        "s",
+        baseline="clamdscan",
+        baseline_value=clamdscan,
+        note=f"saves {direct['stream'] - overlap_tail:.1f} s over INSTREAM after",
+    )
+
+
+def overlapped_instream(clamd: Clamd, source: Path, target: Path, rate: float) -> float:
+    """Write ``source`` to ``target`` at ``rate`` bytes/s (64 MiB requests, fdatasync each,
+    like the portal receives it) while feeding the bytes on disk to clamd with INSTREAM;
+    returns the seconds from the last byte written to clamd's answer."""
+    size = source.stat().st_size
+    done = threading.Event()
+    last_byte: list[float] = []
+
+    def writer() -> None:
+        started = time.perf_counter()
+        with source.open("rb") as reader, target.open("wb") as out:
+            written = 0
+            while piece := reader.read(MiB):
+                out.write(piece)
+                written += len(piece)
+                if written % (64 * MiB) == 0 or written == size:
+                    out.flush()
+                    os.fdatasync(out.fileno())
+                ahead = written / rate - (time.perf_counter() - started)
+                if ahead > 0:
+                    time.sleep(ahead)
+        last_byte.append(time.perf_counter())
+        done.set()
+
+    target.touch()
+    thread = threading.Thread(target=writer)
+    with socket.socket(socket.AF_UNIX) as connection, target.open("rb") as tail:
+        connection.connect(str(clamd.socket))
+        connection.sendall(b"nINSTREAM\n")
+        thread.start()
+        sent = 0
+        while sent < size:
+            piece = tail.read(MiB)
+            if not piece:
+                if done.is_set() and tail.tell() >= size:
+                    break
+                time.sleep(0.005)
+                continue
+            connection.sendall(struct.pack("!L", len(piece)) + piece)
+            sent += len(piece)
+        connection.sendall(struct.pack("!L", 0))
+        answer = connection.recv(4096)
+        answered = time.perf_counter()
+    thread.join()
+    target.unlink()
+    if not answer.strip().endswith(b"OK"):
+        raise SystemExit(f"clamd answered {answer!r}")
+    return answered - last_byte[0]
+
+
+if __name__ == "__main__":
+    main()

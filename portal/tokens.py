@@ -1,0 +1,79 @@
+"""Staff page for API tokens (seed 000): create with a name, shown once, last use, revoke."""
+
+from __future__ import annotations
+
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from portal.users import staff_required
+from shared.api_tokens import create_token, revoke_token
+from shared.errors import Conflict, Invalid, NotFound
+from shared.models import ApiToken
+
+bp = Blueprint("tokens", __name__, url_prefix="/staff/tokens")
+
+
+def _admins_only() -> None:
+    if not current_user.is_admin:
+        abort(403)
+
+
+def _page(new_token: str = "", error: str = "", name: str = ""):
+    tokens = ApiToken.select().order_by(ApiToken.revoked_at.is_null(False), ApiToken.name)
+    response = make_response(
+        render_template(
+            "staff/tokens.html", tokens=list(tokens), new_token=new_token, error=error, name=name
+        )
+    )
+    # The page may show a token once: no cache may keep a copy.
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/")
+@staff_required
+def index():
+    """Every API token with its last use; admins create and revoke them here."""
+    _admins_only()
+    return _page()
+
+
+@bp.post("/")
+@staff_required
+def create():
+    """Create a token and show it this one time."""
+    _admins_only()
+    name = request.form.get("name", "").strip()
+    try:
+        token = create_token(name)
+    except Invalid:
+        return _page(error=_("Give the token a name, e.g. ptworkflow."), name=name)
+    except Conflict:
+        return _page(error=_("A token with this name exists already."), name=name)
+    return _page(new_token=token, name=name)
+
+
+@bp.post("/<int:token_id>/revoke")
+@staff_required
+def revoke(token_id: int):
+    """Revoke a token: the system using it is locked out at once."""
+    _admins_only()
+    row = ApiToken.get_or_none(ApiToken.id == token_id)
+    if row is None:
+        abort(404)
+    try:
+        revoke_token(row.name)
+    except NotFound:
+        abort(404)
+    flash(_("The token %(name)s was revoked.", name=row.name))
+    return redirect(url_for("tokens.index"))

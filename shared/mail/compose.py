@@ -1,0 +1,117 @@
+"""One template, one order, one addressee → one outbox mail with the right language and headers.
+
+Customer mails get the customer's language, the configured Reply-To and, when
+they concern one order, ``[Auftrag <no>]`` / ``[Order <no>]`` in the subject so a
+later mailbox feature can match replies. Staff get ``[notifications]
+staff_language`` and links to the staff pages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from peewee import IntegrityError
+
+from shared.accounts import activation_request_url, login_of
+from shared.config import Settings
+from shared.db import database
+from shared.mail.outbox import queue_mail
+from shared.mail.templates import RenderedMail, active_signature, find_template, render_mail
+from shared.models import Customer, Order, OutboxMail
+from shared.recipients import Addressee
+
+_REFERENCE_WORD = {"de": "Auftrag", "en": "Order"}
+
+
+def customer_language(customer: Customer | None) -> str:
+    """The language a customer reads: their portal login's choice, else the customer's."""
+    if customer is None:
+        return "de"
+    login = login_of(customer)
+    return (login.language if login and login.language else "") or customer.language or "de"
+
+
+def language_for(settings: Settings, addressee: Addressee, customer: Customer | None) -> str:
+    if addressee.customer_side:
+        return customer_language(customer)
+    return settings.notifications.staff_language
+
+
+def order_link(settings: Settings, order: Order, customer_side: bool = True) -> str:
+    """The order's page: the customer's upload page, or the staff page for staff."""
+    prefix = "/orders/" if customer_side else "/staff/orders/"
+    return f"{settings.portal.base_url}{prefix}{order.project_no}"
+
+
+def order_values(
+    settings: Settings,
+    order: Order | None,
+    customer: Customer | None,
+    language: str,
+    customer_side: bool = True,
+) -> dict[str, str]:
+    """Placeholder values every order-related mail can use."""
+    values = {"customer_name": customer.name if customer else ""}
+    if customer is not None:
+        login = login_of(customer)
+        values["portal_client_username"] = login.username if login else ""
+        values["portal_activation_link"] = activation_request_url(settings, language)
+    if order is not None:
+        values.update(
+            project_no=order.project_no,
+            job_description=order.job_description,
+            due_date=order.due_date.strftime("%d.%m.%Y") if order.due_date else "",
+            upload_link=order_link(settings, order, customer_side),
+        )
+    return values
+
+
+def with_reference(mail: RenderedMail, project_no: str, language: str) -> RenderedMail:
+    """The mail with ``[Auftrag <no>]`` in front of its subject (once)."""
+    reference = f"[{_REFERENCE_WORD.get(language, 'Auftrag')} {project_no}]"
+    if reference in mail.subject:
+        return mail
+    return replace(mail, subject=f"{reference} {mail.subject}")
+
+
+def render_for(
+    addressee: Addressee, template_name: str, language: str, context: dict, order: Order | None
+) -> RenderedMail:
+    """Render ``template_name`` in ``language`` (with fallback) for ``addressee``."""
+    template = find_template(template_name, language)
+    mail = render_mail(template, active_signature(), context)
+    if addressee.customer_side and order is not None:
+        mail = with_reference(mail, order.project_no, template.language)
+    return mail
+
+
+def queue_for(
+    settings: Settings,
+    addressee: Addressee,
+    mail: RenderedMail,
+    *,
+    kind: str,
+    customer: Customer | None,
+    order: Order | None,
+    idempotency_key: str,
+    sender: str = "",
+) -> OutboxMail | None:
+    """Queue ``mail`` for ``addressee`` unless ``idempotency_key`` was queued before."""
+    if OutboxMail.select().where(OutboxMail.idempotency_key == idempotency_key).exists():
+        return None
+    try:
+        # A savepoint: a parallel run that queued the same key meanwhile loses only this mail.
+        with database.atomic():
+            return queue_mail(
+                kind=kind,
+                sender=sender or settings.smtp.email,
+                recipients=[addressee.email],
+                recipient_reason=addressee.reason,
+                reply_to=settings.smtp.reply_to if addressee.customer_side else "",
+                mail=mail,
+                customer=customer,
+                order=order,
+                idempotency_key=idempotency_key,
+            )
+    except IntegrityError:
+        return None

@@ -1,0 +1,280 @@
+"""Default templates of the notification events and the digest, German and English.
+
+Each text uses the seed's placeholders, ``upload_link`` (the order's page) and
+``event_list`` (one line per batched event). ``install_defaults`` creates a row
+only where the name and language are missing, so staff edits survive.
+"""
+
+from __future__ import annotations
+
+_ORDER_DE = """{% if data_project["project_no"] %}Auftrag: {{data_project["project_no"]}}
+Auftragstext: {{ticketdata_project["job_description"]}}
+Termin: {{ticketdata_project["due_date"]}}
+{% endif %}"""
+_ORDER_EN = """{% if data_project["project_no"] %}Order: {{data_project["project_no"]}}
+Job description: {{ticketdata_project["job_description"]}}
+Due date: {{ticketdata_project["due_date"]}}
+{% endif %}"""
+
+# name -> {language: (subject, content)}
+EVENT_TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
+    "Portalzugang angelegt": {
+        "de": (
+            'Portalzugang für {{data_project["customer_name"]}} angelegt',
+            """Guten Tag,
+
+für {{data_project["customer_name"]}} wurde der Portalzugang angelegt und der
+Aktivierungslink verschickt.
+Benutzername: {{data_project["portal_client_username"]}}
+"""
+            + _ORDER_DE
+            + """
+{{data_project["event_list"]}}
+""",
+        ),
+        "en": (
+            'Portal login created for {{data_project["customer_name"]}}',
+            """Hello,
+
+the portal login for {{data_project["customer_name"]}} has been created and the
+activation link has been sent.
+Username: {{data_project["portal_client_username"]}}
+"""
+            + _ORDER_EN
+            + """
+{{data_project["event_list"]}}
+""",
+        ),
+    },
+    "Neuer Aktivierungslink angefordert": {
+        "de": (
+            'Neuer Aktivierungslink für {{data_project["customer_name"]}}',
+            """Guten Tag,
+
+{{data_project["customer_name"]}} (Benutzername
+{{data_project["portal_client_username"]}}) hat einen neuen Aktivierungslink angefordert.
+Er wurde an die hinterlegte Adresse verschickt.
+
+{{data_project["event_list"]}}
+""",
+        ),
+        "en": (
+            'New activation link for {{data_project["customer_name"]}}',
+            """Hello,
+
+{{data_project["customer_name"]}} (username
+{{data_project["portal_client_username"]}}) asked for a new activation link.
+It has been sent to the stored address.
+
+{{data_project["event_list"]}}
+""",
+        ),
+    },
+    "Passwort gesetzt": {
+        "de": (
+            'Portalzugang von {{data_project["customer_name"]}} aktiviert',
+            """Guten Tag,
+
+{{data_project["customer_name"]}} hat ein Passwort für den Portalzugang
+{{data_project["portal_client_username"]}} festgelegt und kann jetzt Druckdaten hochladen.
+
+{{data_project["event_list"]}}
+""",
+        ),
+        "en": (
+            'Portal login of {{data_project["customer_name"]}} activated',
+            """Hello,
+
+{{data_project["customer_name"]}} has chosen a password for the portal login
+{{data_project["portal_client_username"]}} and can upload print data now.
+
+{{data_project["event_list"]}}
+""",
+        ),
+    },
+    "Upload eingegangen": {
+        "de": (
+            'Druckdaten eingegangen: {{data_project["event_count"]}} Datei(en)',
+            """Guten Tag,
+
+für den folgenden Auftrag sind Druckdaten eingegangen und virengeprüft:
+
+"""
+            + _ORDER_DE
+            + """Kunde: {{data_project["customer_name"]}}
+
+{{data_project["event_list"]}}
+
+Zum Auftrag: {{data_project["upload_link"]}}
+""",
+        ),
+        "en": (
+            'Print data received: {{data_project["event_count"]}} file(s)',
+            """Hello,
+
+print data has been received and virus-checked for this order:
+
+"""
+            + _ORDER_EN
+            + """Customer: {{data_project["customer_name"]}}
+
+{{data_project["event_list"]}}
+
+Open the order: {{data_project["upload_link"]}}
+""",
+        ),
+    },
+    "Datei abgelehnt": {
+        "de": (
+            "Datei bei der Virenprüfung abgelehnt",
+            """Guten Tag,
+
+die folgende(n) Datei(en) wurde(n) bei der Virenprüfung abgelehnt und nicht
+weitergegeben:
+
+{{data_project["event_list"]}}
+
+"""
+            + _ORDER_DE
+            + """
+Bitte prüfen Sie die Datei und laden Sie sie erneut hoch:
+{{data_project["upload_link"]}}
+""",
+        ),
+        "en": (
+            "File rejected by the virus scan",
+            """Hello,
+
+the following file(s) were rejected by the virus scan and not passed on:
+
+{{data_project["event_list"]}}
+
+"""
+            + _ORDER_EN
+            + """
+Please check the file and upload it again:
+{{data_project["upload_link"]}}
+""",
+        ),
+    },
+    "Dateien an Hotfolder übergeben": {
+        "de": (
+            'Druckdaten im Hotfolder: {{data_project["event_count"]}} Datei(en)',
+            """Guten Tag,
+
+die folgenden Druckdaten wurden in den Hotfolder des Auftrags übergeben:
+
+{{data_project["event_list"]}}
+
+"""
+            + _ORDER_DE
+            + """Kunde: {{data_project["customer_name"]}}
+Zum Auftrag: {{data_project["upload_link"]}}
+""",
+        ),
+        "en": (
+            'Print data in the hotfolder: {{data_project["event_count"]}} file(s)',
+            """Hello,
+
+the following print data has been delivered to the order's hotfolder:
+
+{{data_project["event_list"]}}
+
+"""
+            + _ORDER_EN
+            + """Customer: {{data_project["customer_name"]}}
+Open the order: {{data_project["upload_link"]}}
+""",
+        ),
+    },
+    "Datei in Final bereitgestellt": {
+        "de": (
+            "Ihre Dateien stehen bereit",
+            """Guten Tag,
+
+für Ihren Auftrag stehen neue Dateien im Ordner „Final“ zum Herunterladen bereit:
+
+{{data_project["event_list"]}}
+
+"""
+            + _ORDER_DE
+            + """
+Zum Auftrag: {{data_project["upload_link"]}}
+""",
+        ),
+        "en": (
+            "Your files are ready",
+            """Hello,
+
+new files are ready for download in the "Final" folder of your order:
+
+{{data_project["event_list"]}}
+
+"""
+            + _ORDER_EN
+            + """
+Open the order: {{data_project["upload_link"]}}
+""",
+        ),
+    },
+    "Upload-Aufforderung": {
+        "de": (
+            'Bitte Druckdaten hochladen{% if ticketdata_project["job_description"] %}: '
+            '{{ticketdata_project["job_description"]}}{% endif %}',
+            """Guten Tag,
+
+für den folgenden Auftrag benötigen wir Ihre Druckdaten:
+
+"""
+            + _ORDER_DE
+            + """{{data_project["event_list"]}}
+
+Bitte laden Sie die Daten hier hoch:
+{{data_project["upload_link"]}}
+
+Ihr Benutzername: {{data_project["portal_client_username"]}}
+Noch kein Passwort oder vergessen? Einen neuen Link erhalten Sie hier:
+{{data_project["portal_activation_link"]}}
+""",
+        ),
+        "en": (
+            'Please upload your print data{% if ticketdata_project["job_description"] %}: '
+            '{{ticketdata_project["job_description"]}}{% endif %}',
+            """Hello,
+
+we need your print data for the following order:
+
+"""
+            + _ORDER_EN
+            + """{{data_project["event_list"]}}
+
+Please upload it here:
+{{data_project["upload_link"]}}
+
+Your username: {{data_project["portal_client_username"]}}
+No password yet, or forgotten? Get a new link here:
+{{data_project["portal_activation_link"]}}
+""",
+        ),
+    },
+    "Terminwarnung": {
+        "de": (
+            'Aufträge warten auf Druckdaten ({{data_project["event_count"]}})',
+            """Guten Tag,
+
+folgende Aufträge warten noch auf Druckdaten oder brauchen Aufmerksamkeit:
+
+{{data_project["event_list"]}}
+""",
+        ),
+        "en": (
+            'Orders waiting for print data ({{data_project["event_count"]}})',
+            """Hello,
+
+the following orders are still waiting for print data or need attention:
+
+{{data_project["event_list"]}}
+""",
+        ),
+    },
+}

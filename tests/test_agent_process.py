@@ -1,0 +1,260 @@
+"""The agent as a real process: killed at every step of a delivery, stopped, doubled, cut off.
+
+``PTPORTAL_AGENT_PAUSE_AT`` (see ``hotfolder_agent.seams``) makes the child stop
+still at a named step and write a marker; the test then SIGKILLs it there and
+starts a fresh agent, which must finish the job: no file lost, none delivered
+twice, none half-written in a hotfolder, one XML per file.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+from agent_helpers import (
+    agent_settings,
+    all_names,
+    clean_upload,
+    hotfolder_of,
+    make_order,
+    notifications,
+    start_agent_process,
+    visible_files,
+    wait_for,
+)
+from conftest import base_sections, write_ini
+from lxml import etree
+
+from hotfolder_agent import notification
+from hotfolder_agent.delivery import (
+    STEP_BEFORE_RECORD,
+    STEP_COPY_STARTED,
+    STEP_LINKED,
+    STEP_TEMP_COMPLETE,
+)
+from hotfolder_agent.notification import STEP_BEFORE_XML
+from hotfolder_agent.seams import PAUSE_AT, PAUSE_MARKER, PAUSE_SECONDS
+from shared.db import bind_database, database
+from shared.models import AgentError, Delivery, OrderFile
+from shared.schema import init_database
+
+FILE_BYTES = 2 * 1024 * 1024 + 123  # more than one copy chunk: "copy started" is a partial file
+
+
+@pytest.fixture
+def plant(tmp_path, clamd):
+    """Three clean uploads in two orders of two customers, and no agent yet."""
+    settings = agent_settings(tmp_path, clamd)
+    bind_database(settings.database.url)
+    init_database("Testdruck")
+    first, second = make_order(settings, "A1"), make_order(settings, "B7", "K2")
+    files = [
+        clean_upload(settings, first, "Innenteil.pdf", os.urandom(FILE_BYTES)),
+        clean_upload(settings, first, "Umschlag & Rücken.pdf", os.urandom(FILE_BYTES)),
+        clean_upload(settings, second, "Плакат.pdf", os.urandom(FILE_BYTES)),
+    ]
+    agents = []
+    yield settings, files, agents
+    for agent in agents:
+        agent.stop()
+    database.close()
+
+
+def expected_hotfolders(settings, files) -> dict:
+    """{hotfolder: {stored name: bytes}} as it must end up."""
+    result: dict = {}
+    for file in files:
+        order = file.order
+        source = settings.storage.order_root / order.customer.customer_no / order.project_no
+        data = (source / "Eingehend" / file.stored_name).read_bytes()
+        folder = hotfolder_of(settings, order.customer.customer_no, order.project_no)
+        result.setdefault(folder, {})[file.stored_name] = data
+    return result
+
+
+def assert_nothing_half_written(settings, files) -> None:
+    complete = {
+        data for folder in expected_hotfolders(settings, files).values() for data in folder.values()
+    }
+    for folder in expected_hotfolders(settings, files):
+        for name in visible_files(folder):
+            assert (folder / name).read_bytes() in complete, f"half-written {folder / name}"
+
+
+def assert_delivered_exactly_once(settings, files) -> None:
+    schema = etree.XMLSchema(etree.parse(str(notification.SCHEMA_PATH)))
+    for folder, wanted in expected_hotfolders(settings, files).items():
+        assert visible_files(folder) == sorted(wanted), "none lost, none twice"
+        for name, data in wanted.items():
+            assert (folder / name).read_bytes() == data
+        assert not [n for n in all_names(folder) if n.startswith(".")], "no temporary files"
+    listed = []
+    for path in notifications(settings):
+        document = etree.parse(str(path))
+        assert schema.validate(document), schema.error_log
+        listed += [element.text for element in document.iter("hotfolderPath")]
+    rows = Delivery.select().where(Delivery.state == Delivery.STATE_DONE)
+    assert sorted(listed) == sorted(row.hotfolder_path for row in rows), "each file in one XML"
+    assert len(listed) == len(files)
+    assert not list(settings.agent.notification_dir.glob(".*")), "no temporary XML"
+
+
+def assert_killed_at(step: str, settings, files) -> None:
+    """The disk and the database look as the step says: the kill really hit there."""
+    hidden, shown = [], []
+    for folder in expected_hotfolders(settings, files):
+        hidden += [folder / n for n in all_names(folder) if n.startswith(".ptportal-")]
+        shown += [folder / n for n in visible_files(folder)]
+    intents = Delivery.select().where(Delivery.state == Delivery.STATE_INTENT).count()
+    done = Delivery.select().where(Delivery.state == Delivery.STATE_DONE).count()
+    if step == STEP_COPY_STARTED:
+        assert [p.stat().st_size < FILE_BYTES for p in hidden] == [True] and not shown
+    elif step == STEP_TEMP_COMPLETE:
+        assert [p.stat().st_size for p in hidden] == [FILE_BYTES] and not shown
+    elif step == STEP_LINKED:
+        assert len(hidden) == 1 and len(shown) == 1
+        assert os.path.samefile(hidden[0], shown[0])
+    elif step == STEP_BEFORE_RECORD:
+        assert not hidden and len(shown) == 1 and (intents, done) == (1, 0)
+    elif step == STEP_BEFORE_XML:
+        assert done >= 1 and not notifications(settings)
+
+
+def all_notified(settings, count: int):
+    return lambda: (
+        len(notifications(settings)) == count
+        and Delivery.select().where(Delivery.notification.is_null(False)).count() == count
+    )
+
+
+@pytest.mark.parametrize(
+    "step",
+    [STEP_COPY_STARTED, STEP_TEMP_COMPLETE, STEP_LINKED, STEP_BEFORE_RECORD, STEP_BEFORE_XML],
+)
+def test_kill_at_any_step_and_restart_finishes_the_job(plant, step):
+    settings, files, agents = plant
+    marker = settings.source.parent / "paused"
+    crashing = start_agent_process(
+        settings, "crashing", env={PAUSE_AT: step, PAUSE_MARKER: str(marker)}
+    )
+    agents.append(crashing)
+    wait_for(marker.exists, timeout=20)
+    crashing.kill()
+    assert_killed_at(step, settings, files)
+    assert_nothing_half_written(settings, files)
+
+    restarted = start_agent_process(settings, "restarted")
+    agents.append(restarted)
+    wait_for(all_notified(settings, len(files)), timeout=30)
+    assert restarted.terminate() == 0, restarted.log
+    assert_delivered_exactly_once(settings, files)
+    assert "Traceback" not in crashing.log + restarted.log
+
+
+def test_sigterm_finishes_the_file_in_hand_and_exits_zero(plant):
+    settings, files, agents = plant
+    marker = settings.source.parent / "paused"
+    agent = start_agent_process(
+        settings,
+        env={PAUSE_AT: STEP_COPY_STARTED, PAUSE_MARKER: str(marker), PAUSE_SECONDS: "1"},
+    )
+    agents.append(agent)
+    wait_for(marker.exists, timeout=20)
+    assert agent.terminate() == 0, agent.log
+    assert "action=stop" in agent.log
+    done = list(Delivery.select().where(Delivery.state == Delivery.STATE_DONE))
+    assert len(done) >= 1, "the file in hand was finished"
+    assert Delivery.select().where(Delivery.state == Delivery.STATE_INTENT).count() == 0
+    assert len(notifications(settings)) == len(done), "and its notification written"
+    assert_nothing_half_written(settings, files)
+
+
+def test_two_agents_on_one_tree_never_deliver_a_file_twice(plant):
+    settings, files, agents = plant
+    order = OrderFile.get_by_id(files[0].id).order
+    files += [
+        clean_upload(settings, order, f"Seite {n}.pdf", os.urandom(20_000)) for n in range(12)
+    ]
+    agents += [start_agent_process(settings, "one"), start_agent_process(settings, "two")]
+    wait_for(all_notified(settings, len(files)), timeout=40)
+    assert [agent.terminate() for agent in agents] == [0, 0]
+    assert_delivered_exactly_once(settings, files)
+
+
+def test_unreadable_file_and_unwritable_hotfolder_are_shown_and_others_still_served(plant):
+    settings, files, agents = plant
+    unreadable = settings.storage.order_root / "K1" / "A1" / "Eingehend" / files[0].stored_name
+    unreadable.chmod(0o000)
+    blocked = hotfolder_of(settings, "K2", "B7")
+    blocked.mkdir(parents=True)
+    blocked.chmod(0o555)
+    served = make_order(settings, "C1", "K3")
+    files.append(clean_upload(settings, served, "fine.pdf", b"fine"))
+    agent = start_agent_process(settings, obey_permissions=True)
+    agents.append(agent)
+    try:
+        wait_for(lambda: visible_files(hotfolder_of(settings, "K3", "C1")) == ["fine.pdf"])
+        wait_for(lambda: AgentError.select().where(AgentError.action == "deliver").count() == 2)
+        reasons = {error.path: error.reason for error in AgentError.select()}
+        assert "Permission denied" in reasons[str(unreadable)]
+        assert "Permission denied" in reasons[str(blocked)]
+        assert unreadable.exists(), "the file stays where it is"
+        assert visible_files(blocked) == []
+        assert f"failed: Permission denied (errno 13) ({unreadable})" in agent.log
+    finally:
+        unreadable.chmod(0o644)
+        blocked.chmod(0o755)
+    wait_for(all_notified(settings, len(files)), timeout=30)
+    assert agent.terminate() == 0
+    assert_delivered_exactly_once(settings, files)
+    assert not AgentError.select().where(AgentError.resolved_at.is_null()).exists()
+
+
+def test_without_the_database_nothing_is_delivered_until_it_is_back(plant):
+    settings, files, agents = plant
+    database.close()
+    db_file = settings.database.url.removeprefix("sqlite:///")
+    aside = db_file + ".aside"
+    shutil.move(db_file, aside)
+    with open(db_file, "wb") as garbage:
+        garbage.write(b"this is not a database" * 100)
+    agent = start_agent_process(settings)
+    agents.append(agent)
+    try:
+        wait_for(lambda: "database unreachable" in agent.log, timeout=20)
+        time.sleep(1.5)
+        for folder in expected_hotfolders(settings, files):
+            assert all_names(folder) == [], "nothing copied without a recorded intent"
+    finally:
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(db_file + suffix):
+                os.remove(db_file + suffix)
+        shutil.move(aside, db_file)
+    wait_for(all_notified(settings, len(files)), timeout=40)
+    assert agent.terminate() == 0
+    assert_delivered_exactly_once(settings, files)
+
+
+def test_the_agent_imports_shared_but_never_portal():
+    code = (
+        "import sys, hotfolder_agent.agent, hotfolder_agent.cli\n"
+        "bad = [m for m in ('portal', 'flask', 'flask_babel') if m in sys.modules]\n"
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_bad_client_ini_stops_the_agent_with_one_line(tmp_path):
+    ini = write_ini(tmp_path, base_sections(2525, agent={"watch_mode": "sometimes"}))
+    result = subprocess.run(
+        [sys.executable, "-m", "hotfolder_agent", "--config", str(ini)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert "[agent] watch_mode = 'sometimes' is not allowed" in result.stderr

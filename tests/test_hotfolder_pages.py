@@ -1,0 +1,150 @@
+"""Staff pages "Hotfolder" (each upload's way, agents, problems; live via htmx) and API tokens."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from agent_helpers import clean_upload, make_order
+from conftest import csrf_from
+
+from hotfolder_agent.context import make_context
+from hotfolder_agent.delivery import deliver
+from hotfolder_agent.errors import ACTION_DELIVER, record_error
+from hotfolder_agent.heartbeat import beat
+from shared.staff import create_staff
+from shared.worker import BackgroundTasks
+
+PASSWORD = "Kaffee-Druckmaschine-Montag-42"
+
+
+@pytest.fixture
+def ini_overrides(clamd) -> dict[str, dict[str, object]]:
+    return {"clamav": {"address": clamd.address, "clamd_conf": clamd.conf, "timeout_seconds": 10}}
+
+
+def signed_in(app, settings, username: str, admin: bool):
+    create_staff(settings, username, username.title(), "", admin, PASSWORD)
+    browser = app.test_client()
+    token = csrf_from(browser.get("/staff/login").text)
+    form = {"username": username, "password": PASSWORD, "csrf_token": token}
+    assert browser.post("/staff/login", data=form).status_code == 302
+    return browser
+
+
+@pytest.fixture
+def staff(app, settings):
+    return signed_in(app, settings, "anna", admin=False)
+
+
+@pytest.fixture
+def admin(app, settings):
+    return signed_in(app, settings, "chef", admin=True)
+
+
+@pytest.fixture
+def journeys(app, settings):
+    """A delivered upload, a clean one not yet delivered, one with a copy problem."""
+    ctx = make_context(settings, BackgroundTasks(settings, immediate=True))
+    beat(ctx)
+    first = make_order(settings, "A-100", "K1", name="Muster & Co")
+    other = make_order(settings, "B-200", "K2", name="Beispiel AG")
+    delivered = clean_upload(settings, first, "Innenteil.pdf", b"inside" * 100)
+    deliver(ctx, delivered)
+    waiting = clean_upload(settings, other, "Umschlag.pdf", b"cover")
+    record_error(ctx.agent_id, ACTION_DELIVER, "/hot/K2/B-200", "Permission denied (errno 13)")
+    return ctx, delivered, waiting
+
+
+def rows(html: str) -> dict[int, str]:
+    return {
+        int(i): stage for i, stage in re.findall(r'id="journey-(\d+)" data-stage="(\w+)"', html)
+    }
+
+
+def test_hotfolder_page_shows_each_uploads_way_the_agent_and_its_problems(staff, journeys):
+    ctx, delivered, waiting = journeys
+    page = staff.get("/staff/hotfolder/")
+    assert page.status_code == 200
+    html = page.text
+    assert rows(html) == {delivered.id: "in_hotfolder", waiting.id: "clean"}
+    hotfolder = ctx.settings.agent.hotfolder_root / "K1" / "A-100" / "Innenteil.pdf"
+    assert str(hotfolder) in html
+    assert "Muster &amp; Co" in html
+    assert "running" in html and ctx.agent_id.split(":")[0] in html
+    assert "Permission denied (errno 13)" in html and "/hot/K2/B-200" in html
+    assert 'hx-trigger="every 5s"' in html
+    assert "HX-Request" in page.headers["Vary"]
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("state=in_hotfolder", ["in_hotfolder"]),
+        ("state=clean", ["clean"]),
+        ("customer=K2", ["clean"]),
+        ("customer=Muster", ["in_hotfolder"]),
+        ("q=A-1", ["in_hotfolder"]),
+        ("q=nothing", []),
+        ("state=bogus", ["in_hotfolder", "clean"]),
+    ],
+)
+def test_filters_by_customer_order_and_state(staff, journeys, query, expected):
+    html = staff.get(f"/staff/hotfolder/?{query}").text
+    assert sorted(rows(html).values()) == sorted(expected)
+
+
+def test_htmx_gets_only_the_partial(staff, journeys):
+    response = staff.get("/staff/hotfolder/?state=clean", headers={"HX-Request": "true"})
+    assert response.text.lstrip().startswith('<div id="hotfolder-files"')
+    assert "state=clean" in response.text, "polling keeps the filter"
+    assert "<html" not in response.text
+
+
+def test_customers_and_strangers_do_not_see_the_hotfolder_page(client):
+    response = client.get("/staff/hotfolder/")
+    assert response.status_code == 302 and "/staff/login" in response.headers["Location"]
+
+
+def test_the_overview_links_to_hotfolder_and_for_admins_to_tokens(staff, admin):
+    assert "/staff/hotfolder/" in staff.get("/staff/").text
+    assert "/staff/tokens/" not in staff.get("/staff/").text
+    assert "/staff/tokens/" in admin.get("/staff/").text
+
+
+def test_tokens_are_for_admins_only(staff):
+    assert staff.get("/staff/tokens/").status_code == 403
+
+
+def test_a_token_is_shown_once_works_and_can_be_revoked(admin, client):
+    page = admin.get("/staff/tokens/").text
+    created = admin.post(
+        "/staff/tokens/", data={"name": "ptworkflow", "csrf_token": csrf_from(page)}
+    )
+    assert created.status_code == 200
+    assert created.headers["Cache-Control"] == "no-store"
+    token = re.search(r"<code>(ptp_[\w-]+)</code>", created.text).group(1)
+    auth = {"Authorization": f"Bearer {token}"}
+    assert client.get("/api/v1/orders/none", headers=auth).status_code == 404
+
+    listing = admin.get("/staff/tokens/").text
+    assert token not in listing, "shown once"
+    assert "ptworkflow" in listing and "never" not in listing, "last use is shown"
+
+    token_id = re.search(r'id="token-(\d+)"', listing).group(1)
+    revoked = admin.post(
+        f"/staff/tokens/{token_id}/revoke", data={"csrf_token": csrf_from(listing)}
+    )
+    assert revoked.status_code == 302
+    assert client.get("/api/v1/orders/none", headers=auth).status_code == 401
+    assert "revoked" in admin.get("/staff/tokens/").text
+
+
+def test_a_duplicate_or_empty_token_name_is_explained(admin):
+    page = admin.get("/staff/tokens/").text
+    token = csrf_from(page)
+    admin.post("/staff/tokens/", data={"name": "erp", "csrf_token": token})
+    again = admin.post("/staff/tokens/", data={"name": "erp", "csrf_token": token})
+    assert "exists already" in again.text and "ptp_" not in again.text
+    empty = admin.post("/staff/tokens/", data={"name": " ", "csrf_token": token})
+    assert "Give the token a name" in empty.text
