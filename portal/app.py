@@ -43,6 +43,10 @@ def build_app(settings: Settings | None = None, *, tasks: BackgroundTasks | None
         SESSION_COOKIE_SECURE=settings.portal.secure_cookies,
         SESSION_COOKIE_NAME="ptportal_session",
         PERMANENT_SESSION_LIFETIME=timedelta(hours=settings.portal.session_hours),
+        # Only a changed session sends a cookie: otherwise a poll still running in another
+        # tab would answer with the old cookie and undo a sign-in made meanwhile. The
+        # server-side session has a fixed end anyway.
+        SESSION_REFRESH_EACH_REQUEST=False,
         WTF_CSRF_TIME_LIMIT=settings.portal.session_hours * 3600,
         # Referrer-Policy: no-referrer means browsers send no Referer, which Flask-WTF's
         # strict HTTPS check demands; the token plus SameSite=Lax cookies suffice.

@@ -52,7 +52,7 @@ def _wait_for(url: str, timeout: float = 30) -> None:
 
 @contextmanager
 def running_system(directory: Path, clamd, **ini_overrides) -> Iterator[RunningSystem]:
-    """Portal (gunicorn, gthread) + worker as real processes, sharing one client.ini."""
+    """Portal (gunicorn, gthread), worker and hotfolder agent as real processes, one client.ini."""
     handler = RecordingHandler()
     port = free_port()
     with smtp_server(handler) as smtp_port:
@@ -60,6 +60,7 @@ def running_system(directory: Path, clamd, **ini_overrides) -> Iterator[RunningS
             "portal": {"base_url": f"http://127.0.0.1:{port}"},
             "clamav": {"address": clamd.address, "clamd_conf": clamd.conf, "timeout_seconds": 10},
             "worker": {"queue_url": "sqlite:///data/queue.db"},
+            "agent": {"stable_seconds": "0.5", "batch_window_seconds": "0", "rescan_seconds": "5"},
         }
         for section, values in ini_overrides.items():
             overrides.setdefault(section, {}).update(values)
@@ -73,14 +74,16 @@ def running_system(directory: Path, clamd, **ini_overrides) -> Iterator[RunningS
         token = create_token("browser-tests")
         database.close()
         system = RunningSystem(settings, settings.portal.base_url, token, handler, directory)
-        command = [sys.executable, "-m", "portal", "--config", str(ini)]
-        for name, args in (
-            ("portal", ["serve", "--bind", f"127.0.0.1:{port}", "--workers", "1"]),
-            ("worker", ["worker", "--workers", "2"]),
+        portal = [sys.executable, "-m", "portal", "--config", str(ini)]
+        agent = [sys.executable, "-m", "hotfolder_agent", "--config", str(ini)]
+        for name, command in (
+            ("portal", [*portal, "serve", "--bind", f"127.0.0.1:{port}", "--workers", "1"]),
+            ("worker", [*portal, "worker", "--workers", "2"]),
+            ("agent", agent),
         ):
             with (directory / f"{name}.log").open("ab") as log:
                 system.processes.append(
-                    subprocess.Popen([*command, *args], stdout=log, stderr=subprocess.STDOUT)
+                    subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
                 )
         try:
             _wait_for(f"{system.base_url}/healthz")

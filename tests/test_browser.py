@@ -13,13 +13,15 @@ import re
 import time
 import urllib.request
 from datetime import timedelta
+from importlib import resources
 from itertools import count
 from pathlib import Path
 
 import pytest
 from clamd_helpers import EICAR
+from lxml import etree
 from playwright.sync_api import Browser, Page, expect, sync_playwright
-from system_helpers import ARTIFACTS, running_system
+from system_helpers import ARTIFACTS, STAFF_PASSWORD, running_system
 
 from shared.clock import utcnow
 from shared.db import bind_database, database
@@ -238,6 +240,50 @@ def test_interrupted_upload_resumes_after_reload_with_the_right_checksum(system,
         assert files[0].received_at is not None
     finally:
         database.close()
+
+
+def test_agent_delivers_to_the_hotfolder_and_staff_see_it_there(system, browser, context, tmp_path):
+    page = context.new_page()
+    project_no = signed_in_at_order(system, page)
+    proof = tmp_path / "Plakat A1 „Sommerfest“ & Co.pdf"
+    proof.write_bytes(b"%PDF-1.7\n" + os.urandom(200_000))
+    page.set_input_files("#file-input", str(proof))
+    expect(page.locator("#files tr[data-state=clean]")).to_contain_text("Plakat", timeout=30000)
+
+    agent = system.settings.agent
+    deadline = time.monotonic() + 30
+
+    def notifications() -> list[Path]:
+        return [p for p in agent.notification_dir.glob("*.xml") if project_no in p.read_text()]
+
+    while not notifications() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    xml_files = notifications()
+    assert len(xml_files) == 1, f"no XML notification for {project_no}: {system.log('agent')}"
+    schema = etree.XMLSchema(
+        etree.parse(str(resources.files("shared") / "data/job-notification.xsd"))
+    )
+    document = etree.parse(str(xml_files[0]))
+    schema.assertValid(document)
+    delivered = list((agent.hotfolder_root).rglob("Plakat*"))
+    assert len(delivered) == 1 and delivered[0].read_bytes() == proof.read_bytes()
+
+    staff_browser = browser.new_context(locale="de-DE", viewport={"width": 1100, "height": 900})
+    staff = staff_browser.new_page()
+    staff.goto(f"{system.base_url}/staff/login")
+    staff.fill("#username", "anna")
+    staff.fill("#password", STAFF_PASSWORD)
+    staff.click("button[type=submit]")
+    expect(staff).to_have_url(re.compile(r"/staff/$"))
+    staff.goto(f"{system.base_url}/staff/hotfolder?q={project_no}")
+    row = staff.locator("tr[data-stage=in_hotfolder]")
+    try:
+        expect(row).to_contain_text("Plakat", timeout=15000)
+        expect(row).to_contain_text("im Hotfolder")
+    finally:
+        path = ARTIFACTS / "test_agent_delivers_to_the_hotfolder_and_staff_see_it_there-staff.png"
+        staff.screenshot(path=str(path), full_page=True)
+        staff_browser.close()
 
 
 def test_expired_link_leads_to_a_new_one_and_english_is_one_click_away(system, context):

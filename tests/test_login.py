@@ -455,3 +455,11 @@ def test_behind_a_proxy_limits_count_per_forwarded_client(client, username):
 
     assert [attempt("203.0.113.7") for _ in range(3)] == [401, 401, 429]
     assert attempt("198.51.100.9") == 401, "another client behind the same proxy is not blocked"
+
+
+def test_a_poll_from_another_tab_cannot_put_an_old_session_cookie_back(client, username):
+    sign_in(client, username, GOOD_PASSWORD)
+    client.get("/orders")  # the CSRF token is in the session from here on
+    polled = client.get("/orders", headers={"HX-Request": "true"})
+    assert polled.status_code == 200
+    assert "Set-Cookie" not in polled.headers, "only a changed session sends a cookie"
