@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import Blueprint, current_app, make_response, render_template, request
+from flask import Blueprint, current_app, render_template, request
 
+from portal.partials import page_number, wants_fragment
 from portal.users import staff_required
 from shared.hotfolder_status import (
     STAGES,
@@ -19,13 +20,6 @@ bp = Blueprint("hotfolder", __name__, url_prefix="/staff/hotfolder")
 
 # Like the agent: an agent silent for three heartbeats counts as gone.
 MISSED_HEARTBEATS = 3
-
-
-def _page_number() -> int:
-    try:
-        return max(1, int(request.args.get("page", "1")))
-    except ValueError:
-        return 1
 
 
 @bp.get("/")
@@ -43,13 +37,10 @@ def index():
     context = {
         "filters": filters,
         "stages": STAGES,
-        "page": file_journeys(filters["customer"], filters["q"], filters["state"], _page_number()),
+        "page": file_journeys(filters["customer"], filters["q"], filters["state"], page_number()),
         "agents": agent_statuses(stale_after),
         "errors": open_agent_errors(),
         "transfers": recent_transfers(),
     }
-    partial = bool(request.headers.get("HX-Request"))
-    template = "staff/_hotfolder_files.html" if partial else "staff/hotfolder.html"
-    response = make_response(render_template(template, **context))
-    response.headers["Vary"] = "HX-Request"
-    return response
+    template = "staff/_hotfolder_files.html" if wants_fragment() else "staff/hotfolder.html"
+    return render_template(template, **context)

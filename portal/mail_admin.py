@@ -17,7 +17,7 @@ from flask import (
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from portal.orders import wants_fragment
+from portal.partials import wants_fragment
 from portal.users import staff_required
 from shared.customers import get_customer
 from shared.db import write_transaction

@@ -16,7 +16,7 @@ from flask import (
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from portal.extensions import htmx
+from portal.partials import page_number, wants_fragment
 from portal.uploads import refusal_for
 from portal.users import customer_required
 from shared.errors import ServiceError
@@ -43,24 +43,12 @@ def own_order(project_no: str) -> Order:
     return order
 
 
-def wants_fragment() -> bool:
-    """True for htmx asking for a partial; a history restore (cache miss) needs the full page."""
-    return bool(htmx) and not htmx.history_restore_request
-
-
-def _page_number() -> int:
-    try:
-        return max(1, int(request.args.get("page", "1")))
-    except ValueError:
-        return 1
-
-
 @bp.get("")
 @customer_required
 def index():
     """The customer's orders; htmx asks for the list alone while searching or paging."""
     query = request.args.get("q", "")
-    page = search_orders(current_user.customer, query, _page_number())
+    page = search_orders(current_user.customer, query, page_number())
     template = "orders/_order_list.html" if wants_fragment() else "orders/index.html"
     return render_template(template, page=page, query=query, states=order_states(page.items))
 

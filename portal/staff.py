@@ -17,7 +17,8 @@ from flask_login import current_user
 
 from portal.auth import begin_session, safe_next
 from portal.extensions import limiter
-from portal.orders import send_stored_file, wants_fragment
+from portal.orders import send_stored_file
+from portal.partials import page_number, wants_fragment
 from portal.uploads import STAFF_FOLDERS
 from portal.users import StaffMember, staff_required
 from shared.errors import Conflict
@@ -61,19 +62,12 @@ def login():
     return render_template("staff/login.html", error=error, username=username), status
 
 
-def _page_number() -> int:
-    try:
-        return max(1, int(request.args.get("page", "1")))
-    except ValueError:
-        return 1
-
-
 @bp.get("/")
 @staff_required
 def index():
     """The backlog (waiting, held, rejected files) and all orders, searchable."""
     query = request.args.get("q", "")
-    page = search_orders(None, query, _page_number())
+    page = search_orders(None, query, page_number())
     context = {"page": page, "query": query, "states": order_states(page.items)}
     if wants_fragment():
         return render_template("staff/_order_list.html", **context)
