@@ -45,7 +45,7 @@ CUSTOMER_PAGES = {
     "order list, last page": "/orders?page={last_page}",
     "order folder view": "/orders/{order}",
 }
-STAFF_PAGES = {"staff overview": "/staff/", "staff hotfolder view": "/staff/hotfolder"}
+STAFF_PAGES = {"staff overview": "/staff/", "staff hotfolder view": "/staff/hotfolder/"}
 
 
 def main() -> None:

@@ -10,6 +10,8 @@ defaults (t=3, m=64 MiB, p=4) are RFC 9106's second recommended profile.
 
 from __future__ import annotations
 
+import os
+import threading
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -73,24 +75,36 @@ def make_hasher(security: SecuritySettings) -> PasswordHasher:
     )
 
 
+def argon2_slots(security: SecuritySettings) -> int:
+    """How many Argon2 computations may run at once in one process.
+
+    Each holds its memory cost (64 MiB by default) until it ends and already keeps
+    ``parallelism`` threads busy: more at once only adds memory, not speed (measured:
+    four sign-ins at once on one gunicorn worker peaked at 300 MiB, bench/README.md).
+    """
+    return max(1, (os.cpu_count() or 1) // security.argon2_parallelism)
+
+
 class PasswordVault:
     """Hashes and verifies passwords; tells when a stored hash should be upgraded."""
 
     def __init__(self, security: SecuritySettings) -> None:
         self._hasher = make_hasher(security)
-        self._dummy_hash = self._hasher.hash("timing-equaliser-not-a-password")
+        self._slots = threading.BoundedSemaphore(argon2_slots(security))
+        self._dummy_hash = self.hash("timing-equaliser-not-a-password")
 
     def hash(self, password: str) -> str:
-        return self._hasher.hash(password)
+        with self._slots:
+            return self._hasher.hash(password)
 
     def verify(self, stored_hash: str | None, password: str) -> bool:
         """True if ``password`` matches; costs the same when there is no stored hash."""
         if len(password.encode("utf-8")) > MAX_INPUT_BYTES:
             return False
         try:
-            return self._hasher.verify(stored_hash or self._dummy_hash, password) and bool(
-                stored_hash
-            )
+            with self._slots:
+                matches = self._hasher.verify(stored_hash or self._dummy_hash, password)
+            return matches and bool(stored_hash)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from peewee import JOIN
+
 from shared.clock import utcnow
 from shared.db import write_transaction
-from shared.models import PortalLogin, PortalSession, StaffUser
+from shared.models import Customer, PortalLogin, PortalSession, StaffUser
 from shared.tokens import new_token, token_hash
 
 
@@ -31,9 +33,19 @@ def start_session(
 
 
 def find_session(key: str) -> PortalSession | None:
-    """The live session for ``key``, or None if it ended or expired."""
-    return PortalSession.get_or_none(
-        (PortalSession.key_hash == token_hash(key)) & (PortalSession.expires_at > utcnow())
+    """The live session for ``key``, or None if it ended or expired.
+
+    Its login with the customer, or its staff user, come in the same query: every
+    signed-in request asks for them.
+    """
+    return (
+        PortalSession.select(PortalSession, PortalLogin, Customer, StaffUser)
+        .join(PortalLogin, JOIN.LEFT_OUTER)
+        .join(Customer, JOIN.LEFT_OUTER)
+        .switch(PortalSession)
+        .join(StaffUser, JOIN.LEFT_OUTER)
+        .where((PortalSession.key_hash == token_hash(key)) & (PortalSession.expires_at > utcnow()))
+        .get_or_none()
     )
 
 

@@ -15,7 +15,7 @@ from flask import Flask, Response, request_finished
 from portal_helpers import SignedIn, customer_with_order, signed_in_customer
 
 from shared.accounts import set_login_state
-from shared.db import write_transaction
+from shared.db import database, write_transaction
 from shared.intake import files_to_scan, make_scanner, scan_received
 from shared.models import FileEvent, Order, OrderFile, PortalLogin
 from shared.storage import FOLDER_INCOMING, ORDER_FOLDERS, order_dir
@@ -207,6 +207,39 @@ def test_paging_25_per_page_and_out_of_range_pages_clamp(client, api, customer):
     assert "Page 2 of 2" in second and "<html" not in second
     assert listed(beyond) == listed(second)
     assert listed(before) == listed(nonsense) == listed(first)
+
+
+@contextmanager
+def counted_statements() -> Iterator[list[str]]:
+    """The SQL statements the app runs inside the block."""
+    connection = database.obj
+    original = connection.execute_sql
+    statements: list[str] = []
+
+    def counting(sql, *args, **kwargs):
+        statements.append(sql)
+        return original(sql, *args, **kwargs)
+
+    connection.execute_sql = counting
+    try:
+        yield statements
+    finally:
+        del connection.execute_sql
+
+
+def test_order_pages_run_as_many_statements_for_1_order_as_for_30(client, api, customer):
+    # Not a timing: a statement per row (N+1) would show here as a count that grows.
+    client.get("/orders")  # first request: the session is loaded, translations read
+    with counted_statements() as one_order:
+        client.get("/orders")
+        client.get("/orders/A1")
+    for number in range(2, 31):
+        add_order(api, f"A{number}")
+    with counted_statements() as thirty_orders:
+        client.get("/orders")
+        client.get("/orders/A30")
+
+    assert len(one_order) == len(thirty_orders)
 
 
 def test_another_customers_order_answers_like_a_missing_one(client, api, customer, settings):

@@ -22,7 +22,7 @@ from shared.accounts import set_login_state
 from shared.db import write_transaction
 from shared.models import Order, OrderFile, PortalLogin
 from shared.storage import FOLDER_FINAL, FOLDER_INCOMING, ORDER_FOLDERS, order_dir
-from shared.uploads import NotAllowed, hash_cache, staging_path, start_upload
+from shared.uploads import NotAllowed, append_chunk, hash_cache, staging_path, start_upload
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -414,6 +414,20 @@ def test_a_body_shorter_than_its_content_length_resumes(client, customer):
     assert offset_of(client, location) == 2 * MiB
     assert send(client, customer, location, data, 2 * MiB, data.size) == data.size
     assert file_at(location).sha256 == data.sha256()
+
+
+def test_a_patch_reads_no_more_than_its_declared_length(customer, settings):
+    # The portal hands over the server's own input stream, where the next request on the
+    # same connection may follow right after the body.
+    order = Order.get(Order.project_no == "A1")
+    file = start_upload(settings, order, "Flyer.pdf", 10, folder=FOLDER_FINAL)
+    stream = io.BytesIO(b"0123456789PATCH /uploads/next HTTP/1.1\r\n")
+
+    assert append_chunk(settings, file, 0, stream, 6) == 6
+    assert stream.tell() == 6
+    assert append_chunk(settings, file, 6, stream, 4) == 10
+    assert stream.read() == b"PATCH /uploads/next HTTP/1.1\r\n"
+    assert file.sha256 == hashlib.sha256(b"0123456789").hexdigest()
 
 
 def test_the_hash_is_rebuilt_when_this_process_lost_it(client, customer):
