@@ -163,8 +163,12 @@ def start_upload(
     login: PortalLogin | None = None,
     staff: StaffUser | None = None,
     folder: str = FOLDER_INCOMING,
+    source: Path | None = None,
 ) -> OrderFile:
-    """Announce a file: check name and size, create its row and its empty staging file."""
+    """Announce a file: check name and size, create its row and its empty staging file.
+
+    ``source`` is a file from the print shop's side; it is recorded as a FileEvent.
+    """
     display_name = check_upload_name(display_name)
     check_upload_size(settings, size)
     root = settings.storage.staging_root
@@ -182,6 +186,8 @@ def start_upload(
             uploaded_by_login=login,
             uploaded_by_staff=staff,
         )
+        if source is not None:
+            FileEvent.create(file=file, kind=EVENT_FROM_HOTFOLDER, detail=str(source))
         # Created inside the transaction: if this fails there is no row without a file.
         os.close(os.open(staging_path(settings, file), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640))
     log.info("upload %s of %d bytes started for order %s", file.id, size, order.project_no)
@@ -457,24 +463,8 @@ def stage_local_file(settings: Settings, order: Order, source: Path, folder: str
     copied, so an interrupted copy leaves a visible unfinished upload, never an
     unknown staging file; a failed copy is removed again.
     """
-    display_name = check_upload_name(source.name)
     size = source.stat().st_size
-    check_upload_size(settings, size)
-    root = settings.storage.staging_root
-    root.mkdir(parents=True, exist_ok=True)
-    _check_free_space(root, size)
-    with write_transaction():
-        _check_uploader(order, None, folder)
-        file = OrderFile.create(
-            order=order,
-            folder=folder,
-            display_name=display_name,
-            size=size,
-            state=OrderFile.STATE_UPLOADING,
-            upload_key=new_token(),
-        )
-        FileEvent.create(file=file, kind=EVENT_FROM_HOTFOLDER, detail=str(source))
-        os.close(os.open(staging_path(settings, file), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640))
+    file = start_upload(settings, order, source.name, size, folder=folder, source=source)
     try:
         digest, copied = _copy_into_staging(source, staging_path(settings, file))
         if copied != size:
