@@ -16,14 +16,14 @@ from flask import (
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from portal.partials import page_number, wants_fragment
+from portal.partials import folder_listing, page_number, wants_fragment
 from portal.uploads import refusal_for
 from portal.users import customer_required
 from shared.errors import ServiceError
 from shared.intake import file_path
-from shared.listing import files_by_folder, has_open_files, order_states, search_orders
+from shared.listing import order_states, search_orders
 from shared.models import Order, OrderFile
-from shared.storage import FOLDER_INCOMING, ORDER_FOLDERS
+from shared.storage import FOLDER_INCOMING
 from shared.uploads import append_chunk, start_upload, upload_limit
 
 bp = Blueprint("orders", __name__, url_prefix="/orders")
@@ -59,16 +59,14 @@ def show(project_no: str):
     """One order: its three folders and the upload area for Eingehend."""
     order = own_order(project_no)
     settings = current_app.config["PTPORTAL_SETTINGS"]
+    limit = upload_limit(settings)
     return render_template(
         "orders/show.html",
-        order=order,
-        folders=files_by_folder(order, for_customer=True),
-        polling=has_open_files(order, for_customer=True),
-        folder_names=ORDER_FOLDERS,
+        **folder_listing(order, for_customer=True),
         upload_folder=FOLDER_INCOMING,
-        max_upload_bytes=upload_limit(settings),
+        max_upload_bytes=limit,
         chunk_bytes=settings.portal.upload_chunk_bytes,
-        plain_upload_bytes=min(PLAIN_UPLOAD_BYTES, upload_limit(settings)),
+        plain_upload_bytes=min(PLAIN_UPLOAD_BYTES, limit),
     )
 
 
@@ -76,14 +74,7 @@ def show(project_no: str):
 @customer_required
 def files(project_no: str):
     """htmx: the folder listing, re-polled while files are uploading or being scanned."""
-    order = own_order(project_no)
-    return render_template(
-        "orders/_files.html",
-        order=order,
-        folders=files_by_folder(order, for_customer=True),
-        polling=has_open_files(order, for_customer=True),
-        folder_names=ORDER_FOLDERS,
-    )
+    return render_template("orders/_files.html", **folder_listing(own_order(project_no), True))
 
 
 @bp.url_value_preprocessor

@@ -1,8 +1,11 @@
-"""What list views share: whether htmx wants the partial, and which page is asked for."""
+"""What list views share: whether htmx wants the partial, which page, an order's folders."""
 
 from flask import request
 
 from portal.extensions import htmx
+from shared.listing import files_by_folder, has_open_files
+from shared.models import Order
+from shared.storage import ORDER_FOLDERS
 
 
 def wants_fragment() -> bool:
@@ -16,3 +19,13 @@ def page_number() -> int:
         return max(1, int(request.args.get("page", "1")))
     except ValueError:
         return 1
+
+
+def folder_listing(order: Order, for_customer: bool) -> dict:
+    """What ``orders/_files.html`` needs: the folders' files and whether to keep polling."""
+    return {
+        "order": order,
+        "folders": files_by_folder(order, for_customer=for_customer),
+        "polling": has_open_files(order, for_customer=for_customer),
+        "folder_names": ORDER_FOLDERS,
+    }

@@ -18,19 +18,26 @@ from flask_login import current_user
 from portal.auth import begin_session, safe_next
 from portal.extensions import limiter
 from portal.orders import send_stored_file
-from portal.partials import page_number, wants_fragment
+from portal.partials import folder_listing, page_number, wants_fragment
 from portal.uploads import STAFF_FOLDERS
 from portal.users import StaffMember, staff_required
 from shared.errors import Conflict
 from shared.intake import discard_held, release_held
-from shared.listing import backlog, files_by_folder, has_open_files, order_states, search_orders
+from shared.listing import backlog, order_states, search_orders
 from shared.models import FileEvent, Order, OrderFile
 from shared.sessions import start_session
 from shared.staff import staff_sign_in
-from shared.storage import FOLDER_FINAL, ORDER_FOLDERS
+from shared.storage import FOLDER_FINAL
 from shared.uploads import upload_limit
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
+
+# The folder listing partial is shared with the customer's pages; staff links and actions.
+STAFF_LISTING = {
+    "files_endpoint": "staff.files",
+    "download_endpoint": "staff.download",
+    "staff_view": True,
+}
 
 
 def _settings():
@@ -99,10 +106,7 @@ def show_order(project_no: str):
     settings = _settings()
     return render_template(
         "staff/order.html",
-        order=order,
-        folders=files_by_folder(order),
-        polling=has_open_files(order),
-        folder_names=ORDER_FOLDERS,
+        **folder_listing(order, for_customer=False),
         upload_folders=STAFF_FOLDERS,
         folder=folder,
         events=list(events),
@@ -112,26 +116,12 @@ def show_order(project_no: str):
     )
 
 
-STAFF_LISTING = {
-    "files_endpoint": "staff.files",
-    "download_endpoint": "staff.download",
-    "staff_view": True,
-}
-
-
 @bp.get("/orders/<project_no>/files")
 @staff_required
 def files(project_no: str):
     """htmx: the order's folder listing for staff."""
-    order = _order(project_no)
-    return render_template(
-        "orders/_files.html",
-        order=order,
-        folders=files_by_folder(order),
-        polling=has_open_files(order),
-        folder_names=ORDER_FOLDERS,
-        **STAFF_LISTING,
-    )
+    listing = folder_listing(_order(project_no), for_customer=False)
+    return render_template("orders/_files.html", **listing, **STAFF_LISTING)
 
 
 def _file(file_id: int) -> OrderFile:
