@@ -413,8 +413,14 @@ def _record_progress(file: OrderFile, received: int) -> None:
 def _finish(file: OrderFile, running: _RunningHash) -> None:
     """Every byte is there: keep the hash and hand the file to the scanner."""
     hash_cache.take(file.upload_key)
+    _mark_received(file, running.digest.hexdigest())
+    log.info("upload %s complete: %d bytes, sha256 %s", file.id, file.size, file.sha256)
+
+
+def _mark_received(file: OrderFile, sha256: str) -> None:
+    """Record the complete file with its hash; from now on it waits for the scanner."""
     file.received_bytes = file.size
-    file.sha256 = running.digest.hexdigest()
+    file.sha256 = sha256
     file.received_at = utcnow()
     file.state = OrderFile.STATE_SCANNING
     with write_transaction():
@@ -426,7 +432,6 @@ def _finish(file: OrderFile, running: _RunningHash) -> None:
                 OrderFile.state,
             ]
         )
-    log.info("upload %s complete: %d bytes, sha256 %s", file.id, file.size, file.sha256)
 
 
 def abort_upload(settings: Settings, file: OrderFile) -> None:
@@ -472,19 +477,7 @@ def stage_local_file(settings: Settings, order: Order, source: Path, folder: str
     except BaseException:
         abort_upload(settings, file)
         raise
-    file.received_bytes = copied
-    file.sha256 = digest
-    file.received_at = utcnow()
-    file.state = OrderFile.STATE_SCANNING
-    with write_transaction():
-        file.save(
-            only=[
-                OrderFile.received_bytes,
-                OrderFile.sha256,
-                OrderFile.received_at,
-                OrderFile.state,
-            ]
-        )
+    _mark_received(file, digest)
     log.info("staged %s for order %s (%s): %d bytes", source, order.project_no, folder, copied)
     return file
 
