@@ -19,6 +19,7 @@ import datetime
 import json
 import os
 import subprocess
+import time
 import urllib.request
 from pathlib import Path
 
@@ -116,7 +117,7 @@ def populate(customer_no: str, orders: int, files_per_order: int, customers: int
 
 # Besides clean files, of every 5,000 one each is uploading, scanning, waiting for clamd or
 # held as too large, and of every 250 one was rejected: the staff overview then shows
-# about 20 files waiting, 10 held and (its limit) the 50 latest rejections.
+# about 20 files waiting, 10 held and 200 rejected (5 of each with their totals).
 _RARE_STATES = {1: "uploading", 2: "scanning", 3: "waiting_for_scan", 4: "too_large"}
 
 
@@ -181,6 +182,15 @@ class QueryCounter:
             raise SystemExit(f"signing in as {username} in-process failed: {answer.status_code}")
         return client
 
+    def millis(self, client, path: str, requests: int = 200) -> float:
+        """Milliseconds per GET of ``path`` in-process: the app's own cost, no HTTP, no load."""
+        for _ in range(20):
+            client.get(path)
+        started = time.perf_counter()
+        for _ in range(requests):
+            client.get(path)
+        return (time.perf_counter() - started) * 1000 / requests
+
     def statements(self, client, path: str) -> int | None:
         """SQL statements for one GET of ``path`` (after a first one), None if not 200."""
         if client.get(path).status_code != 200:
@@ -188,6 +198,18 @@ class QueryCounter:
         self.count = 0
         client.get(path)
         return self.count
+
+
+def time_pages(counter: QueryCounter, order: str, last_page: int) -> dict[str, float]:
+    """In-process milliseconds per request of /healthz and each page (one thread, no HTTP)."""
+    times = {"trivial /healthz": counter.millis(counter.app.test_client(), "/healthz")}
+    for name, path in CUSTOMER_PAGES.items():
+        times[name] = counter.millis(
+            counter.customer, path.format(order=order, last_page=last_page)
+        )
+    for name, path in STAFF_PAGES.items():
+        times[name] = counter.millis(counter.staff, path)
+    return times
 
 
 def count_pages(counter: QueryCounter, order: str) -> dict[str, int | None]:
@@ -234,6 +256,7 @@ def status(url: str, cookie: str) -> int:
 def run(directory: Path, options: argparse.Namespace) -> None:
     """Count statements at 1 order and at N, then load every page with wrk."""
     counts: dict[str, dict] = {}
+    millis: dict[str, float] = {}
     folder_order = "A002500" if options.orders > 2501 else "A000000"
 
     def prepare(ini: Path, password: str) -> None:
@@ -251,7 +274,9 @@ def run(directory: Path, options: argparse.Namespace) -> None:
         counts["1"] = count_pages(QueryCounter(ini, password), PROJECT_NO)
         bind(ini)
         populate(CUSTOMER_NO, options.orders, options.files_per_order, options.customers)
-        counts["N"] = count_pages(QueryCounter(ini, password), folder_order)
+        counter = QueryCounter(ini, password)
+        counts["N"] = count_pages(counter, folder_order)
+        millis.update(time_pages(counter, folder_order, (options.orders + 24) // 25))
 
     with running_portal(directory, prepare=prepare, login_attempts=1000) as portal:
         customer_cookie, _ = sign_in(portal.base, USERNAME, portal.password)
@@ -296,6 +321,17 @@ def run(directory: Path, options: argparse.Namespace) -> None:
             met=p95 <= TARGET * trivial["p95"] / 1000,
             note=f"p50 {result['p50'] / 1000:.1f} ms, {result['rps']:.0f} req/s"
             + (f", {result['socket_errors']} socket errors" if result["socket_errors"] else ""),
+        )
+    healthz = millis.pop("trivial /healthz")
+    for name, value in millis.items():
+        report(
+            BENCH,
+            f"{name}, in-process",
+            value,
+            "ms",
+            baseline="/healthz",
+            baseline_value=healthz,
+            note="one thread, Flask test client: the page's own cost",
         )
     for name in counts["N"]:
         one, many = counts["1"].get(name), counts["N"].get(name)

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from datetime import timedelta
 from pathlib import Path
 
 from flask import Flask, g
 from flask_babel import get_locale
+from peewee import DatabaseError, InterfaceError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from portal import errors
 from portal.extensions import babel, csrf, htmx, limiter, login_manager
-from portal.i18n import select_locale
+from portal.i18n import install_page_gettext, select_locale
 from portal.security import add_security_headers
 from portal.users import load_user
 from shared.config import Settings, config_path, load_settings
@@ -63,9 +65,10 @@ def build_app(settings: Settings | None = None, *, tasks: BackgroundTasks | None
 
     bind_database(settings.database.url)
     app.before_request(_open_database)
-    app.teardown_request(_close_database)
+    app.teardown_request(_reset_database)
 
     babel.init_app(app, locale_selector=select_locale)
+    install_page_gettext(app)
     csrf.init_app(app)
     htmx.init_app(app)
     limiter.init_app(app)
@@ -119,10 +122,15 @@ def build_app(settings: Settings | None = None, *, tasks: BackgroundTasks | None
 
 
 def _open_database() -> None:
+    # Each server thread keeps its connection from one request to the next: a new SQLite
+    # connection parses the whole schema before its first query (about 1 ms, more than the
+    # queries of most pages; see bench/README.md).
     database.connect(reuse_if_open=True)
-    g.database_open = True
 
 
-def _close_database(_exc: BaseException | None) -> None:
-    if g.pop("database_open", False) and not database.is_closed():
+def _reset_database(exc: BaseException | None) -> None:
+    """After an error the thread's connection may be broken: the next request opens a new one."""
+    if exc is None and not g.pop("database_failed", False):
+        return
+    with contextlib.suppress(DatabaseError, InterfaceError):
         database.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, g, jsonify, render_template, request
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from peewee import OperationalError
@@ -59,6 +59,7 @@ def register(app: Flask) -> None:
     @app.errorhandler(OperationalError)
     def database_down(exc: OperationalError):
         log.error("database error: %s", exc)
+        g.database_failed = True  # the connection may be broken: the next request opens anew
         return render_error(503)
 
     @app.errorhandler(InternalServerError)

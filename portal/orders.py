@@ -23,6 +23,7 @@ from shared.errors import ServiceError
 from shared.intake import file_path
 from shared.listing import order_states, search_orders
 from shared.models import Order, OrderFile
+from shared.prepared import PreparedSelect
 from shared.storage import FOLDER_INCOMING
 from shared.uploads import append_chunk, start_upload, upload_limit
 
@@ -33,11 +34,21 @@ bp = Blueprint("orders", __name__, url_prefix="/orders")
 PLAIN_UPLOAD_BYTES = 100 * 1024 * 1024
 
 
+# Every request on an order's pages (and its polling) looks the order up: prepared.
+_customer_order = PreparedSelect(
+    lambda project_no, customer_id: (
+        Order.select()
+        .where((Order.project_no == project_no) & (Order.customer == customer_id))
+        .limit(1)
+    ),
+    "example-project-no",
+    -9_300_001,
+)
+
+
 def own_order(project_no: str) -> Order:
     """The signed-in customer's order; anybody else's answers 404 like a missing one."""
-    order = Order.get_or_none(
-        (Order.project_no == project_no) & (Order.customer == current_user.customer)
-    )
+    order = _customer_order.first(project_no, current_user.customer.id)
     if order is None:
         abort(404)
     return order

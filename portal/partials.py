@@ -23,9 +23,10 @@ def page_number() -> int:
 
 def folder_listing(order: Order, for_customer: bool) -> dict:
     """What ``orders/_files.html`` needs: the folders' files and whether to keep polling."""
+    folders = files_by_folder(order, for_customer=for_customer)
     return {
         "order": order,
-        "folders": files_by_folder(order, for_customer=for_customer),
-        "polling": has_open_files(order, for_customer=for_customer),
+        "folders": folders,
+        "polling": has_open_files(folders),
         "folder_names": ORDER_FOLDERS,
     }

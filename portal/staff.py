@@ -21,9 +21,10 @@ from portal.orders import send_stored_file
 from portal.partials import folder_listing, page_number, wants_fragment
 from portal.uploads import STAFF_FOLDERS
 from portal.users import StaffMember, staff_required
+from shared.backlog import SECTIONS, backlog_overview, backlog_page
 from shared.errors import Conflict
 from shared.intake import discard_held, release_held
-from shared.listing import backlog, order_states, search_orders
+from shared.listing import order_states, search_orders
 from shared.models import FileEvent, Order, OrderFile
 from shared.sessions import start_session
 from shared.staff import staff_sign_in
@@ -72,13 +73,31 @@ def login():
 @bp.get("/")
 @staff_required
 def index():
-    """The backlog (waiting, held, rejected files) and all orders, searchable."""
+    """The most urgent files of the backlog with their numbers, and all orders, searchable."""
     query = request.args.get("q", "")
     page = search_orders(None, query, page_number())
     context = {"page": page, "query": query, "states": order_states(page.items)}
     if wants_fragment():
         return render_template("staff/_order_list.html", **context)
-    return render_template("staff/index.html", backlog=backlog(), **context)
+    # After releasing or deleting a file staff come back to this page as they left it.
+    back = request.full_path.rstrip("?")
+    return render_template("staff/index.html", backlog=backlog_overview(), back=back, **context)
+
+
+@bp.get("/backlog/<section>")
+@staff_required
+def show_backlog(section: str):
+    """Every file of one backlog section (waiting, held, rejected), paged, most urgent first."""
+    if section not in SECTIONS:
+        abort(404)
+    page = backlog_page(section, page_number())
+    context = {
+        "section": section,
+        "page": page,
+        "back": url_for("staff.show_backlog", section=section, page=page.number),
+    }
+    template = "staff/_backlog_files.html" if wants_fragment() else "staff/backlog.html"
+    return render_template(template, **context)
 
 
 def _order(project_no: str) -> Order:

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from math import ceil
 
 from peewee import JOIN
 
 from shared.clock import utcnow
-from shared.listing import PER_PAGE, Page
+from shared.listing import PER_PAGE
 from shared.models import (
     AgentError,
     AgentHeartbeat,
@@ -24,6 +23,7 @@ from shared.models import (
     OrderFile,
     OutboundTransfer,
 )
+from shared.prepared import PreparedSelect
 from shared.storage import FOLDER_INCOMING
 
 STAGE_UPLOADING = "uploading"
@@ -46,29 +46,70 @@ STAGES = (
 
 @dataclass(frozen=True)
 class FileJourney:
-    """One customer upload and, once it got there, its delivery into the hotfolder."""
+    """One customer upload and, once it got there, its delivery into the hotfolder.
 
-    file: OrderFile
-    delivery: Delivery | None
+    A flat row with just the columns the page shows: the page lists 25 of them on every
+    refresh, and whole models with their joined models cost more than the query.
+    """
+
+    id: int
+    display_name: str
+    size: int
+    state: str
+    created_at: datetime
+    received_at: datetime | None
+    scanned_at: datetime | None
+    released_at: datetime | None
+    project_no: str
+    customer_no: str
+    customer_name: str
+    delivery_state: str | None
+    delivery_done_at: datetime | None
+    hotfolder_path: str | None
+    delivery_error: str | None
 
     @property
     def stage(self) -> str:
-        return stage_of(self.file, self.delivery)
+        return stage_of(self.state, self.delivery_state, self.delivery_error)
+
+    @property
+    def scan_outcome(self) -> str:
+        """What the virus scan (or staff, for a held file) decided: a stage."""
+        if self.state in (OrderFile.STATE_REJECTED, OrderFile.STATE_TOO_LARGE):
+            return self.state
+        return STAGE_CLEAN
 
 
-def stage_of(file: OrderFile, delivery: Delivery | None) -> str:
-    """Where ``file`` is on its way: one of ``STAGES``."""
-    if delivery is not None and delivery.state == Delivery.STATE_DONE:
+def stage_of(file_state: str, delivery_state: str | None, delivery_error: str | None) -> str:
+    """Where a file is on its way, from its state and its delivery's: one of ``STAGES``."""
+    if delivery_state == Delivery.STATE_DONE:
         return STAGE_IN_HOTFOLDER
-    if file.state == OrderFile.STATE_CLEAN:
-        return STAGE_DELIVERY_FAILED if delivery is not None and delivery.error else STAGE_CLEAN
-    if file.state == OrderFile.STATE_UPLOADING:
+    if file_state == OrderFile.STATE_CLEAN:
+        return STAGE_DELIVERY_FAILED if delivery_error else STAGE_CLEAN
+    if file_state == OrderFile.STATE_UPLOADING:
         return STAGE_UPLOADING
-    if file.state in (OrderFile.STATE_SCANNING, OrderFile.STATE_WAITING):
+    if file_state in (OrderFile.STATE_SCANNING, OrderFile.STATE_WAITING):
         return STAGE_SCANNING
-    if file.state == OrderFile.STATE_TOO_LARGE:
+    if file_state == OrderFile.STATE_TOO_LARGE:
         return STAGE_TOO_LARGE
     return STAGE_REJECTED
+
+
+@dataclass(frozen=True)
+class JourneyPage:
+    """A page of uploads, newest first.
+
+    Whether more follow is known, how many there are in all is not: counting means
+    joining every upload ever, on every refresh of the page, for a number nobody acts on.
+    """
+
+    items: list[FileJourney]
+    number: int
+    has_next: bool
+
+    @property
+    def has_previous(self) -> bool:
+        return self.number > 1
 
 
 def _stage_condition(stage: str):
@@ -87,32 +128,72 @@ def _stage_condition(stage: str):
     }.get(stage)
 
 
-def file_journeys(
-    customer: str = "", query: str = "", stage: str = "", page: int = 1, per_page: int = PER_PAGE
-) -> Page:
-    """Customer uploads (newest first), filtered by customer, order number and stage."""
-    files = (
-        OrderFile.select(OrderFile, Order, Customer, Delivery)
+_JOURNEY_COLUMNS = (
+    OrderFile.id,
+    OrderFile.display_name,
+    OrderFile.size,
+    OrderFile.state,
+    OrderFile.created_at,
+    OrderFile.received_at,
+    OrderFile.scanned_at,
+    OrderFile.released_at,
+    Order.project_no,
+    Customer.customer_no,
+    Customer.name,
+    Delivery.state,
+    Delivery.done_at,
+    Delivery.hotfolder_path,
+    Delivery.error,
+)
+
+
+def _uploads():
+    """Customer uploads that still exist with their delivery, if any, newest first."""
+    return (
+        OrderFile.select(*_JOURNEY_COLUMNS)
         .join(Order)
         .join(Customer)
         .switch(OrderFile)
         .join(Delivery, JOIN.LEFT_OUTER, on=(Delivery.file == OrderFile.id))
         .where((OrderFile.folder == FOLDER_INCOMING) & (OrderFile.state != OrderFile.STATE_DELETED))
+        .order_by(OrderFile.id.desc())
+        .tuples()
     )
-    customer = customer.strip()[:100]
-    if customer:
-        files = files.where((Customer.customer_no == customer) | (Customer.name ** f"%{customer}%"))
-    query = query.strip()[:100]
-    if query:
-        files = files.where(Order.project_no ** f"%{query}%")
+
+
+# Far beyond any real page, and small enough for SQLite's integers whatever the URL says.
+_LAST_PAGE = 1_000_000
+# Unfiltered is what the page shows first and refreshes every few seconds: prepared.
+_SOME_LIMIT, _SOME_OFFSET = 9_400_001, 9_400_003
+_unfiltered = PreparedSelect(
+    lambda limit, offset: _uploads().limit(limit).offset(offset), _SOME_LIMIT, _SOME_OFFSET
+)
+
+
+def file_journeys(
+    customer: str = "", query: str = "", stage: str = "", page: int = 1, per_page: int = PER_PAGE
+) -> JourneyPage:
+    """Customer uploads (newest first), filtered by customer, order number and stage."""
+    number = min(max(page, 1), _LAST_PAGE)
+    # One row more than a page tells whether a next page exists, without counting.
+    limit, offset = per_page + 1, (number - 1) * per_page
+    customer, query = customer.strip()[:100], query.strip()[:100]
     condition = _stage_condition(stage)
-    if condition is not None:
-        files = files.where(condition)
-    total = files.count()
-    number = min(max(page, 1), max(1, ceil(total / per_page)))
-    rows = files.order_by(OrderFile.id.desc()).paginate(number, per_page)
-    journeys = [FileJourney(row, getattr(row, "delivery", None)) for row in rows]
-    return Page(journeys, total, number, per_page)
+    if not customer and not query and condition is None:
+        rows = _unfiltered.run(limit, offset)
+    else:
+        files = _uploads()
+        if customer:
+            files = files.where(
+                (Customer.customer_no == customer) | (Customer.name ** f"%{customer}%")
+            )
+        if query:
+            files = files.where(Order.project_no ** f"%{query}%")
+        if condition is not None:
+            files = files.where(condition)
+        rows = files.limit(limit).offset(offset)
+    journeys = [FileJourney(*row) for row in rows]
+    return JourneyPage(journeys[:per_page], number, has_next=len(journeys) > per_page)
 
 
 @dataclass(frozen=True)
@@ -121,37 +202,52 @@ class AgentStatus:
     alive: bool
 
 
-def agent_statuses(stale_after: timedelta, now: datetime | None = None) -> list[AgentStatus]:
-    """The agents seen in the last week, most recent first; ``alive`` if beating and not stopped."""
-    now = now or utcnow()
-    beats = (
+# The page refreshes every few seconds; its small lists are prepared too.
+_SOME_TIME = datetime(1901, 2, 3, 4, 5, 6)
+_heartbeats_since = PreparedSelect(
+    lambda since: (
         AgentHeartbeat.select()
-        .where(AgentHeartbeat.seen_at >= now - timedelta(days=7))
+        .where(AgentHeartbeat.seen_at >= since)
         .order_by(AgentHeartbeat.seen_at.desc())
         .limit(10)
-    )
-    return [
-        AgentStatus(beat, beat.stopped_at is None and beat.seen_at >= now - stale_after)
-        for beat in beats
-    ]
-
-
-def open_agent_errors(limit: int = 50) -> list[AgentError]:
-    """Problems the agent could not solve, newest first."""
-    return list(
+    ),
+    _SOME_TIME,
+)
+_open_errors = PreparedSelect(
+    lambda limit: (
         AgentError.select(AgentError, Order)
         .join(Order, JOIN.LEFT_OUTER)
         .where(AgentError.resolved_at.is_null())
         .order_by(AgentError.last_seen_at.desc())
         .limit(limit)
-    )
-
-
-def recent_transfers(limit: int = 20) -> list[OutboundTransfer]:
-    """Files staff sent back to customers through the outbound folders, newest first."""
-    return list(
+    ),
+    _SOME_LIMIT,
+)
+_latest_transfers = PreparedSelect(
+    lambda limit: (
         OutboundTransfer.select(OutboundTransfer, Order)
         .join(Order)
         .order_by(OutboundTransfer.id.desc())
         .limit(limit)
-    )
+    ),
+    _SOME_LIMIT,
+)
+
+
+def agent_statuses(stale_after: timedelta, now: datetime | None = None) -> list[AgentStatus]:
+    """The agents seen in the last week, most recent first; ``alive`` if beating and not stopped."""
+    now = now or utcnow()
+    return [
+        AgentStatus(beat, beat.stopped_at is None and beat.seen_at >= now - stale_after)
+        for beat in _heartbeats_since.run(now - timedelta(days=7))
+    ]
+
+
+def open_agent_errors(limit: int = 50) -> list[AgentError]:
+    """Problems the agent could not solve, newest first."""
+    return list(_open_errors.run(limit))
+
+
+def recent_transfers(limit: int = 20) -> list[OutboundTransfer]:
+    """Files staff sent back to customers through the outbound folders, newest first."""
+    return list(_latest_transfers.run(limit))

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from math import ceil
 
 from peewee import fn
 
 from shared.models import Customer, Order, OrderFile
+from shared.prepared import PreparedSelect
 from shared.storage import FOLDER_FINAL, FOLDER_INCOMING, ORDER_FOLDERS
 
 ORDER_WAITING = "waiting_for_data"
@@ -38,43 +40,128 @@ class Page:
         return self.number < self.pages
 
 
+# Columns the order lists show; the customer's own list needs no customer columns.
+_ORDER_COLUMNS = (Order.id, Order.project_no, Order.job_description, Order.due_date)
+_CUSTOMER_COLUMNS = (Customer.id, Customer.customer_no, Customer.name)
+# Stand-ins for prepared queries: values no query holds otherwise.
+_SOME_CUSTOMER, _SOME_LIMIT, _SOME_OFFSET = -9_000_001, 9_000_003, 9_000_005
+
+
+def _in_order(query, newest_first: bool):
+    if newest_first:
+        return query.order_by(Order.created_at.desc(), Order.id.desc())
+    return query.order_by(Order.created_at, Order.id)
+
+
+# Listing without a search is what every visit of the order pages does: prepared, and
+# read from whichever end of the index is nearer (OFFSET walks every row it skips).
+_count_of_customer = PreparedSelect(
+    lambda customer_id: (
+        Order.select(fn.COUNT(Order.id)).where(Order.customer == customer_id).tuples()
+    ),
+    _SOME_CUSTOMER,
+)
+
+
+def _customer_page(customer_id: int, limit: int, offset: int, newest_first: bool):
+    query = Order.select(*_ORDER_COLUMNS).where(Order.customer == customer_id)
+    return _in_order(query, newest_first).limit(limit).offset(offset)
+
+
+def _everybodys_page(limit: int, offset: int, newest_first: bool):
+    query = Order.select(*_ORDER_COLUMNS, *_CUSTOMER_COLUMNS).join(Customer)
+    return _in_order(query, newest_first).limit(limit).offset(offset)
+
+
+_page_of_customer = {
+    newest_first: PreparedSelect(
+        partial(_customer_page, newest_first=newest_first),
+        _SOME_CUSTOMER,
+        _SOME_LIMIT,
+        _SOME_OFFSET,
+    )
+    for newest_first in (True, False)
+}
+_count_of_all = PreparedSelect(lambda: Order.select(fn.COUNT(Order.id)).tuples())
+_page_of_all = {
+    newest_first: PreparedSelect(
+        partial(_everybodys_page, newest_first=newest_first), _SOME_LIMIT, _SOME_OFFSET
+    )
+    for newest_first in (True, False)
+}
+
+
 def search_orders(
     customer: Customer | None, query: str = "", page: int = 1, per_page: int = PER_PAGE
 ) -> Page:
     """Orders of ``customer`` (all customers for staff) matching ``query``, newest first."""
-    orders = Order.select(Order, Customer).join(Customer)
-    if customer is not None:
-        orders = orders.where(Order.customer == customer)
     query = query.strip()[:100]
     if query:
-        # "%" or "_" typed by a user only widen their own search; no escaping needed.
-        pattern = f"%{query}%"
-        condition = (Order.project_no**pattern) | (Order.job_description**pattern)
-        if customer is None:
-            condition |= (Customer.name**pattern) | (Customer.customer_no**pattern)
-        orders = orders.where(condition)
+        return _search(customer, query, page, per_page)
+    if customer is None:
+        total = _count_of_all.first()[0]
+    else:
+        total = _count_of_customer.first(customer.id)[0]
+    number = _page_within(page, total, per_page)
+    offset = (number - 1) * per_page
+    count = max(0, min(per_page, total - offset))
+    newest_first = offset <= total - offset - count
+    if not newest_first:  # the same rows, counted from the oldest
+        offset = total - offset - count
+    arguments = (count, offset) if customer is None else (customer.id, count, offset)
+    pages = _page_of_all if customer is None else _page_of_customer
+    items = list(pages[newest_first].run(*arguments))
+    return Page(items if newest_first else items[::-1], total, number, per_page)
+
+
+def _search(customer: Customer | None, query: str, page: int, per_page: int) -> Page:
+    orders = Order.select(*_ORDER_COLUMNS, *_CUSTOMER_COLUMNS).join(Customer)
+    if customer is not None:
+        orders = orders.where(Order.customer == customer)
+    # "%" or "_" typed by a user only widen their own search; no escaping needed.
+    pattern = f"%{query}%"
+    condition = (Order.project_no**pattern) | (Order.job_description**pattern)
+    if customer is None:
+        condition |= (Customer.name**pattern) | (Customer.customer_no**pattern)
+    orders = orders.where(condition)
     total = orders.count()
-    number = min(max(page, 1), max(1, ceil(total / per_page)))
-    items = list(
-        orders.order_by(Order.created_at.desc(), Order.id.desc()).paginate(number, per_page)
+    number = _page_within(page, total, per_page)
+    return Page(
+        list(_in_order(orders, newest_first=True).paginate(number, per_page)),
+        total,
+        number,
+        per_page,
     )
-    return Page(items, total, number, per_page)
+
+
+def _page_within(page: int, total: int, per_page: int) -> int:
+    return min(max(page, 1), max(1, ceil(total / per_page)))
 
 
 def order_states(orders: list[Order]) -> dict[int, str]:
     """Each order's state, from one aggregate query over its files."""
     if not orders:
         return {}
-    rows = (
-        OrderFile.select(OrderFile.order, OrderFile.folder, OrderFile.state, fn.COUNT(OrderFile.id))
-        .where(OrderFile.order.in_([order.id for order in orders]))
+    seen: dict[int, set[tuple[str, str]]] = {}
+    for start in range(0, len(orders), PER_PAGE):
+        ids = [order.id for order in orders[start : start + PER_PAGE]]
+        # Padded to a full page with ids no order has, so one prepared query fits all.
+        padded = ids + _NO_ORDER_IDS[len(ids) :]
+        for order_id, folder, state in _folder_states.run(*padded):
+            seen.setdefault(order_id, set()).add((folder, state))
+    return {order.id: _state(seen.get(order.id, set())) for order in orders}
+
+
+_NO_ORDER_IDS = [-9_100_000 - index for index in range(PER_PAGE)]
+_folder_states = PreparedSelect(
+    lambda *order_ids: (
+        OrderFile.select(OrderFile.order, OrderFile.folder, OrderFile.state)
+        .where(OrderFile.order.in_(order_ids))
         .group_by(OrderFile.order, OrderFile.folder, OrderFile.state)
         .tuples()
-    )
-    seen: dict[int, set[tuple[str, str]]] = {}
-    for order_id, folder, state, _count in rows:
-        seen.setdefault(order_id, set()).add((folder, state))
-    return {order.id: _state(seen.get(order.id, set())) for order in orders}
+    ),
+    *_NO_ORDER_IDS,
+)
 
 
 def _state(seen: set[tuple[str, str]]) -> str:
@@ -94,53 +181,34 @@ def _customer_sees(for_customer: bool):
     return (OrderFile.folder == FOLDER_INCOMING) | (OrderFile.state == OrderFile.STATE_CLEAN)
 
 
-def files_by_folder(order: Order, for_customer: bool = False) -> dict[str, list[OrderFile]]:
-    """The order's files that still exist, per folder, newest first."""
-    folders: dict[str, list[OrderFile]] = {folder: [] for folder in ORDER_FOLDERS}
-    files = (
+def _files_query(order_id: int, for_customer: bool):
+    return (
         OrderFile.select()
         .where(
-            (OrderFile.order == order)
+            (OrderFile.order == order_id)
             & (OrderFile.state != OrderFile.STATE_DELETED)
             & _customer_sees(for_customer)
         )
         .order_by(OrderFile.created_at.desc(), OrderFile.id.desc())
     )
-    for file in files:
+
+
+# An order's page and its polling fragment ask for this every few seconds: prepared.
+_SOME_ORDER = -9_200_001
+_files_for = {
+    for_customer: PreparedSelect(partial(_files_query, for_customer=for_customer), _SOME_ORDER)
+    for for_customer in (True, False)
+}
+
+
+def files_by_folder(order: Order, for_customer: bool = False) -> dict[str, list[OrderFile]]:
+    """The order's files that still exist, per folder, newest first."""
+    folders: dict[str, list[OrderFile]] = {folder: [] for folder in ORDER_FOLDERS}
+    for file in _files_for[for_customer].run(order.id):
         folders.setdefault(file.folder, []).append(file)
     return folders
 
 
-def has_open_files(order: Order, for_customer: bool = False) -> bool:
-    """True while a file of the order (that the viewer sees) is uploading or being scanned."""
-    return (
-        OrderFile.select()
-        .where(
-            (OrderFile.order == order)
-            & OrderFile.state.in_(OrderFile.OPEN_STATES)
-            & _customer_sees(for_customer)
-        )
-        .exists()
-    )
-
-
-def backlog() -> dict[str, list[OrderFile]]:
-    """What staff must watch: files waiting for clamd, held as too large, recently rejected."""
-    base = OrderFile.select(OrderFile, Order, Customer).join(Order).join(Customer)
-    return {
-        "waiting": list(
-            base.where(OrderFile.state.in_([OrderFile.STATE_SCANNING, OrderFile.STATE_WAITING]))
-            .order_by(OrderFile.received_at)
-            .limit(200)
-        ),
-        "held": list(
-            base.where(OrderFile.state == OrderFile.STATE_TOO_LARGE)
-            .order_by(OrderFile.received_at)
-            .limit(200)
-        ),
-        "rejected": list(
-            base.where(OrderFile.state == OrderFile.STATE_REJECTED)
-            .order_by(OrderFile.scanned_at.desc())
-            .limit(50)
-        ),
-    }
+def has_open_files(folders: dict[str, list[OrderFile]]) -> bool:
+    """True while a listed file is uploading or being scanned (the page keeps polling)."""
+    return any(file.state in OrderFile.OPEN_STATES for files in folders.values() for file in files)

@@ -12,7 +12,7 @@ from shared.customers import upsert_customer
 from shared.db import bind_database, database, write_transaction
 from shared.models import Order, OrderFile, StaffUser
 from shared.schema import init_database
-from shared.storage import create_order_folders
+from shared.storage import FOLDER_INCOMING, create_order_folders
 from shared.uploads import append_chunk, start_upload
 
 
@@ -39,3 +39,22 @@ def received(settings, order, name: str, data: bytes) -> OrderFile:
     file = start_upload(settings, order, name, len(data))
     append_chunk(settings, file, 0, io.BytesIO(data), len(data))
     return OrderFile.get_by_id(file.id)
+
+
+def files_in(order: Order, state: str, count: int, name: str = "") -> list[int]:
+    """``count`` files of ``order`` in ``state``, oldest first, written directly (for pages
+    that only read them): ``{state} {n}.pdf`` with no stored file, or ``{name} {n}.pdf``
+    stored in Eingehend under that name; rejected ones carry a signature."""
+    with write_transaction():
+        return [
+            OrderFile.create(
+                order=order,
+                folder=FOLDER_INCOMING,
+                display_name=f"{name or state} {number}.pdf",
+                stored_name=f"{name} {number}.pdf" if name else None,
+                size=1000 + number,
+                state=state,
+                signature="Eicar-Signature" if state == OrderFile.STATE_REJECTED else "",
+            ).id
+            for number in range(count)
+        ]

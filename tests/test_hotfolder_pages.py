@@ -7,11 +7,14 @@ import re
 import pytest
 from agent_helpers import clean_upload, make_order
 from conftest import csrf_from
+from file_helpers import files_in
+from test_orders import counted_statements
 
 from hotfolder_agent.context import make_context
 from hotfolder_agent.delivery import deliver
 from hotfolder_agent.errors import ACTION_DELIVER, record_error
 from hotfolder_agent.heartbeat import beat
+from shared.listing import PER_PAGE
 from shared.staff import create_staff
 from shared.worker import BackgroundTasks
 
@@ -148,3 +151,53 @@ def test_a_duplicate_or_empty_token_name_is_explained(admin):
     assert "exists already" in again.text and "ptp_" not in again.text
     empty = admin.post("/staff/tokens/", data={"name": " ", "csrf_token": token})
     assert "Give the token a name" in empty.text
+
+
+def uploads(settings, project_no: str, count: int, state: str = "clean") -> list[int]:
+    """``count`` uploads in Eingehend of a new order, oldest first."""
+    order = make_order(settings, project_no, "K3", name="Viele Dateien KG")
+    return files_in(order, state, count, name="Seite")
+
+
+def test_uploads_page_by_next_and_previous_without_counting_them(staff, settings):
+    newest_first = uploads(settings, "C-300", PER_PAGE + 5)[::-1]
+
+    with counted_statements() as statements:
+        first = staff.get("/staff/hotfolder/").text
+    second = staff.get("/staff/hotfolder/?page=2", headers={"HX-Request": "true"}).text
+    beyond = staff.get("/staff/hotfolder/?page=9").text
+
+    assert list(rows(first)) == newest_first[:PER_PAGE]
+    assert not [sql for sql in statements if "COUNT(" in sql.upper()]
+    assert "Page 1" in first and "Page 1 of" not in first and "Previous" not in first
+    assert 'hx-get="/staff/hotfolder/?customer=&amp;q=&amp;state=&amp;page=2"' in first
+    assert list(rows(second)) == newest_first[PER_PAGE:]
+    assert "Page 2" in second and ">Next<" not in second
+    assert "page=1" in second and "Previous" in second
+    assert rows(beyond) == {} and "No further uploads." in beyond and "Previous" in beyond
+    assert staff.get("/staff/hotfolder/?page=99999999999999999999999").status_code == 200
+
+
+def test_paging_keeps_the_filters(staff, settings):
+    uploads(settings, "C-300", PER_PAGE + 1)
+    uploads(settings, "D-400", 2, state="rejected")
+
+    first = staff.get("/staff/hotfolder/?customer=K3&state=clean").text
+    second = staff.get("/staff/hotfolder/?customer=K3&state=clean&page=2").text
+
+    assert set(rows(first).values()) == {"clean"} and len(rows(first)) == PER_PAGE
+    assert 'href="/staff/hotfolder/?customer=K3&amp;q=&amp;state=clean&amp;page=2"' in first
+    assert len(rows(second)) == 1
+    assert set(rows(staff.get("/staff/hotfolder/?state=rejected").text).values()) == {"rejected"}
+
+
+def test_the_uploads_list_costs_the_same_for_few_and_many_uploads(staff, settings):
+    uploads(settings, "C-300", 2)
+    staff.get("/staff/hotfolder/")
+    with counted_statements() as few:
+        staff.get("/staff/hotfolder/")
+    uploads(settings, "D-400", 3 * PER_PAGE)
+    with counted_statements() as many:
+        staff.get("/staff/hotfolder/")
+
+    assert len(few) == len(many)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pytest
 from clamd_helpers import EICAR
 from conftest import csrf_from
+from file_helpers import files_in
 from flask.testing import FlaskClient
 from portal_helpers import PASSWORD, SignedIn, customer_with_order, signed_in_customer
 from test_orders import (
@@ -15,6 +16,7 @@ from test_orders import (
     PDF,
     all_files,
     announce,
+    counted_statements,
     download_url,
     folder_files,
     folder_section,
@@ -22,8 +24,10 @@ from test_orders import (
     upload,
 )
 
+from shared.backlog import OVERVIEW_ROWS
 from shared.intake import quarantine_path
-from shared.models import FileEvent, OrderFile, StaffUser
+from shared.listing import PER_PAGE
+from shared.models import FileEvent, Order, OrderFile, StaffUser
 from shared.staff import create_staff
 from shared.storage import FOLDER_FINAL, FOLDER_IN_PROGRESS, FOLDER_INCOMING, ORDER_FOLDERS
 from shared.uploads import staging_path
@@ -96,6 +100,14 @@ def listed_ids(html: str) -> list[int]:
     return [int(number) for number in re.findall(r'<tr id="file-(\d+)"', html)]
 
 
+def order_a1() -> Order:
+    return Order.get(Order.project_no == "A1")
+
+
+def back_fields(html: str) -> set[str]:
+    return set(re.findall(r'name="back" value="([^"]*)"', html))
+
+
 # Signing in and out, and who may open what
 
 
@@ -135,7 +147,13 @@ def test_a_customers_credentials_do_not_open_the_staff_pages(app, customer):
 def test_a_customer_cannot_open_staff_pages(client, customer, staff, clamd):
     file = held_file(client, customer, clamd)
 
-    for path in ("/staff/", "/staff/orders/A1", f"/staff/orders/A1/files/{file.id}"):
+    for path in (
+        "/staff/",
+        "/staff/backlog/held",
+        "/staff/hotfolder/",
+        "/staff/orders/A1",
+        f"/staff/orders/A1/files/{file.id}",
+    ):
         response = client.get(path)
 
         assert response.status_code == 302, path
@@ -244,6 +262,92 @@ def test_discarding_deletes_held_and_rejected_files(client, customer, staff, set
     assert listed_ids(client.get("/orders/A1/files").text) == [clean.id]
     kinds = [event.kind for event in FileEvent.select().where(FileEvent.kind == "discarded")]
     assert kinds == ["discarded", "discarded"]
+
+
+def test_the_overview_shows_a_few_files_per_section_and_links_to_all(client, customer, staff):
+    held = files_in(order_a1(), OrderFile.STATE_TOO_LARGE, OVERVIEW_ROWS + 3)
+    rejected = files_in(order_a1(), OrderFile.STATE_REJECTED, 2)
+
+    html = staff.client.get("/staff/").text
+
+    held_part = section(html, f"Too large to scan – your decision ({OVERVIEW_ROWS + 3})")
+    assert listed_ids(held_part) == held[:OVERVIEW_ROWS], "the longest held first"
+    assert f"Show all {OVERVIEW_ROWS + 3} files" in held_part
+    assert 'href="/staff/backlog/held"' in held_part
+    rejected_part = section(html, "Rejected by the virus scan (2)")
+    assert listed_ids(rejected_part) == rejected[::-1], "the latest rejection first"
+    assert "Show all" not in rejected_part, "all are shown already"
+    waiting_part = section(html, "Waiting for the virus scan (0)")
+    assert "No file is waiting for the virus scan." in waiting_part
+    assert back_fields(html) == {"/staff/"}
+
+
+def test_the_overview_stays_the_same_size_and_cost_with_many_backlog_files(client, customer, staff):
+    for state in (OrderFile.STATE_WAITING, OrderFile.STATE_TOO_LARGE, OrderFile.STATE_REJECTED):
+        files_in(order_a1(), state, 1)
+    staff.client.get("/staff/")
+    with counted_statements() as few:
+        few_html = staff.client.get("/staff/").text
+    for state in (OrderFile.STATE_WAITING, OrderFile.STATE_TOO_LARGE, OrderFile.STATE_REJECTED):
+        files_in(order_a1(), state, 2 * PER_PAGE)
+    with counted_statements() as many:
+        many_html = staff.client.get("/staff/").text
+
+    assert len(listed_ids(few_html)) == 3
+    assert len(listed_ids(many_html)) == 3 * OVERVIEW_ROWS
+    assert len(few) == len(many)
+    assert re.findall(r"<h2>[^<]*\((\d+)\)</h2>", many_html) == [str(1 + 2 * PER_PAGE)] * 3
+
+
+def test_a_backlog_section_lists_every_file_paged_with_htmx(client, customer, staff):
+    rejected = files_in(order_a1(), OrderFile.STATE_REJECTED, PER_PAGE + 3)[::-1]
+
+    first = staff.client.get("/staff/backlog/rejected")
+    second = staff.client.get("/staff/backlog/rejected?page=2", headers=HTMX)
+    beyond = staff.client.get("/staff/backlog/rejected?page=9").text
+
+    assert "<html" in first.text and "Rejected by the virus scan (28)" in first.text
+    assert listed_ids(first.text) == rejected[:PER_PAGE]
+    assert "Page 1 of 2" in first.text
+    assert 'hx-get="/staff/backlog/rejected?page=2"' in first.text
+    assert 'hx-target="#backlog-files"' in first.text
+    assert back_fields(first.text) == {"/staff/backlog/rejected?page=1"}
+    fragment = second.text
+    assert fragment.lstrip().startswith('<section class="card" id="backlog-files">')
+    assert "<html" not in fragment and "HX-Request" in second.headers["Vary"]
+    assert listed_ids(fragment) == rejected[PER_PAGE:]
+    assert back_fields(fragment) == {"/staff/backlog/rejected?page=2"}
+    assert listed_ids(beyond) == listed_ids(fragment), "a page past the end shows the last"
+    restore = HTMX | {"HX-History-Restore-Request": "true"}
+    restored = staff.client.get("/staff/backlog/rejected?page=2", headers=restore).text
+    assert "<html" in restored and listed_ids(restored) == rejected[PER_PAGE:]
+
+
+def test_an_empty_or_unknown_backlog_section(staff):
+    assert "No file is held." in staff.client.get("/staff/backlog/held").text
+    assert staff.client.get("/staff/backlog/clean").status_code == 404
+
+
+def test_releasing_and_deleting_from_a_list_returns_to_that_list(client, customer, staff, clamd):
+    held = held_file(client, customer, clamd)
+    unwanted = held_file(client, customer, clamd, "unnoetig.tif")
+    others = files_in(order_a1(), OrderFile.STATE_TOO_LARGE, PER_PAGE)
+    first_page = staff.client.get("/staff/backlog/held?page=1").text
+    assert listed_ids(first_page)[:2] == [held.id, unwanted.id], "the longest held first"
+    assert listed_ids(staff.client.get("/staff/backlog/held?page=2").text) == others[-2:]
+
+    back = "/staff/backlog/held?page=1"
+    released = staff.post(f"/staff/files/{held.id}/release", back=back)
+    deleted = staff.post(f"/staff/files/{unwanted.id}/discard", back=back)
+
+    assert released.headers["Location"] == deleted.headers["Location"] == back
+    page = staff.client.get(back).text
+    assert "riesig.tif was released into Eingehend." in page
+    assert "unnoetig.tif was deleted." in page
+    assert f"Too large to scan – your decision ({PER_PAGE})" in page
+    assert listed_ids(page) == others
+    searched = staff.client.get("/staff/", query_string={"q": "A1", "page": "1"}).text
+    assert back_fields(searched) == {"/staff/?q=A1&amp;page=1"}
 
 
 # An order as staff see it, and files staff place for the customer
