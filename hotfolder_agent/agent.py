@@ -1,10 +1,13 @@
 """The agent's main loop: take stable files, deliver, notify, send staff files back, rescan.
 
-One thread does all work on files (this loop); watchdog's thread only enqueues;
-the heartbeat has its own thread. Signal handlers only set a flag: the file in
-hand is finished, due notifications are written, then the loop ends and exits 0.
-When the database cannot be reached nothing is copied (every copy starts with a
-recorded intent); the loop waits, retries with growing pauses and rescans.
+One thread does the work (this loop), except two parts that run beside it: the
+copies into the hotfolders are made by worker processes (``workers``), batches
+ahead, and the XML notifications are written by the notifier thread (``notifier``).
+watchdog's thread only enqueues; the heartbeat has its own thread. Signal handlers
+only set a flag: the batches in hand are finished, due notifications are written,
+then the loop ends and exits 0. When the database cannot be reached nothing is
+copied (every copy starts with a recorded intent); the loop waits, retries with
+growing pauses and rescans.
 """
 
 from __future__ import annotations
@@ -14,27 +17,27 @@ import logging
 import signal
 import threading
 import time
+from collections import deque
 from pathlib import Path
 
 from peewee import DatabaseError, InterfaceError
 from watchdog.observers.api import BaseObserver
 
-from hotfolder_agent import notification, outbound
+from hotfolder_agent import outbound
 from hotfolder_agent.context import AgentContext, make_context
 from hotfolder_agent.delivery import (
     ALREADY_DELIVERED,
+    BATCH_FILES,
+    CLAIM_LOST,
     DELIVERED,
-    ClaimLost,
-    DeliveryFailed,
-    deliver,
-    find_upload,
-    is_deliverable,
-    note_failure,
+    FAILED,
+    Batch,
+    Outcome,
+    batches,
 )
 from hotfolder_agent.errors import (
     ACTION_DELIVER,
     ACTION_MATCH,
-    ACTION_NOTIFY,
     ACTION_PREPARE,
     ACTION_SEND,
     record_error,
@@ -43,9 +46,11 @@ from hotfolder_agent.errors import (
 from hotfolder_agent.fsutil import reason
 from hotfolder_agent.heartbeat import Heartbeat, agent_version
 from hotfolder_agent.layout import OUTBOUND_FOLDERS, IncomingPath
+from hotfolder_agent.notifier import Notifier
 from hotfolder_agent.pending import KIND_DIRECTORY, KIND_INCOMING, KIND_OUTBOUND, PendingFiles
+from hotfolder_agent.records import find_uploads, is_deliverable, note_failure
 from hotfolder_agent.watcher import observer_is_healthy, start_observer, stop_observer
-from shared.clock import utcnow
+from hotfolder_agent.workers import FileWorkers
 from shared.config import Settings
 from shared.db import database
 from shared.models import Customer, Delivery, Order, OrderFile
@@ -63,6 +68,11 @@ RETRY_SECONDS = 30.0
 # a file without a record is looked at again for this long before it is a problem.
 UNMATCHED_GRACE_SECONDS = 2.0
 UNMATCHED_RECHECK_SECONDS = 0.1
+# Batches claimed and handed to the copiers before the oldest one is finished: the
+# copiers always have work while the loop links and records.
+COPY_AHEAD = 2
+# Worker processes for file work: two batches are copied side by side.
+WORKERS = 2
 
 
 class Agent:
@@ -74,12 +84,14 @@ class Agent:
         self.pending = PendingFiles(settings.agent.stable_seconds)
         self.stopping = threading.Event()
         self.observer: BaseObserver | None = None
+        # Copies and XML files alike; an XML waits at most for one batch's copies.
+        self.workers = FileWorkers(WORKERS)
+        self.notifier = Notifier(self.ctx, self.workers)
         self._delivered: set[Path] | None = None  # Eingehend paths known to be delivered
         self._prepared: set[tuple[str, str]] = set()  # orders whose hotfolders exist
         self._reported: set[tuple[str, str]] = set()  # (action, path) logged as a problem
         self._unmatched: dict[Path, float] = {}  # Eingehend path -> first seen without record
         self._next_rescan = 0.0
-        self._notify_at: float | None = 0.0
         self._database_pause = 0.0
         self._database_wait = 0.0
 
@@ -106,6 +118,8 @@ class Agent:
         )
         heartbeat = Heartbeat(self.ctx)
         heartbeat.start()
+        self.notifier.start()
+        self.workers.start()
         try:
             while not self.stopping.is_set():
                 self.step()
@@ -113,6 +127,7 @@ class Agent:
             self._finish()
         finally:
             stop_observer(self.observer)
+            self.workers.shutdown()
             heartbeat.stop()
             database.close()
         log.info("action=stop agent=%s", self.ctx.agent_id)
@@ -120,16 +135,11 @@ class Agent:
 
     def _finish(self) -> None:
         """Before exiting: write the notifications of everything already delivered."""
-        try:
-            self._write_notifications(force=True)
-        except DATABASE_ERRORS as exc:
-            log.warning("action=stop notifications left for the next start: %s", exc)
+        self.notifier.stop()
 
     def _sleep(self) -> None:
         now = time.monotonic()
         wake_at = [self._next_rescan, now + MAX_IDLE_WAIT]
-        if self._notify_at is not None:
-            wake_at.append(self._notify_at)
         next_check = self.pending.next_check()
         if next_check is not None:
             wake_at.append(next_check)
@@ -149,13 +159,13 @@ class Agent:
             if now >= self._next_rescan:
                 self.rescan()
                 self._next_rescan = now + self.settings.agent.rescan_seconds
-            for kind, path in self.pending.take_ready():
-                if self.stopping.is_set():
-                    self.pending.add(kind, path)
-                    continue
-                self._handle_safely(kind, path)
-                self._write_due_notifications()  # between files: a long queue delays no XML
-            self._write_due_notifications()
+            ready = self.pending.take_ready()
+            incoming = [path for kind, path in ready if kind == KIND_INCOMING]
+            for kind, path in ready:
+                if kind != KIND_INCOMING:
+                    self._handle_when_running(kind, [path])
+            if incoming:
+                self._handle_when_running(KIND_INCOMING, incoming)
             self._database_pause = 0.0
             self._database_wait = 0.0
         except DATABASE_ERRORS as exc:
@@ -167,7 +177,6 @@ class Agent:
         self._database_pause = time.monotonic() + wait
         # Whatever was in hand is found again by the rescan after the pause.
         self._next_rescan = 0.0
-        self._notify_at = 0.0
         log.error("action=wait database unreachable, retrying in %.0f s: %s", wait, exc)
         with contextlib.suppress(*DATABASE_ERRORS):
             database.close()
@@ -208,7 +217,7 @@ class Agent:
         for path in layout.outbound_files():
             self.pending.add(KIND_OUTBOUND, path)
         outbound.finish_interrupted(self.ctx)
-        self._notify_at = 0.0
+        self.notifier.check_soon()
 
     def _load_delivered(self) -> set[Path]:
         rows = (
@@ -247,22 +256,30 @@ class Agent:
 
     # --- handling one path -----------------------------------------------------
 
-    def _handle_safely(self, kind: str, path: Path) -> None:
-        """``handle``, but a bug with one file must not stop the others."""
+    def _handle_when_running(self, kind: str, paths: list[Path]) -> None:
+        """Handle ``paths``, or leave them queued for the next start once stopping."""
+        if self.stopping.is_set():
+            for path in paths:
+                self.pending.add(kind, path)
+            return
         try:
-            self.handle(kind, path)
+            if kind == KIND_INCOMING:
+                self._deliver(paths)
+            else:
+                for path in paths:
+                    self.handle(kind, path)
         except DATABASE_ERRORS:
             raise
         except Exception:
-            log.exception("file=%s action=%s unexpected error; will retry", path.name, kind)
-            self.pending.add(kind, path, delay=RETRY_SECONDS)
+            # A bug with one file must not stop the others.
+            log.exception("files=%d action=%s unexpected error; will retry", len(paths), kind)
+            for path in paths:
+                self.pending.add(kind, path, delay=RETRY_SECONDS)
 
     def handle(self, kind: str, path: Path) -> None:
         """Act on one ready path."""
         if kind == KIND_INCOMING:
-            incoming = self.ctx.layout.incoming(path)
-            if incoming is not None:
-                self._deliver(incoming)
+            self._deliver([path])
         elif kind == KIND_OUTBOUND:
             dropped = self.ctx.layout.outbound(path)
             if dropped is not None:
@@ -283,13 +300,59 @@ class Agent:
             elif layout.outbound(path) is not None:
                 self.pending.add(KIND_OUTBOUND, path)
 
-    def _deliver(self, incoming: IncomingPath) -> None:
-        file = find_upload(incoming)
+    def _deliver(self, paths: list[Path]) -> None:
+        """Deliver the ready files of Eingehend in batches, copied ahead of their records."""
+        where: dict[int, IncomingPath] = {}
+        in_flight: deque[Batch] = deque()
+        try:
+            # Looked up a batch at a time: the first copies start at once, not after all.
+            for start in range(0, len(paths), BATCH_FILES):
+                if self.stopping.is_set():
+                    # The batches in hand are finished; the rest waits for the next start.
+                    for path in paths[start:]:
+                        self.pending.add(KIND_INCOMING, path)
+                    break
+                for files in batches(self._deliverable(paths[start : start + BATCH_FILES], where)):
+                    in_flight.append(Batch.start(self.ctx, files, self.workers))
+                    if len(in_flight) > COPY_AHEAD:
+                        self._finish_batch(in_flight.popleft(), where)
+            while in_flight:
+                self._finish_batch(in_flight.popleft(), where)
+        finally:
+            for batch in in_flight:
+                batch.close()
+
+    def _deliverable(self, paths: list[Path], where: dict[int, IncomingPath]) -> list[OrderFile]:
+        """The upload records of ``paths`` to be delivered; ``where`` learns their paths."""
+        incomings = [self.ctx.layout.incoming(path) for path in paths]
+        incomings = [incoming for incoming in incomings if incoming is not None]
+        uploads = find_uploads(incomings)
+        ready = []
+        for incoming in incomings:
+            file = uploads.get(incoming.path)
+            if self._ready_to_deliver(incoming, file):
+                ready.append(file)
+                where[file.id] = incoming
+        return ready
+
+    def _finish_batch(self, batch: Batch, where: dict[int, IncomingPath]) -> None:
+        """Finish a batch, act on each file's outcome, and tell the notifier what is due."""
+        outcomes = batch.finish(self.ctx)
+        resolved: list[Path | None] = []
+        for file, outcome in zip(batch.files, outcomes, strict=True):
+            if self._delivered_one(where[file.id], file, outcome):
+                resolved += [where[file.id].path, outcome.path]
+        self._resolved(*resolved)
+        if any(outcome.status == DELIVERED for outcome in outcomes):
+            self.notifier.deliveries_done()  # per batch: a long queue delays no XML
+
+    def _ready_to_deliver(self, incoming: IncomingPath, file: OrderFile | None) -> bool:
+        """True if ``file`` is a clean upload for a customer with hotfolder (else said why)."""
         if file is None or not is_deliverable(file):
             first_seen = self._unmatched.setdefault(incoming.path, time.monotonic())
             if time.monotonic() - first_seen < UNMATCHED_GRACE_SECONDS:
                 self.pending.add(KIND_INCOMING, incoming.path, delay=UNMATCHED_RECHECK_SECONDS)
-                return
+                return False
             state = file.state if file is not None else "no upload record"
             self._report(
                 ACTION_MATCH,
@@ -298,7 +361,7 @@ class Agent:
                 order=file.order if file is not None else None,
                 file=file,
             )
-            return
+            return False
         if not file.order.customer.create_hotfolder:
             # Seed 004 "Create Hotfolder" = 0: the customer's files stay in the portal only.
             log.debug(
@@ -306,31 +369,30 @@ class Agent:
                 incoming.project_no,
                 incoming.name,
             )
-            return
+            return False
         self._prepare_hotfolder(incoming.customer_no, incoming.project_no)
-        try:
-            outcome = deliver(self.ctx, file)
-        except DeliveryFailed as failure:
+        return True
+
+    def _delivered_one(self, incoming: IncomingPath, file: OrderFile, outcome: Outcome) -> bool:
+        """Log and keep track of one file's outcome; True if it is in its hotfolder now."""
+        if outcome.status == FAILED:
+            failure = outcome.failure
             note_failure(file, failure)
             self._report(ACTION_DELIVER, failure.path, failure.reason, order=file.order, file=file)
             self.pending.add(KIND_INCOMING, incoming.path, delay=RETRY_SECONDS)
-            return
-        except ClaimLost:
+            return False
+        if outcome.status == CLAIM_LOST:
             log.warning(
                 "order=%s file=%s action=deliver another agent took over",
                 incoming.project_no,
                 incoming.name,
             )
-            return
-        except OSError as exc:
-            self._report(ACTION_DELIVER, incoming.path, reason(exc), order=file.order, file=file)
-            self.pending.add(KIND_INCOMING, incoming.path, delay=RETRY_SECONDS)
-            return
-        if outcome.status in (DELIVERED, ALREADY_DELIVERED):
-            assert self._delivered is not None
-            self._delivered.add(incoming.path)
-            self._unmatched.pop(incoming.path, None)
-            self._resolved(incoming.path, outcome.path)
+            return False
+        if outcome.status not in (DELIVERED, ALREADY_DELIVERED):
+            return False
+        assert self._delivered is not None
+        self._delivered.add(incoming.path)
+        self._unmatched.pop(incoming.path, None)
         if outcome.status == DELIVERED:
             log.info(
                 "order=%s file=%s action=delivered path=%s",
@@ -338,8 +400,7 @@ class Agent:
                 incoming.name,
                 outcome.path,
             )
-            due = time.monotonic() + self.settings.agent.batch_window_seconds
-            self._notify_at = min(self._notify_at or due, due)
+        return True
 
     def _send(self, dropped) -> None:
         try:
@@ -351,26 +412,6 @@ class Agent:
             return
         if outcome.status == outbound.SENT:
             self._resolved(dropped.path)
-
-    def _write_due_notifications(self) -> None:
-        if self._notify_at is not None and time.monotonic() >= self._notify_at:
-            self._write_notifications()
-
-    def _write_notifications(self, force: bool = False) -> None:
-        try:
-            notification.flush(self.ctx, force=force)
-        except OSError as exc:
-            self._report(ACTION_NOTIFY, self.settings.agent.notification_dir, reason(exc))
-            self._notify_at = time.monotonic() + RETRY_SECONDS
-            return
-        self._resolved(self.settings.agent.notification_dir)
-        window = self.settings.agent.batch_window_seconds
-        # Without a window every due file was just written; new deliveries set the next time.
-        due = notification.next_due(window) if window or force else None
-        if due is None:
-            self._notify_at = None
-        else:
-            self._notify_at = time.monotonic() + max((due - utcnow()).total_seconds(), 0.0)
 
     # --- problems ----------------------------------------------------------------
 
@@ -392,9 +433,9 @@ class Agent:
 
     def _resolved(self, *paths: Path | None) -> None:
         known = [path for path in paths if path is not None]
-        if any((action, str(path)) in self._reported for path in known for action in _ACTIONS):
-            self._reported = {key for key in self._reported if key[1] not in map(str, known)}
-        resolve_errors([*known, *(path.parent for path in known)])
-
-
-_ACTIONS = (ACTION_DELIVER, ACTION_MATCH, ACTION_NOTIFY, ACTION_SEND, ACTION_PREPARE)
+        if not known:
+            return
+        names = {str(path) for path in known}
+        self._reported = {key for key in self._reported if key[1] not in names}
+        # One query for a whole batch: the parents carry errors about their folder.
+        resolve_errors(sorted(names | {str(path.parent) for path in known}))

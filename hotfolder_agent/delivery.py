@@ -1,323 +1,276 @@
-"""Deliver one clean upload into its order's hotfolder, exactly once, surviving a crash anywhere.
+"""Deliver clean uploads into their orders' hotfolders, exactly once, surviving a crash anywhere.
 
-The steps, each safe to repeat after a kill:
+Files ready together go through the steps together; each step is safe to repeat
+after a kill:
 
-1. claim: a ``Delivery`` row (unique per file) says *intent* and which agent holds it;
-2. copy to a hidden temporary name in the target folder, hashing on the way, fsync;
-3. verify size and SHA-256 against the upload record;
-4. record the chosen name, then link it into place (never overwriting: a taken name
-   gets a numbered suffix), unlink the temporary name, fsync the folder;
-5. record *done* with time and path. The XML notification comes later (``notification``).
+1. claim: a ``Delivery`` row (unique per file) says *intent* and which agent holds
+   it (one transaction for the batch);
+2. copy each file to a hidden temporary name in its target folder, hashing on the
+   way, and verify size and SHA-256 against the upload record; then fsync every
+   copy (``copying``: the writeback started while the next file was copied);
+3. record the chosen names (one transaction), link each copy into place (never
+   overwriting: a taken name gets a numbered suffix), unlink the temporary name,
+   then fsync each target folder once;
+4. record *done* with time and path for the batch (one transaction). The XML
+   notification comes later (``notification``).
 
-A restart finds the intent row and looks at the temporary name and the recorded
-target to tell which step was last completed.
+A file that fails (unreadable, changed since upload, hotfolder not writable)
+leaves the batch with its reason and the others go on. A lone file is a batch of
+one: nothing waits for a batch to fill. A restart finds the intent rows and looks
+at the temporary names and the recorded targets to tell which step was last done.
 """
 
 from __future__ import annotations
 
-import hashlib
-import logging
 import os
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from pathlib import Path
 
-from peewee import IntegrityError
-
-from hotfolder_agent.claims import holder_is_gone
 from hotfolder_agent.context import AgentContext
-from hotfolder_agent.fsutil import (
-    CHUNK_BYTES,
-    place_without_overwrite,
-    reason,
-    sha256_of,
-    sync_directory,
+from hotfolder_agent.copying import (
+    Copied,
+    CopyJob,
+    DeliveryFailed,
+    HotfolderUnwritable,
+    copy_all,
 )
-from hotfolder_agent.layout import TEMP_PREFIX, IncomingPath
+from hotfolder_agent.fsutil import place_without_overwrite, reason, sync_directory
+from hotfolder_agent.records import ClaimLost, claim_deliveries, record_done, record_plans
 from hotfolder_agent.seams import pause_at
-from shared.clock import utcnow
-from shared.db import database, write_transaction
+from hotfolder_agent.workers import FileWorkers
 from shared.filenames import free_name
 from shared.intake import folder_path
-from shared.models import Customer, Delivery, Order, OrderFile
-from shared.notifications import FILES_DELIVERED, notify
-from shared.storage import FOLDER_INCOMING
+from shared.models import Delivery, OrderFile
 
-log = logging.getLogger(__name__)
-
-STEP_COPY_STARTED = "copy_started"
-STEP_TEMP_COMPLETE = "temp_complete"
 STEP_LINKED = "linked"
 STEP_BEFORE_RECORD = "before_record"
 
 DELIVERED = "delivered"
 ALREADY_DELIVERED = "already_delivered"
 CLAIMED_ELSEWHERE = "claimed_elsewhere"
+CLAIM_LOST = "claim_lost"
+FAILED = "failed"
 
-
-class DeliveryFailed(Exception):
-    """The file cannot be delivered now; ``path`` and ``reason`` say what to fix."""
-
-    def __init__(self, path: Path, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
-        self.path = path
-        self.reason = reason
-
-
-class SourceUnreadable(DeliveryFailed):
-    """The file in Eingehend cannot be read."""
-
-
-class HotfolderUnwritable(DeliveryFailed):
-    """The hotfolder cannot be written (permissions, full disk, not a directory …)."""
-
-
-class ContentMismatch(DeliveryFailed):
-    """The bytes read differ from the size or SHA-256 recorded at upload."""
-
-
-class ClaimLost(Exception):
-    """Another agent took the delivery over (this one was thought dead)."""
+# A batch is bounded so that its unsynced copies stay a small share of memory and
+# its last file is not held back long by its first.
+BATCH_FILES = 64
+BATCH_BYTES = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True)
 class Outcome:
     status: str
     path: Path | None = None
+    failure: DeliveryFailed | None = None
 
 
-def find_upload(incoming: IncomingPath) -> OrderFile | None:
-    """The upload record of a file in Eingehend, by (order, folder, stored name)."""
-    return (
-        OrderFile.select(OrderFile, Order, Customer)
-        .join(Order)
-        .join(Customer)
-        .where(
-            (Order.project_no == incoming.project_no)
-            & (Customer.customer_no == incoming.customer_no)
-            & (OrderFile.folder == FOLDER_INCOMING)
-            & (OrderFile.stored_name == incoming.name)
-        )
-        .first()
-    )
+@dataclass
+class _Job:
+    """One file on its way through a batch."""
+
+    file: OrderFile
+    row: Delivery
+    copy: CopyJob
+    placed: Path | None = None
+
+    @property
+    def target_dir(self) -> Path:
+        return self.copy.target_dir
+
+    @property
+    def temp(self) -> Path:
+        return self.copy.temp
 
 
-def is_deliverable(file: OrderFile) -> bool:
-    """Only clean files placed in Eingehend are ever handed on (the portal's contract)."""
-    return (
-        file.state == OrderFile.STATE_CLEAN
-        and file.folder == FOLDER_INCOMING
-        and bool(file.stored_name)
-        and bool(file.sha256)
-    )
+def batches(files: Iterable[OrderFile]) -> Iterator[list[OrderFile]]:
+    """``files`` in batches of at most ``BATCH_FILES`` files and ``BATCH_BYTES`` (or one file)."""
+    batch: list[OrderFile] = []
+    size = 0
+    for file in files:
+        if batch and (len(batch) == BATCH_FILES or size + file.size > BATCH_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(file)
+        size += file.size
+    if batch:
+        yield batch
 
 
-def claim(ctx: AgentContext, file: OrderFile) -> Delivery | None:
-    """This agent's delivery row for ``file`` (new, its own, taken over, or done); None if busy."""
-    with write_transaction():
-        row = Delivery.get_or_none(Delivery.file == file.id)
-        if row is None:
-            try:
-                with database.atomic():  # a savepoint: PostgreSQL aborts the rest otherwise
-                    return Delivery.create(file=file, claimed_by=ctx.agent_id, attempts=1)
-            except IntegrityError:
-                return None
-        if row.state == Delivery.STATE_DONE or row.claimed_by == ctx.agent_id:
-            return row
-        if not holder_is_gone(row.claimed_by, ctx.agent_id, ctx.stale_after):
-            return None
-        taken = (
-            Delivery.update(claimed_by=ctx.agent_id, attempts=Delivery.attempts + 1)
-            .where(
-                (Delivery.id == row.id)
-                & (Delivery.claimed_by == row.claimed_by)
-                & (Delivery.state == Delivery.STATE_INTENT)
-            )
-            .execute()
-        )
-        if not taken:
-            return None
-        log.info(
-            "order=%s file=%s action=takeover from=%s",
-            file.order.project_no,
-            file.stored_name,
-            row.claimed_by,
-        )
-        return Delivery.get_by_id(row.id)
+class Batch:
+    """Files between their claim and their record.
+
+    ``start`` claims the files and has them copied and fsynced, in ``copier``'s
+    worker processes when given; ``finish`` waits for the copies and does the rest. Meanwhile the
+    caller finishes earlier batches: their links, records and XML overlap this
+    batch's reading, hashing, writing and fsyncs.
+    """
+
+    def __init__(self, files: list[OrderFile]) -> None:
+        self.files = files
+        self.outcomes: dict[int, Outcome] = {}
+        self._jobs: list[_Job] = []
+        self._copies: Future[list[Copied]] | None = None
+
+    @classmethod
+    def start(
+        cls, ctx: AgentContext, files: list[OrderFile], copier: FileWorkers | None = None
+    ) -> Batch:
+        """Claim the files and start copying them to their temporary names."""
+        batch = cls(files)
+        batch._jobs = _claimed(ctx, files, batch.outcomes)
+        copies = [job.copy for job in batch._jobs]
+        if copier is None:
+            batch._copies = Future()
+            batch._copies.set_result(copy_all(copies))
+        else:
+            batch._copies = copier.submit(copy_all, copies)
+        return batch
+
+    def finish(self, ctx: AgentContext) -> list[Outcome]:
+        """Link the durable copies into place and record them done; one outcome per file."""
+        copied = []
+        for job, result in zip(self._jobs, self._copies.result(), strict=True):
+            if result.failure is not None:
+                self.outcomes[job.file.id] = Outcome(FAILED, failure=result.failure)
+            elif result.placed is not None:
+                job.placed = result.placed
+            else:
+                copied.append(job)
+        _place(ctx, copied, self.outcomes)
+        placed = [
+            job for job in self._jobs if job.placed is not None and job.file.id not in self.outcomes
+        ]
+        pause_at(STEP_BEFORE_RECORD)
+        record_done([(job.row, job.file, job.placed) for job in placed])
+        for job in placed:
+            self.outcomes[job.file.id] = Outcome(DELIVERED, job.placed)
+        return [self.outcomes[file.id] for file in self.files]
+
+    def close(self) -> None:
+        """A batch not to be finished: wait until its copier has let go of the files."""
+        if self._copies is not None:
+            wait([self._copies])
+
+
+def deliver_batch(ctx: AgentContext, files: list[OrderFile]) -> list[Outcome]:
+    """Copy ``files`` into their orders' hotfolders unless done already; one outcome per file."""
+    return Batch.start(ctx, files).finish(ctx)
 
 
 def deliver(ctx: AgentContext, file: OrderFile) -> Outcome:
-    """Copy ``file`` into its order's hotfolder unless that has happened already."""
-    row = claim(ctx, file)
-    if row is None:
-        return Outcome(CLAIMED_ELSEWHERE)
-    if row.state == Delivery.STATE_DONE:
-        return Outcome(ALREADY_DELIVERED, Path(row.hotfolder_path))
-    order = file.order
-    source = folder_path(ctx.settings, file) / file.stored_name
-    target_dir = ctx.layout.hotfolder_dir(order.customer.customer_no, order.project_no)
-    temp = target_dir / f"{TEMP_PREFIX}{file.id}.part"
-    placed = _already_placed(row, temp, file)
-    if placed is None:
-        _make_directory(target_dir)
-        if not _temp_is_complete(temp, file):
-            _copy_verified(source, temp, file)
-        pause_at(STEP_TEMP_COMPLETE)
-        placed = _link_into_place(ctx, row, temp, target_dir, file)
-    pause_at(STEP_BEFORE_RECORD)
-    _record_done(ctx, row, file, placed)
-    return Outcome(DELIVERED, placed)
+    """Deliver one file; raise its ``DeliveryFailed`` or ``ClaimLost``."""
+    [outcome] = deliver_batch(ctx, [file])
+    if outcome.failure is not None:
+        raise outcome.failure
+    if outcome.status == CLAIM_LOST:
+        raise ClaimLost(file.stored_name)
+    return outcome
 
 
-def _already_placed(row: Delivery, temp: Path, file: OrderFile) -> Path | None:
-    """After a crash: the recorded target, if the file is already there under that name."""
-    if not row.hotfolder_path:
-        return None
-    planned = Path(row.hotfolder_path)
-    try:
-        planned_stat = planned.stat()
-    except OSError:
-        return None
-    try:
-        if os.path.samestat(temp.stat(), planned_stat):
-            # Killed between link and unlink: the temporary name is the only thing left.
-            temp.unlink()
-            sync_directory(planned.parent)
-            return planned
-        return None  # the temporary copy is still ours to place: the name went to another file
-    except FileNotFoundError:
-        pass
-    if planned_stat.st_size == file.size and sha256_of(planned) == file.sha256:
-        return planned
-    return None
-
-
-def _make_directory(directory: Path) -> None:
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise HotfolderUnwritable(directory, reason(exc)) from None
-
-
-def _temp_is_complete(temp: Path, file: OrderFile) -> bool:
-    """True if a temporary copy from before a crash is whole and right (it is re-read)."""
-    try:
-        if temp.stat().st_size != file.size:
-            return False
-        return sha256_of(temp) == file.sha256
-    except OSError:
-        return False
-
-
-def _copy_verified(source: Path, temp: Path, file: OrderFile) -> None:
-    """Copy ``source`` to ``temp`` with fsync; the bytes written must match the record."""
-    digest = hashlib.sha256()
-    try:
-        reader = source.open("rb")
-    except OSError as exc:
-        raise SourceUnreadable(source, reason(exc)) from None
-    try:
-        with reader:
-            try:
-                writer = temp.open("wb")
-            except OSError as exc:
-                raise HotfolderUnwritable(temp.parent, reason(exc)) from None
-            with writer:
-                written = 0
-                while True:
-                    try:
-                        piece = reader.read(CHUNK_BYTES)
-                    except OSError as exc:
-                        raise SourceUnreadable(source, reason(exc)) from None
-                    if not piece:
-                        break
-                    digest.update(piece)
-                    try:
-                        writer.write(piece)
-                        if written == 0:
-                            writer.flush()
-                    except OSError as exc:
-                        raise HotfolderUnwritable(temp.parent, reason(exc)) from None
-                    if written == 0:
-                        pause_at(STEP_COPY_STARTED)
-                    written += len(piece)
-                try:
-                    writer.flush()
-                    os.fsync(writer.fileno())
-                    size = os.fstat(writer.fileno()).st_size
-                except OSError as exc:
-                    raise HotfolderUnwritable(temp.parent, reason(exc)) from None
-        if size != file.size or digest.hexdigest() != file.sha256:
-            raise ContentMismatch(
-                source,
-                f"{size} bytes with SHA-256 {digest.hexdigest()[:12]}… differ from the upload "
-                f"record ({file.size} bytes, {file.sha256[:12]}…)",
+def _claimed(ctx: AgentContext, files: list[OrderFile], outcomes: dict[int, Outcome]) -> list[_Job]:
+    rows, first_claims = claim_deliveries(ctx, files)
+    jobs = []
+    for file in files:
+        row = rows.get(file.id)
+        if row is None:
+            outcomes[file.id] = Outcome(CLAIMED_ELSEWHERE)
+        elif row.state == Delivery.STATE_DONE:
+            outcomes[file.id] = Outcome(ALREADY_DELIVERED, Path(row.hotfolder_path))
+        else:
+            order = file.order
+            copy = CopyJob(
+                file_id=file.id,
+                size=file.size,
+                sha256=file.sha256,
+                source=folder_path(ctx.settings, file) / file.stored_name,
+                target_dir=ctx.layout.hotfolder_dir(order.customer.customer_no, order.project_no),
+                planned=row.hotfolder_path,
+                fresh=file.id in first_claims,
             )
-    except BaseException:
-        # After an error no half-written or wrong copy stays in the hotfolder.
-        temp.unlink(missing_ok=True)
-        raise
+            jobs.append(_Job(file, row, copy))
+    return jobs
 
 
-def _record_plan(ctx: AgentContext, row: Delivery, target: Path) -> None:
-    """Write down the target name before linking, so a restart knows where to look."""
-    with write_transaction():
-        kept = (
-            Delivery.update(hotfolder_path=str(target))
-            .where(
-                (Delivery.id == row.id)
-                & (Delivery.claimed_by == ctx.agent_id)
-                & (Delivery.state == Delivery.STATE_INTENT)
-            )
-            .execute()
-        )
-    if not kept:
-        raise ClaimLost(str(target))
-
-
-def _link_into_place(
-    ctx: AgentContext, row: Delivery, temp: Path, target_dir: Path, file: OrderFile
-) -> Path:
-    """Give the verified copy its name in the hotfolder; a taken name gets ``(2)``, ``(3)``…"""
-    while True:
-        target = target_dir / free_name(target_dir, file.stored_name)
-        _record_plan(ctx, row, target)
+def _each(
+    jobs: list[_Job], outcomes: dict[int, Outcome], step: Callable[[_Job], None]
+) -> list[_Job]:
+    """Run ``step`` on every job; a job that fails gets its outcome and drops out."""
+    kept = []
+    for job in jobs:
         try:
-            place_without_overwrite(temp, target, after_link=lambda: pause_at(STEP_LINKED))
+            step(job)
+        except DeliveryFailed as failure:
+            outcomes[job.file.id] = Outcome(FAILED, failure=failure)
+        except ClaimLost:
+            outcomes[job.file.id] = Outcome(CLAIM_LOST)
+        except OSError as exc:
+            failure = DeliveryFailed(job.temp, reason(exc))
+            outcomes[job.file.id] = Outcome(FAILED, failure=failure)
+        else:
+            kept.append(job)
+    return kept
+
+
+def _place(ctx: AgentContext, jobs: list[_Job], outcomes: dict[int, Outcome]) -> None:
+    """Record the chosen names, link the copies into place, fsync each folder once."""
+    taken: dict[Path, set[str]] = {}  # names in each folder, and those chosen in this batch
+    plans = []
+    for job in jobs:
+        plans.append((job.row, job.target_dir / _choose_name(job, taken)))
+    lost = record_plans(ctx, plans)
+    for job in jobs:
+        if job.row.id in lost:
+            outcomes[job.file.id] = Outcome(CLAIM_LOST)
+    linked = _each(
+        [job for job in jobs if job.row.id not in lost],
+        outcomes,
+        lambda job: _link(ctx, job, taken),
+    )
+    for directory in {job.target_dir for job in linked}:
+        try:
+            sync_directory(directory)
+        except OSError as exc:
+            failure = HotfolderUnwritable(directory, reason(exc))
+            for job in linked:
+                if job.target_dir == directory:
+                    job.placed = None
+                    outcomes[job.file.id] = Outcome(FAILED, failure=failure)
+
+
+def _choose_name(job: _Job, taken: dict[Path, set[str]]) -> str:
+    """The file's own name if free, else ``name (2)``…; the folder is listed once per batch.
+
+    ``taken`` holds the casefolded names seen or chosen per folder. It may be out
+    of date; that is safe, because linking never overwrites a name that exists.
+    """
+    names = taken.get(job.target_dir)
+    if names is None:
+        try:
+            names = {entry.name.casefold() for entry in os.scandir(job.target_dir)}
+        except FileNotFoundError:
+            names = set()
+        taken[job.target_dir] = names
+    name = job.file.stored_name
+    if name.casefold() in names:
+        name = free_name(job.target_dir, name, also_taken=names)
+    names.add(name.casefold())
+    return name
+
+
+def _link(ctx: AgentContext, job: _Job, taken: dict[Path, set[str]]) -> None:
+    """Give the durable copy its recorded name; a name taken meanwhile means a new plan."""
+    target = Path(job.row.hotfolder_path)
+    while True:
+        try:
+            place_without_overwrite(job.temp, target, after_link=lambda: pause_at(STEP_LINKED))
         except FileExistsError:
+            target = job.target_dir / _choose_name(job, taken)
+            if record_plans(ctx, [(job.row, target)]):
+                raise ClaimLost(str(target)) from None
             continue
         except OSError as exc:
             raise HotfolderUnwritable(target, reason(exc)) from None
-        try:
-            sync_directory(target_dir)
-        except OSError as exc:
-            raise HotfolderUnwritable(target_dir, reason(exc)) from None
-        return target
-
-
-def _record_done(ctx: AgentContext, row: Delivery, file: OrderFile, placed: Path) -> None:
-    now = utcnow()
-    with write_transaction():
-        recorded = (
-            Delivery.update(
-                state=Delivery.STATE_DONE, done_at=now, hotfolder_path=str(placed), error=""
-            )
-            .where((Delivery.id == row.id) & (Delivery.state == Delivery.STATE_INTENT))
-            .execute()
-        )
-        OrderFile.update(delivered_at=now).where(OrderFile.id == file.id).execute()
-        if recorded:
-            notify(FILES_DELIVERED, file=file, detail=str(placed))
-    if not recorded:
-        log.warning(
-            "order=%s file=%s action=record_done already recorded by another agent",
-            file.order.project_no,
-            file.stored_name,
-        )
-
-
-def note_failure(row_file: OrderFile, failure: DeliveryFailed) -> None:
-    """Keep the latest problem on the delivery row (shown to staff with the file)."""
-    with write_transaction():
-        Delivery.update(error=f"{failure.path}: {failure.reason}").where(
-            (Delivery.file == row_file.id) & (Delivery.state == Delivery.STATE_INTENT)
-        ).execute()
+        job.placed = target
+        return

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
 import errno
+import functools
 import hashlib
 import logging
 import os
@@ -17,6 +19,30 @@ CHUNK_BYTES = 1024 * 1024
 # Where hard links are refused (many SMB/CIFS mounts), a checked rename is the fallback.
 _NO_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK}
 _warned_no_links: set[Path] = set()
+_SYNC_FILE_RANGE_WRITE = 2  # <linux/fs.h>; Python's os module does not offer the call
+
+
+@functools.cache
+def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
+    try:
+        call = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (AttributeError, OSError, TypeError):
+        return None  # not Linux: fsync alone does the work
+    call.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    return call
+
+
+class PathProblem(Exception):
+    """A file or folder the agent cannot use now; ``path`` and ``reason`` say what to fix."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+    def __reduce__(self):
+        # It crosses from a copier process: rebuild it from both arguments.
+        return type(self), (self.path, self.reason)
 
 
 def reason(exc: OSError) -> str:
@@ -32,6 +58,17 @@ def sync_directory(directory: Path) -> None:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
+
+
+def start_writeback(descriptor: int) -> None:
+    """Hand the file's dirty pages to the disk now, without waiting.
+
+    Only a head start: the later fsync still decides durability, but by then the
+    disk has been busy while the next files were copied, instead of idle.
+    """
+    call = _sync_file_range()
+    if call is not None:
+        call(descriptor, 0, 0, _SYNC_FILE_RANGE_WRITE)
 
 
 def sha256_of(path: Path) -> str:
@@ -67,6 +104,40 @@ def place_without_overwrite(
     if after_link is not None:
         after_link()
     os.unlink(source)
+
+
+def write_files(directory: Path, documents: dict[str, bytes]) -> list[Path]:
+    """Write each document whole or not at all: under a hidden name, fsync, rename into place.
+
+    All are written before the first fsync (one journal commit covers them), and the
+    folder is fsynced once after the last rename. A document of the same name is
+    replaced (the same one written again after a crash).
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    temps = []
+    descriptors = []
+    try:
+        for name, content in documents.items():
+            temp = directory / f".{name}.tmp"
+            descriptor = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+            descriptors.append(descriptor)
+            temps.append(temp)
+            view = memoryview(content)
+            while view:
+                view = view[os.write(descriptor, view) :]
+            start_writeback(descriptor)
+        for descriptor in descriptors:
+            os.fsync(descriptor)
+    finally:
+        for descriptor in descriptors:
+            os.close(descriptor)
+    targets = []
+    for temp, name in zip(temps, documents, strict=True):
+        target = directory / name
+        os.replace(temp, target)  # same directory: atomic, and the name is ours alone
+        targets.append(target)
+    sync_directory(directory)
+    return targets
 
 
 def move_into(source: Path, directory: Path) -> Path:

@@ -24,8 +24,6 @@ from shared.storage import (
 
 SENT_FOLDER = "sent"
 OUTBOUND_FOLDERS = (FOLDER_IN_PROGRESS, FOLDER_FINAL)
-# Temporary names start with a dot: hotfolder software on Unix and macOS skips them.
-TEMP_PREFIX = ".ptportal-"
 # Litter that file managers and office programs leave in shared folders.
 _IGNORED_NAMES = frozenset({"thumbs.db", "desktop.ini", ".ds_store"})
 

@@ -4,56 +4,43 @@ Delivered files of an order that finish within ``batch_window_seconds`` of the f
 one share a notification (0: one per file). A ``JobNotification`` row is created and
 the deliveries are tied to it before the XML is written, so a restart rewrites the
 same file name instead of emitting a second notification. The XML is written to a
-hidden temporary name, fsynced and renamed; consumers see it whole or not at all.
+hidden temporary name, fsynced and renamed, and the folder fsynced, before it is
+recorded as written; consumers see it whole or not at all.
+
+What is due is handled together: the rows of all due notifications are created
+in one transaction, their XMLs (``job_xml``) written as one set of files
+(``fsutil.write_files``, in a worker process when the agent runs) and recorded
+written in one transaction.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import re
-import xml.etree.ElementTree as ET
 from collections import defaultdict
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from html import escape
 from pathlib import Path
 
-import shared
+from peewee import Case, Expression, Field, Model, fn
+
+from hotfolder_agent import job_xml
 from hotfolder_agent.claims import holder_is_gone
 from hotfolder_agent.context import AgentContext
-from hotfolder_agent.fsutil import sync_directory
+from hotfolder_agent.fsutil import write_files
 from hotfolder_agent.seams import pause_at
+from hotfolder_agent.workers import FileWorkers
 from shared.clock import utcnow
-from shared.customers import customer_recipient, find_contact
 from shared.db import write_transaction
 from shared.mail.outbox import queue_mail
 from shared.mail.templates import RenderedMail
-from shared.models import Customer, Delivery, JobNotification, MailAttachment, Order, OrderFile
+from shared.models import Delivery, JobNotification, MailAttachment, Order, OrderFile
 
 log = logging.getLogger(__name__)
 
 STEP_BEFORE_XML = "before_xml"
-SCHEMA_VERSION = "1"
-SCHEMA_PATH = Path(shared.__file__).resolve().parent / "data" / "job-notification.xsd"
+# Rows per statement when many are written at once (well below SQL parameter limits).
+SQL_ROWS = 500
 MAIL_KIND = "job_notification"
-
-# Characters XML 1.0 cannot carry at all, not even escaped.
-_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-
-
-def _clean(value: object) -> str:
-    return _NOT_XML.sub("\ufffd", str(value))
-
-
-def _timestamp(moment: datetime) -> str:
-    """UTC as xs:dateTime: ``2026-05-04T12:30:00Z``."""
-    return f"{moment:%Y-%m-%dT%H:%M:%S}Z"
-
-
-def _add(parent: ET.Element, tag: str, value: object) -> ET.Element:
-    element = ET.SubElement(parent, tag)
-    element.text = _clean(value)
-    return element
 
 
 def _pending_deliveries() -> list[Delivery]:
@@ -84,22 +71,81 @@ def next_due(window_seconds: float) -> datetime | None:
     return min(row.done_at for row in rows) + timedelta(seconds=window_seconds)
 
 
+def open_notifications(ctx: AgentContext, batches: list[list[Delivery]]) -> list[JobNotification]:
+    """Create a notification row per batch and tie its deliveries to it, in one transaction.
+
+    Files another agent tied meanwhile are left out; a batch left empty gets no row.
+    A few statements serve all batches: the rows are inserted together, each with
+    a marker for a name so it can be found again (the ids are the database's to
+    give), then named and tied in one statement each.
+    """
+    if not batches:
+        return []
+    project_no = dict(
+        Order.select(Order.id, Order.project_no)
+        .where(Order.id.in_({batch[0].file.order_id for batch in batches}))
+        .tuples()
+    )
+    markers = [f".opening-{ctx.agent_id}-{number}" for number in range(len(batches))]
+    with write_transaction():
+        for part in _chunked(list(zip(markers, batches, strict=True)), SQL_ROWS):
+            JobNotification.insert_many(
+                {"order": batch[0].file.order_id, "claimed_by": ctx.agent_id, "file_name": marker}
+                for marker, batch in part
+            ).execute()
+        ids = {}
+        for part in _chunked(markers, SQL_ROWS):
+            query = JobNotification.select(JobNotification.file_name, JobNotification.id)
+            ids.update(query.where(JobNotification.file_name.in_(part)).tuples())
+        names = [
+            (ids[marker], f"{project_no[batch[0].file.order_id]}_{ids[marker]:06d}.xml")
+            for marker, batch in zip(markers, batches, strict=True)
+        ]
+        for part in _chunked(names, SQL_ROWS):
+            _set_each(JobNotification, JobNotification.file_name, part)
+        ties = [
+            (row.id, ids[marker])
+            for marker, batch in zip(markers, batches, strict=True)
+            for row in batch
+        ]
+        for part in _chunked(ties, SQL_ROWS):
+            _set_each(Delivery, Delivery.notification, part, Delivery.notification.is_null())
+        opened = list(
+            JobNotification.select()
+            .where(JobNotification.id.in_(list(ids.values())) & fn.EXISTS(_tied_deliveries()))
+            .order_by(JobNotification.id)
+        )
+        empty = set(ids.values()) - {notification.id for notification in opened}
+        if empty:
+            JobNotification.delete().where(JobNotification.id.in_(list(empty))).execute()
+    return opened
+
+
+def _tied_deliveries():
+    return Delivery.select(Delivery.id).where(Delivery.notification == JobNotification.id)
+
+
+def _set_each(
+    model: type[Model],
+    field: Field,
+    values: list[tuple[int, object]],
+    condition: Expression | None = None,
+) -> None:
+    """One UPDATE giving each row (by id) its own value of ``field``."""
+    where = model.id.in_([row_id for row_id, _value in values])
+    if condition is not None:
+        where &= condition
+    model.update({field: Case(model.id, values)}).where(where).execute()
+
+
+def _chunked(items: list, size: int) -> list[list]:
+    return [items[start : start + size] for start in range(0, len(items), size)]
+
+
 def open_notification(ctx: AgentContext, batch: list[Delivery]) -> JobNotification | None:
     """Create the notification row and tie the batch to it (files another agent took are left)."""
-    order = Order.get_by_id(batch[0].file.order_id)
-    with write_transaction():
-        notification = JobNotification.create(order=order, claimed_by=ctx.agent_id)
-        notification.file_name = f"{order.project_no}_{notification.id:06d}.xml"
-        notification.save(only=[JobNotification.file_name])
-        tied = (
-            Delivery.update(notification=notification)
-            .where(Delivery.id.in_([row.id for row in batch]) & Delivery.notification.is_null())
-            .execute()
-        )
-        if not tied:
-            notification.delete_instance()
-            return None
-    return notification
+    opened = open_notifications(ctx, [batch])
+    return opened[0] if opened else None
 
 
 def unwritten(ctx: AgentContext) -> list[JobNotification]:
@@ -112,76 +158,6 @@ def unwritten(ctx: AgentContext) -> list[JobNotification]:
         if notification.claimed_by == ctx.agent_id
         or holder_is_gone(notification.claimed_by, ctx.agent_id, ctx.stale_after)
     ]
-
-
-def _contact(order: Order) -> tuple[str, str] | None:
-    """Name and address of the order's contact (chosen, else favorite, else the customer)."""
-    recipient = customer_recipient(order.customer, order)
-    if recipient is None:
-        return None
-    contact = find_contact(order.customer, recipient.email)
-    return (contact.name if contact else order.customer.name), recipient.email
-
-
-def build_xml(ctx: AgentContext, notification: JobNotification) -> bytes:
-    """The notification as UTF-8 XML (see shared/data/job-notification.xsd)."""
-    order = (
-        Order.select(Order, Customer).join(Customer).where(Order.id == notification.order_id).get()
-    )
-    deliveries = list(
-        Delivery.select(Delivery, OrderFile)
-        .join(OrderFile)
-        .where(Delivery.notification == notification)
-        .order_by(Delivery.done_at, Delivery.id)
-    )
-    root = ET.Element(
-        "jobNotification",
-        schemaVersion=SCHEMA_VERSION,
-        id=str(notification.id),
-        created=_timestamp(notification.created_at),
-    )
-    order_element = ET.SubElement(root, "order")
-    _add(order_element, "number", order.project_no)
-    _add(order_element, "jobDescription", order.job_description)
-    if order.due_date:
-        due = order.due_date
-        _add(order_element, "dueDate", due.isoformat() if isinstance(due, date) else due)
-    customer = ET.SubElement(order_element, "customer")
-    _add(customer, "number", order.customer.customer_no)
-    _add(customer, "name", order.customer.name)
-    contact = _contact(order)
-    if contact is not None:
-        contact_element = ET.SubElement(order_element, "contact")
-        _add(contact_element, "name", contact[0])
-        _add(contact_element, "email", contact[1])
-    hotfolder = ctx.layout.hotfolder_dir(order.customer.customer_no, order.project_no)
-    _add(order_element, "hotfolder", hotfolder)
-    files = ET.SubElement(root, "files", count=str(len(deliveries)))
-    for delivery in deliveries:
-        file = delivery.file
-        element = ET.SubElement(files, "file")
-        _add(element, "name", file.display_name)
-        _add(element, "storedName", file.stored_name)
-        _add(element, "size", file.size)
-        _add(element, "sha256", file.sha256)
-        _add(element, "uploadedAt", _timestamp(file.received_at or file.created_at))
-        _add(element, "deliveredAt", _timestamp(delivery.done_at))
-        _add(element, "hotfolderPath", delivery.hotfolder_path)
-    ET.indent(root)
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
-
-
-def _write_atomically(directory: Path, name: str, content: bytes) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    target = directory / name
-    temp = directory / f".{name}.tmp"
-    with temp.open("wb") as writer:
-        writer.write(content)
-        writer.flush()
-        os.fsync(writer.fileno())
-    os.replace(temp, target)  # same directory: atomic, and the name is ours alone
-    sync_directory(directory)
-    return target
 
 
 def _mail(ctx: AgentContext, notification: JobNotification, content: bytes, count: int) -> None:
@@ -212,40 +188,65 @@ def _mail(ctx: AgentContext, notification: JobNotification, content: bytes, coun
     notification.mail = mail
 
 
-def write_notification(ctx: AgentContext, notification: JobNotification) -> Path:
-    """Write the XML (again, after a crash: same name, same content) and record it."""
+def write_notifications(
+    ctx: AgentContext, notifications: list[JobNotification], writer: FileWorkers | None = None
+) -> list[Path]:
+    """Write the XMLs (again, after a crash: same names, same content) and record them written.
+
+    The files are written by ``writer``'s process when one is given.
+    """
+    if not notifications:
+        return []
     pause_at(STEP_BEFORE_XML)
-    content = build_xml(ctx, notification)
-    path = _write_atomically(ctx.settings.agent.notification_dir, notification.file_name, content)
-    count = notification.deliveries.count()
-    mailed = False
+    documents = job_xml.documents(ctx, notifications)
+    directory = ctx.settings.agent.notification_dir
+    contents = {document.notification.file_name: document.content for document in documents}
+    if writer is None:
+        paths = write_files(directory, contents)
+    else:
+        paths = writer.submit(write_files, directory, contents).result()
+    ids = [notification.id for notification in notifications]
+    notify_email = ctx.settings.agent.notify_email
     with write_transaction():
-        written = (
-            JobNotification.update(written_at=utcnow())
-            .where((JobNotification.id == notification.id) & JobNotification.written_at.is_null())
-            .execute()
-        )
-        if written and ctx.settings.agent.notify_email:
-            _mail(ctx, notification, content, count)
-            notification.save(only=[JobNotification.mail])
-            mailed = True
-    if mailed:
+        fresh = {
+            notification_id
+            for (notification_id,) in JobNotification.select(JobNotification.id)
+            .where(JobNotification.id.in_(ids) & JobNotification.written_at.is_null())
+            .tuples()
+        }
+        JobNotification.update(written_at=utcnow()).where(
+            JobNotification.id.in_(list(fresh))
+        ).execute()
+        mailed = [document for document in documents if document.notification.id in fresh]
+        if notify_email:
+            for document in mailed:
+                _mail(ctx, document.notification, document.content, document.count)
+                document.notification.save(only=[JobNotification.mail])
+    if notify_email and mailed:
         ctx.tasks.deliver_soon()
-    log.info(
-        "order=%s file=%s action=notified files=%d",
-        notification.order.project_no,
-        notification.file_name,
-        count,
-    )
-    return path
+    for document in documents:
+        log.info(
+            "order=%s file=%s action=notified files=%d",
+            document.notification.order.project_no,
+            document.notification.file_name,
+            document.count,
+        )
+    return paths
 
 
-def flush(ctx: AgentContext, now: datetime | None = None, force: bool = False) -> list[Path]:
+def write_notification(ctx: AgentContext, notification: JobNotification) -> Path:
+    """Write one notification's XML and record it (see ``write_notifications``)."""
+    return write_notifications(ctx, [notification])[0]
+
+
+def flush(
+    ctx: AgentContext,
+    now: datetime | None = None,
+    force: bool = False,
+    writer: FileWorkers | None = None,
+) -> list[Path]:
     """Write what is due: interrupted notifications first, then new batches."""
     now = now or utcnow()
-    written = [write_notification(ctx, notification) for notification in unwritten(ctx)]
-    for batch in due_batches(ctx.settings.agent.batch_window_seconds, now, force):
-        notification = open_notification(ctx, batch)
-        if notification is not None:
-            written.append(write_notification(ctx, notification))
-    return written
+    interrupted = unwritten(ctx)
+    batches = due_batches(ctx.settings.agent.batch_window_seconds, now, force)
+    return write_notifications(ctx, interrupted + open_notifications(ctx, batches), writer)

@@ -20,7 +20,7 @@ from peewee import IntegrityError
 
 from hotfolder_agent.claims import holder_is_gone
 from hotfolder_agent.context import AgentContext
-from hotfolder_agent.fsutil import move_into, reason, sync_directory
+from hotfolder_agent.fsutil import PathProblem, move_into, reason, sync_directory
 from hotfolder_agent.layout import SENT_FOLDER, OutboundPath
 from shared.clock import utcnow
 from shared.db import database, write_transaction
@@ -34,13 +34,8 @@ SENT = "sent"
 CLAIMED_ELSEWHERE = "claimed_elsewhere"
 
 
-class SendFailed(Exception):
+class SendFailed(PathProblem):
     """The dropped file cannot go to the portal now; ``path`` and ``reason`` say why."""
-
-    def __init__(self, path: Path, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
-        self.path = path
-        self.reason = reason
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,15 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import (
+    DirCreatedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
@@ -24,6 +32,17 @@ log = logging.getLogger(__name__)
 
 # "opened" and "closed_no_write" say nothing changed.
 _IGNORED_EVENTS = frozenset({"opened", "closed_no_write"})
+# What may mean a new file or folder: a file written in place ends with "closed", one
+# moved in gives "moved" or only "created". Asking the kernel for nothing else keeps
+# the agent's own reads of Eingehend and its copies into the hotfolders (open, every
+# write, delete) from costing an event each.
+WANTED_EVENTS = [
+    FileCreatedEvent,
+    FileClosedEvent,
+    FileMovedEvent,
+    DirCreatedEvent,
+    DirMovedEvent,
+]
 
 
 def _is_noise(event: FileSystemEvent) -> bool:
@@ -87,8 +106,11 @@ def start_observer(agent: AgentSettings, layout: Layout, pending: PendingFiles) 
     for root in (layout.order_root, layout.hotfolder_root):
         root.mkdir(parents=True, exist_ok=True)
     observer = make_observer(agent)
-    observer.schedule(OrderFolderHandler(layout, pending), str(layout.order_root), recursive=True)
-    observer.schedule(OutboundHandler(layout, pending), str(layout.hotfolder_root), recursive=True)
+    for handler, root in (
+        (OrderFolderHandler(layout, pending), layout.order_root),
+        (OutboundHandler(layout, pending), layout.hotfolder_root),
+    ):
+        observer.schedule(handler, str(root), recursive=True, event_filter=WANTED_EVENTS)
     observer.start()
     return observer
 

@@ -87,6 +87,28 @@ def notify(
     )
 
 
+def notify_files(kind: str, files: Iterable[tuple[OrderFile, str]]) -> None:
+    """``notify`` for many files at once, as one INSERT: (file, detail) pairs.
+
+    Call inside the caller's ``write_transaction()``; each file's order (with its
+    customer id) should be loaded already.
+    """
+    if kind not in EVENTS:
+        raise ValueError(f"unknown notification event {kind!r}")
+    rows = [
+        {
+            "kind": kind,
+            "customer": file.order.customer_id,
+            "order": file.order_id,
+            "file": file.id,
+            "detail": detail,
+        }
+        for file, detail in files
+    ]
+    if rows:
+        Notification.insert_many(rows).execute()
+
+
 def _default_rule(kind: str, customer: Customer | None = None) -> NotificationRule:
     event = EVENTS[kind]
     return NotificationRule(

@@ -196,6 +196,28 @@ class AgentProcess:
         else:
             self._log.close()
 
+    def children(self) -> list[int]:
+        """Process ids of the agent's worker processes (while the agent runs)."""
+        return [pid for pid in _all_pids() if _stat(pid)[1] == self.process.pid]
+
+
+def _all_pids() -> list[int]:
+    return [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+
+
+def _stat(pid: int) -> tuple[str, int]:
+    """(state, parent pid) of a process; ("X", 0) once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return "X", 0
+    return fields[0], int(fields[1])
+
+
+def is_running(pid: int) -> bool:
+    """True while ``pid`` exists and has not ended (a zombie has ended)."""
+    return _stat(pid)[0] not in ("X", "Z")
+
 
 def start_agent_process(
     settings: Settings,

@@ -5,17 +5,19 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from agent_helpers import agent_settings, clean_upload, make_order, notifications
+from agent_helpers import agent_settings, clean_upload, make_order, notifications, wait_for
 from lxml import etree
 
-from hotfolder_agent import notification
+from hotfolder_agent import job_xml, notification
 from hotfolder_agent.context import make_context
 from hotfolder_agent.delivery import deliver
 from hotfolder_agent.heartbeat import beat
+from hotfolder_agent.notifier import Notifier
+from hotfolder_agent.workers import FileWorkers
 from shared.clock import utcnow
 from shared.db import bind_database, database
 from shared.mail.delivery import deliver_due
-from shared.models import Delivery, JobNotification, MailAttachment, OutboxMail
+from shared.models import AgentError, Delivery, JobNotification, MailAttachment, OutboxMail
 from shared.schema import init_database
 from shared.worker import BackgroundTasks
 
@@ -29,7 +31,7 @@ TRICKY_FILES = [
 
 @pytest.fixture
 def schema() -> etree.XMLSchema:
-    return etree.XMLSchema(etree.parse(str(notification.SCHEMA_PATH)))
+    return etree.XMLSchema(etree.parse(str(job_xml.SCHEMA_PATH)))
 
 
 @pytest.fixture
@@ -143,3 +145,51 @@ def test_notification_goes_as_xml_attachment_through_the_outbox(notify_world, ma
     assert attachment.get_content() == path.read_bytes()
     assert "A1" in message["Subject"]
     assert schema.validate(etree.fromstring(attachment.get_content()))
+
+
+def test_notifications_written_in_a_worker_process_are_the_same(notify_world, schema):
+    settings = notify_world
+    order = make_order(settings, "A1", name=TRICKY_CUSTOMER)
+    ctx = context(settings)
+    for name in TRICKY_FILES:
+        deliver(ctx, clean_upload(settings, order, name, name.encode()))
+    workers = FileWorkers(1)
+    try:
+        written = notification.flush(ctx, writer=workers)
+    finally:
+        workers.shutdown()
+
+    assert written == notifications(settings) and len(written) == len(TRICKY_FILES)
+    for path in written:
+        notification_row = JobNotification.get(JobNotification.file_name == path.name)
+        assert notification_row.written_at is not None
+        assert path.read_bytes() == job_xml.build_xml(ctx, notification_row)
+        validated(schema, path)
+    assert not list(settings.agent.notification_dir.glob(".*")), "no temporary files left"
+
+
+def test_the_notifier_reports_an_unwritable_folder_and_writes_once_it_is_fixed(notify_world):
+    settings = notify_world
+    order = make_order(settings, "A1")
+    ctx = context(settings)
+    directory = settings.agent.notification_dir
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    directory.write_bytes(b"a file where the folder should be")
+    notifier = Notifier(ctx)
+    notifier.start()
+    try:
+        deliver(ctx, clean_upload(settings, order, "a.pdf", b"a"))
+        notifier.deliveries_done()
+        wait_for(lambda: AgentError.select().where(AgentError.action == "notify").exists())
+        error = AgentError.get(AgentError.action == "notify")
+        assert error.path == str(directory) and error.resolved_at is None
+        assert JobNotification.get().written_at is None, "not recorded as written"
+
+        directory.unlink()
+        notifier.check_soon()
+        wait_for(lambda: notifications(settings))
+        wait_for(lambda: AgentError.get_by_id(error.id).resolved_at is not None)
+    finally:
+        notifier.stop()
+    assert JobNotification.get().written_at is not None
+    assert len(notifications(settings)) == 1, "the notification opened before is the one written"

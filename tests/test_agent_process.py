@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -20,6 +21,7 @@ from agent_helpers import (
     all_names,
     clean_upload,
     hotfolder_of,
+    is_running,
     make_order,
     notifications,
     start_agent_process,
@@ -29,13 +31,9 @@ from agent_helpers import (
 from conftest import base_sections, write_ini
 from lxml import etree
 
-from hotfolder_agent import notification
-from hotfolder_agent.delivery import (
-    STEP_BEFORE_RECORD,
-    STEP_COPY_STARTED,
-    STEP_LINKED,
-    STEP_TEMP_COMPLETE,
-)
+from hotfolder_agent import job_xml
+from hotfolder_agent.copying import STEP_COPY_STARTED, STEP_TEMP_COMPLETE
+from hotfolder_agent.delivery import STEP_BEFORE_RECORD, STEP_LINKED
 from hotfolder_agent.notification import STEP_BEFORE_XML
 from hotfolder_agent.seams import PAUSE_AT, PAUSE_MARKER, PAUSE_SECONDS
 from shared.db import bind_database, database
@@ -86,7 +84,7 @@ def assert_nothing_half_written(settings, files) -> None:
 
 
 def assert_delivered_exactly_once(settings, files) -> None:
-    schema = etree.XMLSchema(etree.parse(str(notification.SCHEMA_PATH)))
+    schema = etree.XMLSchema(etree.parse(str(job_xml.SCHEMA_PATH)))
     for folder, wanted in expected_hotfolders(settings, files).items():
         assert visible_files(folder) == sorted(wanted), "none lost, none twice"
         for name, data in wanted.items():
@@ -104,24 +102,33 @@ def assert_delivered_exactly_once(settings, files) -> None:
 
 
 def assert_killed_at(step: str, settings, files) -> None:
-    """The disk and the database look as the step says: the kill really hit there."""
+    """The disk and the database look as the step says: the kill really hit there.
+
+    The files arrive together, so they go through the steps as one batch: every copy
+    is made durable before the first is linked, every one is linked before the batch
+    is recorded.
+    """
     hidden, shown = [], []
     for folder in expected_hotfolders(settings, files):
         hidden += [folder / n for n in all_names(folder) if n.startswith(".ptportal-")]
         shown += [folder / n for n in visible_files(folder)]
+    size_of = {f".ptportal-{file.id}.part": file.size for file in files}
     intents = Delivery.select().where(Delivery.state == Delivery.STATE_INTENT).count()
     done = Delivery.select().where(Delivery.state == Delivery.STATE_DONE).count()
     if step == STEP_COPY_STARTED:
-        assert [p.stat().st_size < FILE_BYTES for p in hidden] == [True] and not shown
+        [partial] = hidden  # the batch's first copy, half-way
+        assert partial.stat().st_size < size_of[partial.name] and not shown
     elif step == STEP_TEMP_COMPLETE:
-        assert [p.stat().st_size for p in hidden] == [FILE_BYTES] and not shown
+        assert len(hidden) == len(files) and not shown
+        assert all(p.stat().st_size == size_of[p.name] for p in hidden), "complete copies"
     elif step == STEP_LINKED:
-        assert len(hidden) == 1 and len(shown) == 1
-        assert os.path.samefile(hidden[0], shown[0])
+        [linked] = shown  # the first of the batch, its temporary name not removed yet
+        assert len(hidden) == len(files)
+        assert [os.path.samefile(path, linked) for path in hidden].count(True) == 1
     elif step == STEP_BEFORE_RECORD:
-        assert not hidden and len(shown) == 1 and (intents, done) == (1, 0)
+        assert not hidden and len(shown) == len(files) and (intents, done) == (len(files), 0)
     elif step == STEP_BEFORE_XML:
-        assert done >= 1 and not notifications(settings)
+        assert done == len(files) and not notifications(settings)
 
 
 def all_notified(settings, count: int):
@@ -155,7 +162,37 @@ def test_kill_at_any_step_and_restart_finishes_the_job(plant, step):
     assert "Traceback" not in crashing.log + restarted.log
 
 
-def test_sigterm_finishes_the_file_in_hand_and_exits_zero(plant):
+@pytest.mark.parametrize("step", [STEP_TEMP_COMPLETE, STEP_LINKED, STEP_BEFORE_RECORD])
+def test_a_kill_in_the_middle_of_a_large_batch_loses_and_doubles_nothing(plant, step):
+    settings, files, agents = plant
+    first, second = OrderFile.get_by_id(files[0].id).order, OrderFile.get_by_id(files[2].id).order
+    files += [
+        clean_upload(settings, (first, second)[n % 2], f"Seite {n}.pdf", os.urandom(30_000 + n))
+        for n in range(40)
+    ]
+    marker = settings.source.parent / "paused"
+    crashing = start_agent_process(
+        settings, "crashing", env={PAUSE_AT: step, PAUSE_MARKER: str(marker)}
+    )
+    agents.append(crashing)
+    wait_for(marker.exists, timeout=20)
+    workers = crashing.children()
+    assert workers, "the copies are made in worker processes"
+    crashing.kill()
+    wait_for(lambda: not any(is_running(pid) for pid in workers), timeout=10)
+    assert_killed_at(step, settings, files)
+    assert_nothing_half_written(settings, files)
+
+    restarted = start_agent_process(settings, "restarted")
+    agents.append(restarted)
+    wait_for(all_notified(settings, len(files)), timeout=30)
+    assert restarted.terminate() == 0, restarted.log
+    assert_delivered_exactly_once(settings, files)
+    assert Delivery.select().where(Delivery.state == Delivery.STATE_DONE).count() == len(files)
+
+
+@pytest.mark.parametrize("to_workers", [False, True], ids=["agent", "like-systemd"])
+def test_sigterm_finishes_the_file_in_hand_and_exits_zero(plant, to_workers):
     settings, files, agents = plant
     marker = settings.source.parent / "paused"
     agent = start_agent_process(
@@ -164,6 +201,10 @@ def test_sigterm_finishes_the_file_in_hand_and_exits_zero(plant):
     )
     agents.append(agent)
     wait_for(marker.exists, timeout=20)
+    if to_workers:
+        # systemd signals every process of the service: the workers leave it to the agent.
+        for pid in agent.children():
+            os.kill(pid, signal.SIGTERM)
     assert agent.terminate() == 0, agent.log
     assert "action=stop" in agent.log
     done = list(Delivery.select().where(Delivery.state == Delivery.STATE_DONE))
