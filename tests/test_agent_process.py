@@ -138,27 +138,39 @@ def all_notified(settings, count: int):
     )
 
 
+def paused_agent(settings, agents: list, step: str):
+    """An agent process that stopped at ``step`` (the test seam) and waits there."""
+    marker = settings.source.parent / "paused"
+    agent = start_agent_process(
+        settings, "crashing", env={PAUSE_AT: step, PAUSE_MARKER: str(marker)}
+    )
+    agents.append(agent)
+    wait_for(marker.exists, timeout=20)
+    return agent
+
+
+def finish_with_new_agent(settings, agents: list, files: list):
+    """Start another agent, let it deliver and notify everything, stop it; each file once."""
+    agent = start_agent_process(settings, "restarted")
+    agents.append(agent)
+    wait_for(all_notified(settings, len(files)), timeout=30)
+    assert agent.terminate() == 0, agent.log
+    assert_delivered_exactly_once(settings, files)
+    return agent
+
+
 @pytest.mark.parametrize(
     "step",
     [STEP_COPY_STARTED, STEP_TEMP_COMPLETE, STEP_LINKED, STEP_BEFORE_RECORD, STEP_BEFORE_XML],
 )
 def test_kill_at_any_step_and_restart_finishes_the_job(plant, step):
     settings, files, agents = plant
-    marker = settings.source.parent / "paused"
-    crashing = start_agent_process(
-        settings, "crashing", env={PAUSE_AT: step, PAUSE_MARKER: str(marker)}
-    )
-    agents.append(crashing)
-    wait_for(marker.exists, timeout=20)
+    crashing = paused_agent(settings, agents, step)
     crashing.kill()
     assert_killed_at(step, settings, files)
     assert_nothing_half_written(settings, files)
 
-    restarted = start_agent_process(settings, "restarted")
-    agents.append(restarted)
-    wait_for(all_notified(settings, len(files)), timeout=30)
-    assert restarted.terminate() == 0, restarted.log
-    assert_delivered_exactly_once(settings, files)
+    restarted = finish_with_new_agent(settings, agents, files)
     assert "Traceback" not in crashing.log + restarted.log
 
 
@@ -170,12 +182,7 @@ def test_a_kill_in_the_middle_of_a_large_batch_loses_and_doubles_nothing(plant, 
         clean_upload(settings, (first, second)[n % 2], f"Seite {n}.pdf", os.urandom(30_000 + n))
         for n in range(40)
     ]
-    marker = settings.source.parent / "paused"
-    crashing = start_agent_process(
-        settings, "crashing", env={PAUSE_AT: step, PAUSE_MARKER: str(marker)}
-    )
-    agents.append(crashing)
-    wait_for(marker.exists, timeout=20)
+    crashing = paused_agent(settings, agents, step)
     workers = crashing.children()
     assert workers, "the copies are made in worker processes"
     crashing.kill()
@@ -183,11 +190,7 @@ def test_a_kill_in_the_middle_of_a_large_batch_loses_and_doubles_nothing(plant, 
     assert_killed_at(step, settings, files)
     assert_nothing_half_written(settings, files)
 
-    restarted = start_agent_process(settings, "restarted")
-    agents.append(restarted)
-    wait_for(all_notified(settings, len(files)), timeout=30)
-    assert restarted.terminate() == 0, restarted.log
-    assert_delivered_exactly_once(settings, files)
+    finish_with_new_agent(settings, agents, files)
     assert Delivery.select().where(Delivery.state == Delivery.STATE_DONE).count() == len(files)
 
 
