@@ -142,12 +142,6 @@ def _chunked(items: list, size: int) -> list[list]:
     return [items[start : start + size] for start in range(0, len(items), size)]
 
 
-def open_notification(ctx: AgentContext, batch: list[Delivery]) -> JobNotification | None:
-    """Create the notification row and tie the batch to it (files another agent took are left)."""
-    opened = open_notifications(ctx, [batch])
-    return opened[0] if opened else None
-
-
 def unwritten(ctx: AgentContext) -> list[JobNotification]:
     """Notifications whose XML is not written yet and that no live agent is writing."""
     return [
@@ -232,11 +226,6 @@ def write_notifications(
             document.count,
         )
     return paths
-
-
-def write_notification(ctx: AgentContext, notification: JobNotification) -> Path:
-    """Write one notification's XML and record it (see ``write_notifications``)."""
-    return write_notifications(ctx, [notification])[0]
 
 
 def flush(

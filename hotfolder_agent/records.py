@@ -58,11 +58,6 @@ def find_uploads(incomings: Iterable[IncomingPath]) -> dict[Path, OrderFile]:
     return found
 
 
-def find_upload(incoming: IncomingPath) -> OrderFile | None:
-    """The upload record of a file in Eingehend, by (order, folder, stored name)."""
-    return find_uploads([incoming]).get(incoming.path)
-
-
 def is_deliverable(file: OrderFile) -> bool:
     """Only clean files placed in Eingehend are ever handed on (the portal's contract)."""
     return (

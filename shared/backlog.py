@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from math import ceil
 
 from peewee import fn
 
-from shared.listing import PER_PAGE, Page
+from shared.listing import PER_PAGE, Page, page_within
 from shared.models import Customer, Order, OrderFile
 from shared.prepared import PreparedSelect
 
@@ -137,7 +136,7 @@ def backlog_overview(rows: int = OVERVIEW_ROWS) -> dict[str, BacklogSection]:
 def backlog_page(section: str, page: int = 1, per_page: int = PER_PAGE) -> Page:
     """One page of all files in ``section`` (one of ``SECTIONS``), most urgent first."""
     total = _count[section].first()[0]
-    number = min(max(page, 1), max(1, ceil(total / per_page)))
+    number = page_within(page, total, per_page)
     return Page(_files(section, per_page, (number - 1) * per_page), total, number, per_page)
 
 

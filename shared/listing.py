@@ -102,7 +102,7 @@ def search_orders(
         total = _count_of_all.first()[0]
     else:
         total = _count_of_customer.first(customer.id)[0]
-    number = _page_within(page, total, per_page)
+    number = page_within(page, total, per_page)
     offset = (number - 1) * per_page
     count = max(0, min(per_page, total - offset))
     newest_first = offset <= total - offset - count
@@ -125,7 +125,7 @@ def _search(customer: Customer | None, query: str, page: int, per_page: int) -> 
         condition |= (Customer.name**pattern) | (Customer.customer_no**pattern)
     orders = orders.where(condition)
     total = orders.count()
-    number = _page_within(page, total, per_page)
+    number = page_within(page, total, per_page)
     return Page(
         list(_in_order(orders, newest_first=True).paginate(number, per_page)),
         total,
@@ -134,7 +134,8 @@ def _search(customer: Customer | None, query: str, page: int, per_page: int) -> 
     )
 
 
-def _page_within(page: int, total: int, per_page: int) -> int:
+def page_within(page: int, total: int, per_page: int) -> int:
+    """``page`` moved into 1 … the last page of ``total`` items (1 when there are none)."""
     return min(max(page, 1), max(1, ceil(total / per_page)))
 
 

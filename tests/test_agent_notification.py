@@ -114,7 +114,7 @@ def test_a_notification_interrupted_before_its_xml_is_written_once_after_restart
     beat(crashed)
     deliver(crashed, clean_upload(settings, order, "a.pdf", b"a"))
     batch = notification.due_batches(0, utcnow())[0]
-    opened = notification.open_notification(crashed, batch)
+    [opened] = notification.open_notifications(crashed, [batch])
     beat(crashed, stopped=True)  # killed before writing the XML
 
     written = notification.flush(context(settings))
