@@ -45,6 +45,10 @@ SHIPPED_CLAMD_CONF = ROOT / "shared" / "clamav" / "clamd.conf"
 TEST_SIGNATURES = ROOT / "shared" / "clamav" / "test-signatures"
 _UNITS = {"": 1, "K": 1024, "M": MiB, "G": GiB, "T": 1024 * GiB}
 CSRF_TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
+# Every client of a benchmark says it is the same browser. Flask-Login ties a session to
+# the address and User-Agent it signed in with; another agent sending the session cookie
+# makes the portal rewrite that cookie on every answer, which a browser would store once.
+USER_AGENT = "ptportal-bench/1 (a browser)"
 
 
 # --- options and figures ---------------------------------------------------------------
@@ -630,6 +634,7 @@ def sign_in(base: str, username: str, password: str, path: str = "/login") -> tu
     """Sign in like a browser; returns the Cookie header and a CSRF token of the new session."""
     jar = http.cookiejar.CookieJar()
     browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    browser.addheaders = [("User-Agent", USER_AGENT)]
     with browser.open(f"{base}{path}") as page:
         token = CSRF_TOKEN.search(page.read().decode()).group(1)
     form = {"csrf_token": token, "username": username, "password": password}
@@ -689,7 +694,12 @@ def tus_upload(
     import base64
 
     connection = http.client.HTTPConnection("127.0.0.1", portal.port, timeout=600)
-    common = {"Tus-Resumable": "1.0.0", "Cookie": cookie, "X-CSRFToken": csrf}
+    common = {
+        "Tus-Resumable": "1.0.0",
+        "Cookie": cookie,
+        "X-CSRFToken": csrf,
+        "User-Agent": USER_AGENT,
+    }
     metadata = f"filename {base64.b64encode(name.encode()).decode()}"
     connection.request(
         "POST",

@@ -15,6 +15,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from portal import errors
 from portal.extensions import babel, csrf, htmx, limiter, login_manager
 from portal.i18n import install_page_gettext, select_locale
+from portal.links import link_for
 from portal.security import add_security_headers
 from portal.users import load_user
 from shared.config import Settings, config_path, load_settings
@@ -82,6 +83,7 @@ def build_app(settings: Settings | None = None, *, tasks: BackgroundTasks | None
         api,
         auth,
         formatting,
+        fragments,
         home,
         hotfolder,
         mail_admin,
@@ -101,6 +103,7 @@ def build_app(settings: Settings | None = None, *, tasks: BackgroundTasks | None
     app.register_blueprint(mail_admin.bp)
     app.register_blueprint(api.bp)
     formatting.register(app)
+    fragments.install(app)
     csrf.exempt(api.bp)
     limiter.exempt(api.bp)
 
@@ -115,6 +118,7 @@ def build_app(settings: Settings | None = None, *, tasks: BackgroundTasks | None
         shop_name=settings.portal.shop_name,
         has_logo=settings.portal.logo_file is not None,
         current_language=get_locale,
+        link_for=link_for,
         password_min_length=MIN_LENGTH,
         password_max_length=MAX_LENGTH,
     )

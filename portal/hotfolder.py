@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from flask import Blueprint, current_app, render_template, request
 
+from portal import fragments
 from portal.partials import page_number, wants_fragment
 from portal.users import staff_required
 from shared.hotfolder_status import (
@@ -34,10 +35,16 @@ def index():
         "state": stage if stage in STAGES else "",
     }
     stale_after = timedelta(seconds=MISSED_HEARTBEATS * settings.agent.heartbeat_seconds)
+    page = file_journeys(filters["customer"], filters["q"], filters["state"], page_number())
     context = {
         "filters": filters,
         "stages": STAGES,
-        "page": file_journeys(filters["customer"], filters["q"], filters["state"], page_number()),
+        "page": page,
+        "uploads": fragments.rendered(
+            "staff/_hotfolder_uploads.html",
+            (filters, page),
+            lambda: {"filters": filters, "page": page},
+        ),
         "agents": agent_statuses(stale_after),
         "errors": open_agent_errors(),
         "transfers": recent_transfers(),

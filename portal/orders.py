@@ -15,13 +15,15 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_login import current_user
+from markupsafe import Markup
 
-from portal.partials import folder_listing, page_number, wants_fragment
+from portal import fragments
+from portal.partials import listing_of_files, order_list, wants_fragment
 from portal.uploads import refusal_for
 from portal.users import customer_required
 from shared.errors import ServiceError
 from shared.intake import file_path
-from shared.listing import order_states, search_orders
+from shared.listing import order_files
 from shared.models import Order, OrderFile
 from shared.prepared import PreparedSelect
 from shared.storage import FOLDER_INCOMING
@@ -59,9 +61,20 @@ def own_order(project_no: str) -> Order:
 def index():
     """The customer's orders; htmx asks for the list alone while searching or paging."""
     query = request.args.get("q", "")
-    page = search_orders(current_user.customer, query, page_number())
-    template = "orders/_order_list.html" if wants_fragment() else "orders/index.html"
-    return render_template(template, page=page, query=query, states=order_states(page.items))
+    orders = order_list("orders/_order_list.html", current_user.customer, query)
+    if wants_fragment():
+        return orders
+    return render_template("orders/index.html", query=query, order_list=orders)
+
+
+def _files_listing(order: Order) -> Markup:
+    """The order's folders, kept while its files stay the same."""
+    files = order_files(order, for_customer=True)
+    return fragments.rendered(
+        "orders/_files.html",
+        (order.id, order.project_no, files),
+        lambda: listing_of_files(order, files.rows()),
+    )
 
 
 @bp.get("/<project_no>")
@@ -73,7 +86,8 @@ def show(project_no: str):
     limit = upload_limit(settings)
     return render_template(
         "orders/show.html",
-        **folder_listing(order, for_customer=True),
+        order=order,
+        files_listing=_files_listing(order),
         upload_folder=FOLDER_INCOMING,
         max_upload_bytes=limit,
         chunk_bytes=settings.portal.upload_chunk_bytes,
@@ -85,7 +99,7 @@ def show(project_no: str):
 @customer_required
 def files(project_no: str):
     """htmx: the folder listing, re-polled while files are uploading or being scanned."""
-    return render_template("orders/_files.html", **folder_listing(own_order(project_no), True))
+    return _files_listing(own_order(project_no))
 
 
 @bp.url_value_preprocessor

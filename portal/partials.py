@@ -1,10 +1,19 @@
-"""What list views share: whether htmx wants the partial, which page, an order's folders."""
+"""What list views share: whether htmx wants the partial, which page, order lists, folders."""
 
-from flask import request
+from flask import render_template, request
+from markupsafe import Markup
 
+from portal import fragments
 from portal.extensions import htmx
-from shared.listing import files_by_folder, has_open_files
-from shared.models import Order
+from shared.listing import (
+    by_folder,
+    has_open_files,
+    list_orders,
+    order_files,
+    order_states,
+    search_orders,
+)
+from shared.models import Customer, Order
 from shared.storage import ORDER_FOLDERS
 
 
@@ -21,9 +30,32 @@ def page_number() -> int:
         return 1
 
 
+def order_list(template: str, customer: Customer | None, query: str) -> Markup:
+    """A page of ``customer``'s orders (everybody's for staff) rendered with ``template``.
+
+    The unfiltered list is kept while its orders and their states stay the same; search
+    results are rendered anew.
+    """
+    if query:
+        page = search_orders(customer, query, page_number())
+        states = order_states(page.items)
+        return Markup(render_template(template, page=page, query=query, states=states))
+    listing = list_orders(customer, page_number())
+    return fragments.rendered(
+        template,
+        (customer.id if customer else None, listing),
+        lambda: {"page": listing.page(), "query": "", "states": listing.states()},
+    )
+
+
 def folder_listing(order: Order, for_customer: bool) -> dict:
     """What ``orders/_files.html`` needs: the folders' files and whether to keep polling."""
-    folders = files_by_folder(order, for_customer=for_customer)
+    return listing_of_files(order, order_files(order, for_customer).rows())
+
+
+def listing_of_files(order: Order, files: list) -> dict:
+    """``folder_listing`` for files already read."""
+    folders = by_folder(files)
     return {
         "order": order,
         "folders": folders,

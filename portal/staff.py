@@ -18,13 +18,12 @@ from flask_login import current_user
 from portal.auth import begin_session, safe_next
 from portal.extensions import limiter
 from portal.orders import send_stored_file
-from portal.partials import folder_listing, page_number, wants_fragment
+from portal.partials import folder_listing, order_list, page_number, wants_fragment
 from portal.uploads import STAFF_FOLDERS
 from portal.users import StaffMember, staff_required
 from shared.backlog import SECTIONS, backlog_overview, backlog_page
 from shared.errors import Conflict
 from shared.intake import discard_held, release_held
-from shared.listing import order_states, search_orders
 from shared.models import FileEvent, Order, OrderFile
 from shared.sessions import start_session
 from shared.staff import staff_sign_in
@@ -75,13 +74,14 @@ def login():
 def index():
     """The most urgent files of the backlog with their numbers, and all orders, searchable."""
     query = request.args.get("q", "")
-    page = search_orders(None, query, page_number())
-    context = {"page": page, "query": query, "states": order_states(page.items)}
+    orders = order_list("staff/_order_list.html", None, query)
     if wants_fragment():
-        return render_template("staff/_order_list.html", **context)
+        return orders
     # After releasing or deleting a file staff come back to this page as they left it.
     back = request.full_path.rstrip("?")
-    return render_template("staff/index.html", backlog=backlog_overview(), back=back, **context)
+    return render_template(
+        "staff/index.html", backlog=backlog_overview(), back=back, query=query, order_list=orders
+    )
 
 
 @bp.get("/backlog/<section>")

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from math import ceil
 
-from peewee import fn
+from peewee import SQL, fn
 
 from shared.models import Customer, Order, OrderFile
-from shared.prepared import PreparedSelect
+from shared.prepared import Fetched, PreparedSelect
 from shared.storage import FOLDER_FINAL, FOLDER_INCOMING, ORDER_FOLDERS
 
 ORDER_WAITING = "waiting_for_data"
@@ -55,9 +55,10 @@ def _in_order(query, newest_first: bool):
 
 # Listing without a search is what every visit of the order pages does: prepared, and
 # read from whichever end of the index is nearer (OFFSET walks every row it skips).
+# COUNT(*) only counts index entries; COUNT(id) reads each one's id (twice the time).
 _count_of_customer = PreparedSelect(
     lambda customer_id: (
-        Order.select(fn.COUNT(Order.id)).where(Order.customer == customer_id).tuples()
+        Order.select(fn.COUNT(SQL("*"))).where(Order.customer == customer_id).tuples()
     ),
     _SOME_CUSTOMER,
 )
@@ -82,7 +83,7 @@ _page_of_customer = {
     )
     for newest_first in (True, False)
 }
-_count_of_all = PreparedSelect(lambda: Order.select(fn.COUNT(Order.id)).tuples())
+_count_of_all = PreparedSelect(lambda: Order.select(fn.COUNT(SQL("*"))).tuples())
 _page_of_all = {
     newest_first: PreparedSelect(
         partial(_everybodys_page, newest_first=newest_first), _SOME_LIMIT, _SOME_OFFSET
@@ -98,6 +99,43 @@ def search_orders(
     query = query.strip()[:100]
     if query:
         return _search(customer, query, page, per_page)
+    return _unfiltered(customer, page, per_page).page()
+
+
+@dataclass(frozen=True)
+class OrderListing:
+    """One page of an order list with its orders' states, as the database returned them.
+
+    Equal listings show the same (``shared.prepared.Fetched``): the order pages keep the
+    rendered list by it, and build models only to render anew.
+    """
+
+    total: int
+    number: int
+    per_page: int
+    newest_first: bool
+    orders: Fetched
+    folder_states: tuple[tuple, ...] = ()  # (order id, folder, state), see list_orders
+
+    def page(self) -> Page:
+        items = self.orders.rows()
+        return Page(
+            items if self.newest_first else items[::-1], self.total, self.number, self.per_page
+        )
+
+    def states(self) -> dict[int, str]:
+        """Each listed order's state (see ``order_states``)."""
+        return _states_of([row[0] for row in self.orders.raw], self.folder_states)
+
+
+def list_orders(customer: Customer | None, page: int = 1, per_page: int = PER_PAGE) -> OrderListing:
+    """A page of ``customer``'s orders (everybody's for staff), newest first, with states."""
+    listing = _unfiltered(customer, page, per_page)
+    ids = [row[0] for row in listing.orders.raw]
+    return replace(listing, folder_states=_folder_states_of(ids))
+
+
+def _unfiltered(customer: Customer | None, page: int, per_page: int) -> OrderListing:
     if customer is None:
         total = _count_of_all.first()[0]
     else:
@@ -110,8 +148,8 @@ def search_orders(
         offset = total - offset - count
     arguments = (count, offset) if customer is None else (customer.id, count, offset)
     pages = _page_of_all if customer is None else _page_of_customer
-    items = list(pages[newest_first].run(*arguments))
-    return Page(items if newest_first else items[::-1], total, number, per_page)
+    orders = pages[newest_first].fetch(*arguments)
+    return OrderListing(total, number, per_page, newest_first, orders)
 
 
 def _search(customer: Customer | None, query: str, page: int, per_page: int) -> Page:
@@ -140,17 +178,26 @@ def page_within(page: int, total: int, per_page: int) -> int:
 
 
 def order_states(orders: list[Order]) -> dict[int, str]:
-    """Each order's state, from one aggregate query over its files."""
-    if not orders:
-        return {}
-    seen: dict[int, set[tuple[str, str]]] = {}
-    for start in range(0, len(orders), PER_PAGE):
-        ids = [order.id for order in orders[start : start + PER_PAGE]]
+    """Each order's state, from one aggregate query over its files per page of orders."""
+    ids = [order.id for order in orders]
+    return _states_of(ids, _folder_states_of(ids))
+
+
+def _folder_states_of(order_ids: list[int]) -> tuple[tuple, ...]:
+    """(order id, folder, state) of the orders' files, each combination once."""
+    rows: tuple[tuple, ...] = ()
+    for start in range(0, len(order_ids), PER_PAGE):
+        ids = order_ids[start : start + PER_PAGE]
         # Padded to a full page with ids no order has, so one prepared query fits all.
-        padded = ids + _NO_ORDER_IDS[len(ids) :]
-        for order_id, folder, state in _folder_states.run(*padded):
-            seen.setdefault(order_id, set()).add((folder, state))
-    return {order.id: _state(seen.get(order.id, set())) for order in orders}
+        rows += _folder_states.fetch(*ids, *_NO_ORDER_IDS[len(ids) :]).raw
+    return rows
+
+
+def _states_of(order_ids: list[int], folder_states: tuple[tuple, ...]) -> dict[int, str]:
+    seen: dict[int, set[tuple[str, str]]] = {}
+    for order_id, folder, state in folder_states:
+        seen.setdefault(order_id, set()).add((folder, state))
+    return {order_id: _state(seen.get(order_id, set())) for order_id in order_ids}
 
 
 _NO_ORDER_IDS = [-9_100_000 - index for index in range(PER_PAGE)]
@@ -202,10 +249,15 @@ _files_for = {
 }
 
 
-def files_by_folder(order: Order, for_customer: bool = False) -> dict[str, list[OrderFile]]:
-    """The order's files that still exist, per folder, newest first."""
+def order_files(order: Order, for_customer: bool = False) -> Fetched:
+    """The order's files that still exist, newest first, as the database returned them."""
+    return _files_for[for_customer].fetch(order.id)
+
+
+def by_folder(files: list[OrderFile]) -> dict[str, list[OrderFile]]:
+    """``files`` per folder, every order folder present, in their order."""
     folders: dict[str, list[OrderFile]] = {folder: [] for folder in ORDER_FOLDERS}
-    for file in _files_for[for_customer].run(order.id):
+    for file in files:
         folders.setdefault(file.folder, []).append(file)
     return folders
 

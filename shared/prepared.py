@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from peewee import BaseQuery, Database
 
@@ -30,6 +30,43 @@ class _Compiled:
     params: tuple
     slots: tuple[tuple[int, int], ...]  # (position among the parameters, argument index)
 
+    def filled(self, arguments: tuple) -> list:
+        params = list(self.params)
+        for position, index in self.slots:
+            params[position] = arguments[index]
+        return params
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A query's rows as the database gave them: plain values, compared and hashed as such.
+
+    Pages that keep rendered lists (``portal/fragments.py``) look them up by these values
+    and build peewee's row objects only when they must render anew.
+    """
+
+    query: BaseQuery = field(compare=False, repr=False)
+    description: tuple = field(compare=False, repr=False)
+    raw: tuple[tuple, ...]
+
+    def rows(self) -> list:
+        """The rows as the query would give them (models, tuples, dicts)."""
+        return list(self.query._get_cursor_wrapper(_Replay(self.description, self.raw)))
+
+
+class _Replay:
+    """Just enough of a DB-API cursor for peewee's row building, over rows already read."""
+
+    def __init__(self, description: tuple, rows: tuple[tuple, ...]) -> None:
+        self.description = description
+        self._rows = iter(rows)
+
+    def fetchone(self) -> tuple | None:
+        return next(self._rows, None)
+
+    def close(self) -> None:
+        pass
+
 
 class PreparedSelect:
     """``build(*arguments)`` made once per database; ``run(*arguments)`` executes it."""
@@ -41,20 +78,28 @@ class PreparedSelect:
 
     def run(self, *arguments: object):
         """The query's cursor wrapper for ``arguments``: iterate it, or ``list()`` it."""
+        compiled = self._compiled_for(arguments)
+        cursor = database.obj.execute_sql(compiled.sql, compiled.filled(arguments))
+        return compiled.query._get_cursor_wrapper(cursor)
+
+    def _compiled_for(self, arguments: tuple) -> _Compiled:
         if len(arguments) != len(self._examples):
             raise TypeError(f"expected {len(self._examples)} arguments, got {len(arguments)}")
         db = database.obj
         compiled = self._compiled.get(db)
         if compiled is None:
             compiled = self._compiled[db] = self._compile()
-        params = list(compiled.params)
-        for position, index in compiled.slots:
-            params[position] = arguments[index]
-        return compiled.query._get_cursor_wrapper(db.execute_sql(compiled.sql, params))
+        return compiled
 
     def first(self, *arguments: object):
         """The first row for ``arguments``, or None."""
         return next(iter(self.run(*arguments)), None)
+
+    def fetch(self, *arguments: object) -> Fetched:
+        """All rows for ``arguments`` as the database gave them; objects only when asked."""
+        compiled = self._compiled_for(arguments)
+        cursor = database.obj.execute_sql(compiled.sql, compiled.filled(arguments))
+        return Fetched(compiled.query, cursor.description, tuple(cursor.fetchall()))
 
     def _compile(self) -> _Compiled:
         query = self._build(*self._examples)

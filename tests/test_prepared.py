@@ -10,7 +10,7 @@ from flask_babel import force_locale
 from peewee import OperationalError
 
 from shared.db import bind_database, database, write_transaction
-from shared.listing import PER_PAGE, order_states, search_orders
+from shared.listing import PER_PAGE, list_orders, order_states, search_orders
 from shared.models import Customer, Order, OrderFile
 from shared.prepared import PreparedSelect
 from shared.schema import init_database
@@ -97,6 +97,41 @@ def test_order_list_and_states_over_more_than_one_page(tmp_path):
         "waiting_for_data",
         "data_received",
     ]
+    database.close()
+
+
+def test_listing_as_fetched_equals_itself_only_while_nothing_shown_changes(tmp_path):
+    _customers(tmp_path / "a.db", "K1")
+    customer = Customer.get(Customer.customer_no == "K1")
+    with write_transaction():
+        orders = [Order.create(project_no=f"A{n:03d}", customer=customer) for n in range(3)]
+    listing = list_orders(customer)
+    assert list_orders(customer) == listing and hash(list_orders(customer)) == hash(listing)
+    assert [order.project_no for order in listing.page().items] == ["A002", "A001", "A000"]
+    assert listing.states() == {order.id: "waiting_for_data" for order in orders}
+    with write_transaction():
+        OrderFile.create(
+            order=orders[0], folder="Eingehend", display_name="a.pdf", size=1, state="clean"
+        )
+    changed = list_orders(customer)
+    assert changed != listing and changed.states()[orders[0].id] == "data_received"
+    database.close()
+
+
+def test_fetched_rows_are_built_like_the_query_builds_them(tmp_path):
+    _customers(tmp_path / "a.db", "K1")
+    with write_transaction():
+        order = Order.create(project_no="A1", customer=Customer.get(Customer.customer_no == "K1"))
+    joined = PreparedSelect(
+        lambda number: (
+            Order.select(Order, Customer).join(Customer).where(Order.project_no == number)
+        ),
+        "example-project",
+    )
+    fetched = joined.fetch("A1")
+    assert fetched == joined.fetch("A1") and fetched != joined.fetch("nothing")
+    (row,) = fetched.rows()
+    assert (row.id, row.created_at, row.customer.name) == (order.id, order.created_at, "Kunde K1")
     database.close()
 
 
