@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 
 from peewee import JOIN
 
@@ -23,7 +24,7 @@ from shared.models import (
     OrderFile,
     OutboundTransfer,
 )
-from shared.prepared import PreparedSelect
+from shared.prepared import Fetched, PreparedSelect, fetch
 from shared.storage import FOLDER_INCOMING
 
 STAGE_UPLOADING = "uploading"
@@ -97,15 +98,24 @@ def stage_of(file_state: str, delivery_state: str | None, delivery_error: str | 
 
 @dataclass(frozen=True)
 class JourneyPage:
-    """A page of uploads, newest first.
+    """A page of uploads, newest first, as the database returned them (one row more).
 
     Whether more follow is known, how many there are in all is not: counting means
     joining every upload ever, on every refresh of the page, for a number nobody acts on.
+    Equal pages show the same (``Fetched``); the rows become objects only when asked.
     """
 
-    items: list[FileJourney]
+    rows: Fetched
     number: int
-    has_next: bool
+    per_page: int
+
+    @cached_property
+    def items(self) -> list[FileJourney]:
+        return [FileJourney(*row) for row in self.rows.rows()[: self.per_page]]
+
+    @property
+    def has_next(self) -> bool:
+        return len(self.rows.raw) > self.per_page
 
     @property
     def has_previous(self) -> bool:
@@ -180,7 +190,7 @@ def file_journeys(
     customer, query = customer.strip()[:100], query.strip()[:100]
     condition = _stage_condition(stage)
     if not customer and not query and condition is None:
-        rows = _unfiltered.run(limit, offset)
+        rows = _unfiltered.fetch(limit, offset)
     else:
         files = _uploads()
         if customer:
@@ -191,9 +201,8 @@ def file_journeys(
             files = files.where(Order.project_no ** f"%{query}%")
         if condition is not None:
             files = files.where(condition)
-        rows = files.limit(limit).offset(offset)
-    journeys = [FileJourney(*row) for row in rows]
-    return JourneyPage(journeys[:per_page], number, has_next=len(journeys) > per_page)
+        rows = fetch(files.limit(limit).offset(offset))
+    return JourneyPage(rows, number, per_page)
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,12 @@ class Fetched:
         return list(self.query._get_cursor_wrapper(_Replay(self.description, self.raw)))
 
 
+def fetch(query: BaseQuery) -> Fetched:
+    """All rows of any ``query`` as the database gave them (see ``Fetched``)."""
+    cursor = database.obj.execute(query)
+    return Fetched(query, cursor.description, tuple(cursor.fetchall()))
+
+
 class _Replay:
     """Just enough of a DB-API cursor for peewee's row building, over rows already read."""
 
