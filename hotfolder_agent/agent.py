@@ -100,7 +100,12 @@ class Agent:
     def request_stop(self, *_signal_args) -> None:
         """Signal handler: only set the flag; the loop finishes the file in hand."""
         self.stopping.set()
-        self.pending.wake.set()
+        # A handler runs in the main thread between any two steps of the loop, which may
+        # hold ``pending.wake``'s lock (clear, the end of wait): setting it there would
+        # deadlock, and an agent would ignore SIGTERM for good. The loop looks at the flag
+        # at least every MAX_IDLE_WAIT anyway; other threads may wake it at once.
+        if threading.current_thread() is not threading.main_thread():
+            self.pending.wake.set()
 
     def run(self) -> int:
         """Work until SIGTERM/SIGINT or ``request_stop``; returns the exit status."""

@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -174,11 +175,14 @@ def run_demo(directory: Path, port: int, mail_port: int = MAIL_PORT) -> None:
         _seed(settings, directory)
         children.append(start("worker", [*command, "worker"]))
         bind = _bind_address(settings.portal.base_url)
-        children.append(start("portal", [*command, "serve", "--bind", bind]))
+        portal = start("portal", [*command, "serve", "--bind", bind])
+        children.append(portal)
         agent = [sys.executable, "-m", "hotfolder_agent", "--config", str(ini)]
         children.append(start("agent", agent))
         BackgroundTasks(settings).deliver_soon()
         found = _newest_link(mail_dir, started - 1, timeout=90)
+        # The link is printed only once it opens: under load gunicorn answers seconds later.
+        _wait_until_serving(settings.portal.base_url, portal, logs / "portal.log")
         lines = [
             "",
             "ptportal demo is running. Stop it with Ctrl-C.",
@@ -224,6 +228,19 @@ def _bind_address(base_url: str) -> str:
 
 def _interrupt(_signum, _frame) -> None:
     raise KeyboardInterrupt
+
+
+def _wait_until_serving(base_url: str, portal: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if portal.poll() is not None:
+            raise click.ClickException(f"the portal did not start: see {log}")
+        try:
+            with urllib.request.urlopen(f"{base_url.rstrip('/')}/healthz", timeout=2):
+                return
+        except OSError:  # not listening yet, or answering 503 while clamd starts
+            time.sleep(0.2)
+    raise click.ClickException(f"the portal did not answer within 2 minutes: see {log}")
 
 
 def _wait(children: list[subprocess.Popen]) -> None:
