@@ -49,6 +49,11 @@ class Fetched:
     description: tuple = field(compare=False, repr=False)
     raw: tuple[tuple, ...]
 
+    @classmethod
+    def read(cls, query: BaseQuery, cursor) -> Fetched:
+        """Every row left in ``cursor``, which ran ``query``."""
+        return cls(query, cursor.description, tuple(cursor.fetchall()))
+
     def rows(self) -> list:
         """The rows as the query would give them (models, tuples, dicts)."""
         return list(self.query._get_cursor_wrapper(_Replay(self.description, self.raw)))
@@ -56,8 +61,7 @@ class Fetched:
 
 def fetch(query: BaseQuery) -> Fetched:
     """All rows of any ``query`` as the database gave them (see ``Fetched``)."""
-    cursor = database.obj.execute(query)
-    return Fetched(query, cursor.description, tuple(cursor.fetchall()))
+    return Fetched.read(query, database.obj.execute(query))
 
 
 class _Replay:
@@ -84,18 +88,17 @@ class PreparedSelect:
 
     def run(self, *arguments: object):
         """The query's cursor wrapper for ``arguments``: iterate it, or ``list()`` it."""
-        compiled = self._compiled_for(arguments)
-        cursor = database.obj.execute_sql(compiled.sql, compiled.filled(arguments))
-        return compiled.query._get_cursor_wrapper(cursor)
+        query, cursor = self._execute(arguments)
+        return query._get_cursor_wrapper(cursor)
 
-    def _compiled_for(self, arguments: tuple) -> _Compiled:
+    def _execute(self, arguments: tuple) -> tuple[BaseQuery, object]:
         if len(arguments) != len(self._examples):
             raise TypeError(f"expected {len(self._examples)} arguments, got {len(arguments)}")
         db = database.obj
         compiled = self._compiled.get(db)
         if compiled is None:
             compiled = self._compiled[db] = self._compile()
-        return compiled
+        return compiled.query, db.execute_sql(compiled.sql, compiled.filled(arguments))
 
     def first(self, *arguments: object):
         """The first row for ``arguments``, or None."""
@@ -103,9 +106,7 @@ class PreparedSelect:
 
     def fetch(self, *arguments: object) -> Fetched:
         """All rows for ``arguments`` as the database gave them; objects only when asked."""
-        compiled = self._compiled_for(arguments)
-        cursor = database.obj.execute_sql(compiled.sql, compiled.filled(arguments))
-        return Fetched(compiled.query, cursor.description, tuple(cursor.fetchall()))
+        return Fetched.read(*self._execute(arguments))
 
     def _compile(self) -> _Compiled:
         query = self._build(*self._examples)
