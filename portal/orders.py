@@ -61,7 +61,9 @@ def own_order(project_no: str) -> Order:
 def index():
     """The customer's orders; htmx asks for the list alone while searching or paging."""
     query = request.args.get("q", "")
-    orders = order_list("orders/_order_list.html", current_user.customer, query)
+    orders = order_list(
+        "orders/_order_list.html", current_user.customer, query, current_user.order_list_version
+    )
     if wants_fragment():
         return orders
     return render_template("orders/index.html", query=query, order_list=orders)

@@ -6,6 +6,7 @@ from markupsafe import Markup
 from portal import fragments
 from portal.extensions import htmx
 from shared.listing import (
+    OrderListing,
     by_folder,
     has_open_files,
     list_orders,
@@ -30,22 +31,34 @@ def page_number() -> int:
         return 1
 
 
-def order_list(template: str, customer: Customer | None, query: str) -> Markup:
+def order_list(
+    template: str, customer: Customer | None, query: str, version: int | None = None
+) -> Markup:
     """A page of ``customer``'s orders (everybody's for staff) rendered with ``template``.
 
-    The unfiltered list is kept while its orders and their states stay the same; search
-    results are rendered anew.
+    Search results are rendered anew. The unfiltered list is kept: a customer's under
+    the ``version`` of their order list (``shared.list_versions``), so a kept page needs
+    no query at all; staff's, or one without a version, under its rows as fetched.
     """
     if query:
         page = search_orders(customer, query, page_number())
         states = order_states(page.items)
         return Markup(render_template(template, page=page, query=query, states=states))
-    listing = list_orders(customer, page_number())
+    number = page_number()
+    if customer is not None and version is not None:
+        return fragments.rendered(
+            template,
+            ("order list version", customer.id, version, number),
+            lambda: _listing_context(list_orders(customer, number)),
+        )
+    listing = list_orders(customer, number)
     return fragments.rendered(
-        template,
-        (customer.id if customer else None, listing),
-        lambda: {"page": listing.page(), "query": "", "states": listing.states()},
+        template, (customer.id if customer else None, listing), lambda: _listing_context(listing)
     )
+
+
+def _listing_context(listing: OrderListing) -> dict:
+    return {"page": listing.page(), "query": "", "states": listing.states()}
 
 
 def folder_listing(order: Order, for_customer: bool) -> dict:

@@ -16,6 +16,7 @@ from playhouse.migrate import PostgresqlMigrator, SchemaMigrator, SqliteMigrator
 
 from shared.clock import utcnow
 from shared.db import database, write_transaction
+from shared.list_versions import install_triggers
 from shared.models import ALL_MODELS, BaseModel
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ def _missing_columns(model: type[Model]) -> list:
 
 
 def sync_schema() -> list[str]:
-    """Create missing tables, columns and indexes; returns what was done."""
+    """Create missing tables, columns and indexes, renew the triggers; returns what was done."""
     done = []
     db = database.obj
     migrator = _migrator(db)
@@ -69,6 +70,7 @@ def sync_schema() -> list[str]:
             migrate(migrator.add_column(table, field.column_name, field))
             done.append(f"added column {table}.{field.column_name}")
         model._schema.create_indexes(safe=True)
+    install_triggers()
     return done
 
 

@@ -493,6 +493,22 @@ class DigestRun(BaseModel):
     created_at = DateTimeField(default=utcnow)
 
 
+class OrderListVersion(BaseModel):
+    """How often what a customer's order list shows has changed (``shared.list_versions``).
+
+    Written only by the database's own triggers; no model code updates it, so a customer
+    saved from a stale object cannot set it back.
+    """
+
+    customer = ForeignKeyField(
+        Customer, primary_key=True, backref="order_list_versions", on_delete="CASCADE"
+    )
+    version = BigIntegerField(default=0)
+
+    class Meta:
+        table_name = "order_list_versions"
+
+
 ALL_MODELS = [
     StaffUser,
     Customer,
@@ -521,4 +537,5 @@ ALL_MODELS = [
     Notification,
     BouncedAddress,
     DigestRun,
+    OrderListVersion,
 ]

@@ -12,7 +12,7 @@ from peewee import JOIN
 
 from shared.clock import utcnow
 from shared.db import write_transaction
-from shared.models import Customer, PortalLogin, PortalSession, StaffUser
+from shared.models import Customer, OrderListVersion, PortalLogin, PortalSession, StaffUser
 from shared.prepared import PreparedSelect
 from shared.tokens import new_token, token_hash
 
@@ -35,9 +35,12 @@ def start_session(
 
 def _live_session_query(key_hash: str, now: datetime):
     return (
-        PortalSession.select(PortalSession, PortalLogin, Customer, StaffUser)
+        PortalSession.select(
+            PortalSession, PortalLogin, Customer, OrderListVersion.version, StaffUser
+        )
         .join(PortalLogin, JOIN.LEFT_OUTER)
         .join(Customer, JOIN.LEFT_OUTER)
+        .join(OrderListVersion, JOIN.LEFT_OUTER, attr="order_list")
         .switch(PortalSession)
         .join(StaffUser, JOIN.LEFT_OUTER)
         .where((PortalSession.key_hash == key_hash) & (PortalSession.expires_at > now))
@@ -54,7 +57,8 @@ _live_session = PreparedSelect(
 def find_session(key: str) -> PortalSession | None:
     """The live session for ``key``, or None if it ended or expired.
 
-    Its login with the customer, or its staff user, come in the same query: every
+    Its login with the customer and the version of the customer's order list
+    (``shared.list_versions``), or its staff user, come in the same query: every
     signed-in request asks for them.
     """
     return _live_session.first(token_hash(key), utcnow())
