@@ -16,6 +16,7 @@ from flask import (
 from flask_babel import gettext as _
 from flask_login import current_user
 from markupsafe import Markup
+from peewee import JOIN
 
 from portal import fragments
 from portal.partials import listing_of_files, order_list, wants_fragment
@@ -24,7 +25,7 @@ from portal.users import customer_required
 from shared.errors import ServiceError
 from shared.intake import file_path
 from shared.listing import order_files
-from shared.models import Order, OrderFile
+from shared.models import FileListVersion, Order, OrderFile
 from shared.prepared import PreparedSelect
 from shared.storage import FOLDER_INCOMING
 from shared.uploads import append_chunk, start_upload, upload_limit
@@ -36,10 +37,12 @@ bp = Blueprint("orders", __name__, url_prefix="/orders")
 PLAIN_UPLOAD_BYTES = 100 * 1024 * 1024
 
 
-# Every request on an order's pages (and its polling) looks the order up: prepared.
+# Every request on an order's pages (and its polling) looks the order up: prepared, and
+# with the version of its files (shared.list_versions) that its kept folder view goes by.
 _customer_order = PreparedSelect(
     lambda project_no, customer_id: (
-        Order.select()
+        Order.select(Order, FileListVersion.version)
+        .join(FileListVersion, JOIN.LEFT_OUTER, attr="file_list")
         .where((Order.project_no == project_no) & (Order.customer == customer_id))
         .limit(1)
     ),
@@ -70,12 +73,12 @@ def index():
 
 
 def _files_listing(order: Order) -> Markup:
-    """The order's folders, kept while its files stay the same."""
-    files = order_files(order, for_customer=True)
+    """The order's folders, kept while the version of its files stays the same."""
+    version = order.file_list.version if order.file_list else 0  # no row: never changed
     return fragments.rendered(
         "orders/_files.html",
-        (order.id, order.project_no, files),
-        lambda: listing_of_files(order, files.rows()),
+        ("file list version", order.id, order.project_no, version),
+        lambda: listing_of_files(order, order_files(order, for_customer=True).rows()),
     )
 
 

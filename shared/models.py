@@ -509,6 +509,21 @@ class OrderListVersion(BaseModel):
         table_name = "order_list_versions"
 
 
+class FileListVersion(BaseModel):
+    """How often an order's files have changed in any way (``shared.list_versions``).
+
+    Written only by the database's own triggers, like ``OrderListVersion``.
+    """
+
+    order = ForeignKeyField(
+        Order, primary_key=True, backref="file_list_versions", on_delete="CASCADE"
+    )
+    version = BigIntegerField(default=0)
+
+    class Meta:
+        table_name = "file_list_versions"
+
+
 ALL_MODELS = [
     StaffUser,
     Customer,
@@ -538,4 +553,5 @@ ALL_MODELS = [
     BouncedAddress,
     DigestRun,
     OrderListVersion,
+    FileListVersion,
 ]

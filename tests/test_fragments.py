@@ -68,7 +68,7 @@ def _file(order: Order, name: str, folder: str = "Eingehend", state: str = "clea
 
 def test_cache_drops_the_least_recently_used_beyond_its_budget():
     texts = [Markup(str(number) * 1000) for number in range(5)]
-    cache = FragmentCache(budget_bytes=3 * sys.getsizeof(texts[0]))
+    cache = FragmentCache(budget_bytes=3 * (sys.getsizeof(texts[0]) + sys.getsizeof(b"\x00")))
     for number, text in enumerate(texts[:3]):
         cache.put(bytes([number]), text)
     assert cache.get(b"\x00") == texts[0]  # now the most recently used

@@ -1,9 +1,9 @@
-"""The order list versions the database keeps (shared/list_versions.py), on SQLite and PostgreSQL.
+"""The list versions the database keeps (shared/list_versions.py), on SQLite and PostgreSQL.
 
-The portal keeps a customer's rendered order list under this version: a change the list
-shows that did not raise it would leave the list stale. So each kind of change is made
-here the way the portal, the agent or a person at the SQL prompt would, and the version
-must move for that customer and no other.
+The portal keeps a customer's rendered order list and an order's folder view under these
+versions: a change a list shows that did not raise its version would leave it stale. So
+each kind of change is made here the way the portal, the agent or a person at the SQL
+prompt would, and the version must move for that customer or order and no other.
 """
 
 from __future__ import annotations
@@ -16,7 +16,14 @@ import pytest
 from postgres_helpers import empty_schema, postgres_server
 
 from shared.db import bind_database, write_transaction
-from shared.models import Customer, Order, OrderFile, OrderListVersion, PortalLogin
+from shared.models import (
+    Customer,
+    FileListVersion,
+    Order,
+    OrderFile,
+    OrderListVersion,
+    PortalLogin,
+)
 from shared.schema import init_database
 from shared.sessions import find_session, start_session
 from shared.storage import FOLDER_FINAL, FOLDER_INCOMING
@@ -41,17 +48,21 @@ def database_url(request, tmp_path) -> Iterator[str]:
     bound.close()
 
 
-def version(customer: Customer) -> int:
-    row = OrderListVersion.get_or_none(OrderListVersion.customer == customer.id)
+def version(owner: Customer | Order) -> int:
+    """The order list version of a customer, or the file list version of an order."""
+    if isinstance(owner, Customer):
+        row = OrderListVersion.get_or_none(OrderListVersion.customer == owner.id)
+    else:
+        row = FileListVersion.get_or_none(FileListVersion.order == owner.id)
     return row.version if row else 0
 
 
-def changed(action: Callable[[], object], *customers: Customer) -> list[bool]:
-    """Run ``action`` in a write transaction; for each customer, whether its version rose."""
-    before = [version(customer) for customer in customers]
+def changed(action: Callable[[], object], *owners: Customer | Order) -> list[bool]:
+    """Run ``action`` in a write transaction; for each customer or order, whether it rose."""
+    before = [version(owner) for owner in owners]
     with write_transaction():
         action()
-    return [version(customer) > was for customer, was in zip(customers, before, strict=True)]
+    return [version(owner) > was for owner, was in zip(owners, before, strict=True)]
 
 
 @pytest.fixture
@@ -173,3 +184,31 @@ def test_the_session_lookup_brings_the_version(two_customers):
     with write_transaction():
         Order.create(project_no="A1", customer=mine)
     assert find_session(key).login.customer.order_list.version == version(mine) > 0
+
+
+def test_every_change_to_a_file_raises_its_orders_file_list_version(two_customers):
+    mine, _ = two_customers
+    order, neighbour = (Order.create(project_no=f"A{n}", customer=mine) for n in (1, 2))
+    file = _file(order, size=1000)
+    steps = {
+        "file announced": lambda: _file(order, display_name="b.pdf"),
+        "upload progress": lambda: (
+            OrderFile.update(received_bytes=500).where(OrderFile.id == file.id).execute()
+        ),
+        "file saved as a whole": lambda: _saved(file, sha256="0" * 64),
+        "scanned clean": lambda: (
+            OrderFile.update(state="clean").where(OrderFile.id == file.id).execute()
+        ),
+        "file deleted": lambda: OrderFile.delete().where(OrderFile.id == file.id).execute(),
+    }
+    for name, step in steps.items():
+        assert changed(step, order, neighbour) == [True, False], name
+
+    moved = _file(order)
+    move = OrderFile.update(order=neighbour).where(OrderFile.id == moved.id)
+    assert changed(move.execute, order, neighbour) == [True, True]
+    quiet = Order.update(job_description="Flyer").where(Order.id == order.id)
+    assert changed(quiet.execute, order) == [False]
+    with write_transaction():
+        Order.delete_by_id(neighbour.id)  # its files and its version go with it
+    assert FileListVersion.get_or_none(FileListVersion.order == neighbour.id) is None

@@ -246,13 +246,18 @@ def test_order_pages_run_as_many_statements_for_1_order_as_for_30(client, api, c
     assert len(one_order) == len(thirty_orders)
 
 
-def test_a_kept_order_list_costs_only_the_session_lookup(client, api, customer):
+def test_kept_lists_cost_only_the_session_and_order_lookups(client, api, customer):
     for number in range(2, 31):
         add_order(api, f"A{number}")
     first = client.get("/orders?page=2").text
     with counted_statements() as statements:
         assert client.get("/orders?page=2").text == first
     assert len(statements) == 1 and '"key_hash" = ?' in statements[0]
+
+    first = client.get("/orders/A1/files").text
+    with counted_statements() as statements:
+        assert client.get("/orders/A1/files").text == first
+    assert len(statements) == 2 and '"project_no" = ?' in statements[1]
 
 
 def test_another_customers_order_answers_like_a_missing_one(client, api, customer, settings):
