@@ -15,12 +15,16 @@ from), and give arguments distinct examples.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from peewee import BaseQuery, Database
 
 from shared.db import database
+
+# A cursor wrapper's attributes that belong to one execution; the rest it works out from
+# the query and the cursor's columns on its first row, the same for every execution.
+_PER_EXECUTION = frozenset(("cursor", "count", "index", "initialized", "populated", "row_cache"))
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,9 @@ class _Compiled:
     sql: str
     params: tuple
     slots: tuple[tuple[int, int], ...]  # (position among the parameters, argument index)
+    # How peewee maps this query's columns to row objects, once it has worked it out:
+    # appended whole (one step under the GIL), so a thread sees it complete or not at all.
+    row_building: list[dict] = field(default_factory=list, compare=False)
 
     def filled(self, arguments: tuple) -> list:
         params = list(self.params)
@@ -86,19 +93,37 @@ class PreparedSelect:
         self._examples = examples
         self._compiled: weakref.WeakKeyDictionary[Database, _Compiled] = weakref.WeakKeyDictionary()
 
-    def run(self, *arguments: object):
-        """The query's cursor wrapper for ``arguments``: iterate it, or ``list()`` it."""
-        query, cursor = self._execute(arguments)
-        return query._get_cursor_wrapper(cursor)
+    def run(self, *arguments: object) -> Iterator:
+        """The rows for ``arguments``, one by one, as the query gives them (models, tuples…).
 
-    def _execute(self, arguments: tuple) -> tuple[BaseQuery, object]:
+        peewee works out how to build row objects (which column goes to which joined
+        model, with which converter) on each execution's first row; for a joined query
+        that costs more than building the row. It is the same every time: kept.
+        """
+        compiled, cursor = self._execute(arguments)
+        wrapper = compiled.query._get_cursor_wrapper(cursor)
+        if compiled.row_building:
+            wrapper.__dict__.update(compiled.row_building[0])
+            wrapper.initialized = True
+        for row in wrapper.iterator():
+            if not compiled.row_building:
+                compiled.row_building.append(
+                    {
+                        name: value
+                        for name, value in vars(wrapper).items()
+                        if name not in _PER_EXECUTION
+                    }
+                )
+            yield row
+
+    def _execute(self, arguments: tuple) -> tuple[_Compiled, object]:
         if len(arguments) != len(self._examples):
             raise TypeError(f"expected {len(self._examples)} arguments, got {len(arguments)}")
         db = database.obj
         compiled = self._compiled.get(db)
         if compiled is None:
             compiled = self._compiled[db] = self._compile()
-        return compiled.query, db.execute_sql(compiled.sql, compiled.filled(arguments))
+        return compiled, db.execute_sql(compiled.sql, compiled.filled(arguments))
 
     def first(self, *arguments: object):
         """The first row for ``arguments``, or None."""
@@ -106,7 +131,8 @@ class PreparedSelect:
 
     def fetch(self, *arguments: object) -> Fetched:
         """All rows for ``arguments`` as the database gave them; objects only when asked."""
-        return Fetched.read(*self._execute(arguments))
+        compiled, cursor = self._execute(arguments)
+        return Fetched.read(compiled.query, cursor)
 
     def _compile(self) -> _Compiled:
         query = self._build(*self._examples)

@@ -7,7 +7,7 @@ import re
 import pytest
 from flask import render_template_string
 from flask_babel import force_locale
-from peewee import OperationalError
+from peewee import JOIN, OperationalError
 
 from shared.db import bind_database, database, write_transaction
 from shared.listing import PER_PAGE, list_orders, order_states, search_orders
@@ -35,6 +35,32 @@ def test_prepared_select_answers_like_the_query_for_each_argument(tmp_path):
     assert by_customer_no.first("K3") is None
     # A value that merely looks like a parameter stays a value, not SQL.
     assert by_customer_no.first("K1' OR '1'='1") is None
+    database.close()
+
+
+def test_joined_rows_are_built_alike_on_every_execution(tmp_path):
+    # From the second execution on, how peewee builds rows is kept from the first.
+    _customers(tmp_path / "a.db", "K1", "K2")
+    with write_transaction():
+        Order.create(project_no="A1", customer=Customer.get(Customer.customer_no == "K1"))
+    with_orders = PreparedSelect(
+        lambda number: (
+            Customer.select(Customer, Order)
+            .join(Order, JOIN.LEFT_OUTER, attr="an_order")
+            .where(Customer.customer_no == number)
+        ),
+        "example-number",
+    )
+    for number, project_no in [("K2", None), ("K1", "A1"), ("K2", None), ("K1", "A1")]:
+        built = with_orders.first(number)
+        expected = with_orders._build(number).get()
+        assert (built.customer_no, built.name, built.id) == (
+            expected.customer_no,
+            expected.name,
+            expected.id,
+        )
+        assert (built.an_order.project_no if built.an_order else None) == project_no
+    assert [row.customer_no for row in with_orders.run("K1")] == ["K1"]
     database.close()
 
 
