@@ -13,6 +13,7 @@ growing pauses and rescans.
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import logging
 import signal
 import threading
@@ -112,6 +113,8 @@ class Agent:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, self.request_stop)
             signal.signal(signal.SIGINT, self.request_stop)
+            # `kill -USR1 <pid>`: every thread's stack into the log, for an agent that hangs.
+            faulthandler.register(signal.SIGUSR1, all_threads=True)
         agent = self.settings.agent
         log.info(
             "action=start agent=%s version=%s watch_mode=%s orders=%s hotfolders=%s",

@@ -184,9 +184,19 @@ class AgentProcess:
         self._log.close()
 
     def terminate(self, timeout: float = 30) -> int:
+        """SIGTERM and the exit status; an agent still running after ``timeout`` fails the
+        test with the stacks of its threads (SIGUSR1) in the message."""
         self.process.send_signal(signal.SIGTERM)
         try:
             return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.send_signal(signal.SIGUSR1)
+            time.sleep(2)
+            self.process.kill()
+            self.process.wait(timeout=10)
+            raise AssertionError(
+                f"the agent did not stop within {timeout} s of SIGTERM:\n{self.log[-20_000:]}"
+            ) from None
         finally:
             self._log.close()
 

@@ -217,6 +217,19 @@ def test_sigterm_finishes_the_file_in_hand_and_exits_zero(plant, to_workers):
     assert_nothing_half_written(settings, files)
 
 
+def test_sigusr1_writes_every_threads_stack_to_the_log_and_the_agent_goes_on(plant):
+    settings, files, agents = plant
+    agent = start_agent_process(settings)
+    agents.append(agent)
+    wait_for(all_notified(settings, len(files)), timeout=30)
+    agent.process.send_signal(signal.SIGUSR1)
+    wait_for(lambda: "hotfolder_agent/notifier.py" in agent.log, timeout=10)
+    stacks = agent.log
+    assert stacks.count("(most recent call first)") >= 3  # the loop, notifier, heartbeat…
+    assert "hotfolder_agent/agent.py" in stacks and "hotfolder_agent/heartbeat.py" in stacks
+    assert agent.terminate() == 0, agent.log
+
+
 def test_two_agents_on_one_tree_never_deliver_a_file_twice(plant):
     settings, files, agents = plant
     order = OrderFile.get_by_id(files[0].id).order
