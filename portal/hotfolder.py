@@ -10,11 +10,13 @@ from portal import fragments
 from portal.partials import page_number, wants_fragment
 from portal.users import staff_required
 from shared.hotfolder_status import (
+    LAST_PAGE,
     STAGES,
     agent_statuses,
     file_journeys,
     open_agent_errors,
     recent_transfers,
+    upload_list_version,
 )
 
 bp = Blueprint("hotfolder", __name__, url_prefix="/staff/hotfolder")
@@ -35,15 +37,19 @@ def index():
         "state": stage if stage in STAGES else "",
     }
     stale_after = timedelta(seconds=MISSED_HEARTBEATS * settings.agent.heartbeat_seconds)
-    page = file_journeys(filters["customer"], filters["q"], filters["state"], page_number())
+    number = min(page_number(), LAST_PAGE)
     context = {
         "filters": filters,
         "stages": STAGES,
-        "page": page,
+        "page_number": number,
+        # Kept under the version the database keeps of the uploads: no query when kept.
         "uploads": fragments.rendered(
             "staff/_hotfolder_uploads.html",
-            (filters, page),
-            lambda: {"filters": filters, "page": page},
+            ("upload list version", upload_list_version(), filters, number),
+            lambda: {
+                "filters": filters,
+                "page": file_journeys(filters["customer"], filters["q"], filters["state"], number),
+            },
         ),
         "agents": agent_statuses(stale_after),
         "errors": open_agent_errors(),

@@ -23,6 +23,7 @@ from shared.models import (
     Order,
     OrderFile,
     OutboundTransfer,
+    UploadListVersion,
 )
 from shared.prepared import Fetched, PreparedSelect, fetch
 from shared.storage import FOLDER_INCOMING
@@ -172,7 +173,7 @@ def _uploads():
 
 
 # Far beyond any real page, and small enough for SQLite's integers whatever the URL says.
-_LAST_PAGE = 1_000_000
+LAST_PAGE = 1_000_000
 # Unfiltered is what the page shows first and refreshes every few seconds: prepared.
 _SOME_LIMIT, _SOME_OFFSET = 9_400_001, 9_400_003
 _unfiltered = PreparedSelect(
@@ -184,7 +185,7 @@ def file_journeys(
     customer: str = "", query: str = "", stage: str = "", page: int = 1, per_page: int = PER_PAGE
 ) -> JourneyPage:
     """Customer uploads (newest first), filtered by customer, order number and stage."""
-    number = min(max(page, 1), _LAST_PAGE)
+    number = min(max(page, 1), LAST_PAGE)
     # One row more than a page tells whether a next page exists, without counting.
     limit, offset = per_page + 1, (number - 1) * per_page
     customer, query = customer.strip()[:100], query.strip()[:100]
@@ -203,6 +204,17 @@ def file_journeys(
             files = files.where(condition)
         rows = fetch(files.limit(limit).offset(offset))
     return JourneyPage(rows, number, per_page)
+
+
+_upload_list_version = PreparedSelect(
+    lambda: UploadListVersion.select(UploadListVersion.version).limit(1).tuples()
+)
+
+
+def upload_list_version() -> int:
+    """The version of the uploads ``file_journeys`` lists (``shared.list_versions``)."""
+    row = _upload_list_version.first()
+    return row[0] if row else 0  # no row: nothing changed since the table came
 
 
 @dataclass(frozen=True)

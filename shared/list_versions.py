@@ -1,148 +1,182 @@
-"""Versions the database raises whenever a customer's order list or an order's files change.
+"""Versions the database raises whenever a list the portal keeps rendered changes.
 
-A customer's order list shows their orders and each order's state, which follows from
-the folder and state of its files; an order's folder view shows its files. Triggers on
-``orders`` and ``order_file`` raise the customer's row in ``order_list_versions`` and
-the order's row in ``file_list_versions`` in the same transaction as any such change,
-whoever makes it: the portal, the hotfolder agent, the worker or a hand-written UPDATE.
+- A customer's order list shows their orders and each order's state, which follows from
+  the folder and state of its files: ``order_list_versions``, one row per customer.
+- An order's folder view shows its files: ``file_list_versions``, one row per order.
+- Staff's hotfolder view shows every upload with its order, customer and delivery:
+  ``upload_list_versions``, one row.
 
-The portal reads the versions with rows it loads anyway (the session, the order) and
-keeps rendered lists under them (``portal/partials.order_list``, ``portal/orders.py``):
-a kept list costs no query of its own, and a changed list is a new version, never a
-stale entry. Upload progress and file names do not change what the order list shows
-and leave its version alone; any change to an order row raises it; any change to a file
-raises its order's file list version.
+Triggers on ``orders``, ``order_file``, ``deliveries`` and ``clients`` raise the row in
+the same transaction as the change, whoever makes it: the portal, the hotfolder agent,
+the worker or a hand-written UPDATE. The portal reads a version with rows it loads
+anyway where it can (the session, the order) and keeps rendered lists under it
+(``portal/fragments.py``): a kept list costs no query of its own, and a changed list is
+a new version, never a stale entry. A change a list does not show (upload progress in
+the order list, say) leaves its version alone.
+
+The triggers are written once and spelled for SQLite and for PostgreSQL below.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from peewee import Database, SqliteDatabase
 
 from shared.db import database, write_transaction
 
-_RAISE = (
-    "INSERT INTO order_list_versions (customer_id, version) {customers} "
-    "ON CONFLICT (customer_id) DO UPDATE SET version = order_list_versions.version + 1;"
-)
-_OF_ORDER = "SELECT customer_id, 1 FROM orders WHERE id = {row}.order_id"
-_SHOWN_IN_ORDER_LIST = (
-    "OLD.order_id IS NOT NEW.order_id OR OLD.folder IS NOT NEW.folder OR OLD.state IS NOT NEW.state"
+
+def _raise(table: str, key: str, rows: str) -> str:
+    return (
+        f"INSERT INTO {table} ({key}, version) {rows} "
+        f"ON CONFLICT ({key}) DO UPDATE SET version = {table}.version + 1;"
+    )
+
+
+def _order_list_of_customer(customer: str) -> str:
+    return _raise("order_list_versions", "customer_id", f"SELECT {customer}, 1 WHERE true")
+
+
+def _order_list_of_file(row: str) -> str:
+    orders = f"SELECT customer_id, 1 FROM orders WHERE id = {row}.order_id"
+    return _raise("order_list_versions", "customer_id", orders)
+
+
+def _file_list_of_file(row: str) -> str:
+    # Through orders: files deleted with their order find none, and raise nothing.
+    orders = f"SELECT id, 1 FROM orders WHERE id = {row}.order_id"
+    return _raise("file_list_versions", "order_id", orders)
+
+
+_UPLOAD_LIST = _raise("upload_list_versions", "id", "SELECT 1, 1 WHERE true")
+
+
+@dataclass(frozen=True)
+class _Trigger:
+    name: str
+    table: str
+    event: str  # INSERT, UPDATE or DELETE
+    body: str
+    compared: tuple[str, ...] = ()  # UPDATE: only when one of these columns changed
+
+
+_TRIGGERS = (
+    # A customer's order list.
+    _Trigger(
+        "order_list_on_order_insert", "orders", "INSERT", _order_list_of_customer("NEW.customer_id")
+    ),
+    _Trigger(
+        "order_list_on_order_update",
+        "orders",
+        "UPDATE",
+        _order_list_of_customer("OLD.customer_id") + _order_list_of_customer("NEW.customer_id"),
+    ),
+    _Trigger(
+        "order_list_on_order_delete", "orders", "DELETE", _order_list_of_customer("OLD.customer_id")
+    ),
+    _Trigger("order_list_on_file_insert", "order_file", "INSERT", _order_list_of_file("NEW")),
+    _Trigger(
+        "order_list_on_file_update",
+        "order_file",
+        "UPDATE",
+        _order_list_of_file("OLD") + _order_list_of_file("NEW"),
+        compared=("order_id", "folder", "state"),
+    ),
+    _Trigger("order_list_on_file_delete", "order_file", "DELETE", _order_list_of_file("OLD")),
+    # An order's folder view.
+    _Trigger("file_list_on_file_insert", "order_file", "INSERT", _file_list_of_file("NEW")),
+    _Trigger(
+        "file_list_on_file_update",
+        "order_file",
+        "UPDATE",
+        _file_list_of_file("OLD") + _file_list_of_file("NEW"),
+    ),
+    _Trigger("file_list_on_file_delete", "order_file", "DELETE", _file_list_of_file("OLD")),
+    # Staff's hotfolder view.
+    _Trigger("upload_list_on_file_insert", "order_file", "INSERT", _UPLOAD_LIST),
+    _Trigger(
+        "upload_list_on_file_update",
+        "order_file",
+        "UPDATE",
+        _UPLOAD_LIST,
+        compared=(
+            "order_id",
+            "folder",
+            "display_name",
+            "size",
+            "state",
+            "created_at",
+            "received_at",
+            "scanned_at",
+            "released_at",
+        ),
+    ),
+    _Trigger("upload_list_on_file_delete", "order_file", "DELETE", _UPLOAD_LIST),
+    _Trigger("upload_list_on_delivery_insert", "delivery", "INSERT", _UPLOAD_LIST),
+    _Trigger("upload_list_on_delivery_update", "delivery", "UPDATE", _UPLOAD_LIST),
+    _Trigger("upload_list_on_delivery_delete", "delivery", "DELETE", _UPLOAD_LIST),
+    _Trigger(
+        "upload_list_on_order_update",
+        "orders",
+        "UPDATE",
+        _UPLOAD_LIST,
+        compared=("project_no", "customer_id"),
+    ),
+    _Trigger(
+        "upload_list_on_customer_update",
+        "clients",
+        "UPDATE",
+        _UPLOAD_LIST,
+        compared=("customer_no", "name"),
+    ),
 )
 
-_RAISE_FILE_LIST = (
-    "INSERT INTO file_list_versions (order_id, version) "
-    "SELECT id, 1 FROM orders WHERE id = {row}.order_id "
-    "ON CONFLICT (order_id) DO UPDATE SET version = file_list_versions.version + 1;"
-)
 
-_SQLITE = {
-    "order_list_on_order_insert": (
-        "AFTER INSERT ON orders",
-        _RAISE.format(customers="VALUES (NEW.customer_id, 1)"),
-    ),
-    "order_list_on_order_update": (
-        "AFTER UPDATE ON orders",
-        _RAISE.format(customers="VALUES (OLD.customer_id, 1)")
-        + _RAISE.format(customers="VALUES (NEW.customer_id, 1)"),
-    ),
-    "order_list_on_order_delete": (
-        "AFTER DELETE ON orders",
-        _RAISE.format(customers="VALUES (OLD.customer_id, 1)"),
-    ),
-    "lists_on_file_insert": (
-        "AFTER INSERT ON order_file",
-        _RAISE.format(customers=_OF_ORDER.format(row="NEW")) + _RAISE_FILE_LIST.format(row="NEW"),
-    ),
-    "file_list_on_file_update": (
-        "AFTER UPDATE ON order_file",
-        _RAISE_FILE_LIST.format(row="OLD") + _RAISE_FILE_LIST.format(row="NEW"),
-    ),
-    "order_list_on_file_update": (
-        f"AFTER UPDATE OF order_id, folder, state ON order_file WHEN {_SHOWN_IN_ORDER_LIST}",
-        _RAISE.format(customers=_OF_ORDER.format(row="OLD"))
-        + _RAISE.format(customers=_OF_ORDER.format(row="NEW")),
-    ),
-    # Files deleted with their order find no order any more: the order's trigger counts,
-    # and the order's file list version goes with it.
-    "lists_on_file_delete": (
-        "AFTER DELETE ON order_file",
-        _RAISE.format(customers=_OF_ORDER.format(row="OLD")) + _RAISE_FILE_LIST.format(row="OLD"),
-    ),
-}
-
-_POSTGRESQL_FUNCTIONS = (
-    """
-    CREATE OR REPLACE FUNCTION order_list_changed(customer bigint) RETURNS void
-    LANGUAGE sql AS $$
-      INSERT INTO order_list_versions (customer_id, version) VALUES (customer, 1)
-      ON CONFLICT (customer_id) DO UPDATE SET version = order_list_versions.version + 1
-    $$
-    """,
-    """
-    CREATE OR REPLACE FUNCTION order_list_on_order() RETURNS trigger
-    LANGUAGE plpgsql AS $$
-    BEGIN
-      IF TG_OP IN ('UPDATE', 'DELETE') THEN PERFORM order_list_changed(OLD.customer_id); END IF;
-      IF TG_OP IN ('INSERT', 'UPDATE') THEN PERFORM order_list_changed(NEW.customer_id); END IF;
-      RETURN NULL;
-    END $$
-    """,
-    """
-    CREATE OR REPLACE FUNCTION file_list_changed(changed_order bigint) RETURNS void
-    LANGUAGE sql AS $$
-      INSERT INTO file_list_versions (order_id, version)
-      SELECT id, 1 FROM orders WHERE id = changed_order
-      ON CONFLICT (order_id) DO UPDATE SET version = file_list_versions.version + 1
-    $$
-    """,
-    """
-    CREATE OR REPLACE FUNCTION lists_on_file() RETURNS trigger
-    LANGUAGE plpgsql AS $$
-    BEGIN
-      IF TG_OP IN ('UPDATE', 'DELETE') THEN PERFORM file_list_changed(OLD.order_id); END IF;
-      IF TG_OP IN ('INSERT', 'UPDATE') THEN PERFORM file_list_changed(NEW.order_id); END IF;
-      IF TG_OP = 'UPDATE' AND OLD.order_id IS NOT DISTINCT FROM NEW.order_id
-         AND OLD.folder IS NOT DISTINCT FROM NEW.folder
-         AND OLD.state IS NOT DISTINCT FROM NEW.state THEN
-        RETURN NULL;
-      END IF;
-      IF TG_OP IN ('UPDATE', 'DELETE') THEN
-        PERFORM order_list_changed(customer_id) FROM orders WHERE id = OLD.order_id;
-      END IF;
-      IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        PERFORM order_list_changed(customer_id) FROM orders WHERE id = NEW.order_id;
-      END IF;
-      RETURN NULL;
-    END $$
-    """,
-)
-_POSTGRESQL_TRIGGERS = {
-    "order_list_on_order": "AFTER INSERT OR UPDATE OR DELETE ON orders",
-    "lists_on_file": "AFTER INSERT OR UPDATE OR DELETE ON order_file",
-}
+_OURS = ("order_list_", "file_list_", "upload_list_", "lists_on_")
 
 
 def install_triggers() -> None:
-    """Create the triggers, replacing older definitions; safe to run again."""
+    """Create the triggers, replacing older definitions and dropping retired ones."""
     db: Database = database.obj
     sqlite = isinstance(db, SqliteDatabase)
+    current = {trigger.name for trigger in _TRIGGERS}
     with write_transaction():
-        for statement in _sqlite_statements() if sqlite else _postgresql_statements():
-            db.execute_sql(statement)
+        for name, table in _installed(db, sqlite):
+            if name.startswith(_OURS) and name not in current:
+                db.execute_sql(f"DROP TRIGGER {name}" + ("" if sqlite else f" ON {table}"))
+        for trigger in _TRIGGERS:
+            for statement in _sqlite(trigger) if sqlite else _postgresql(trigger):
+                db.execute_sql(statement)
 
 
-def _sqlite_statements() -> list[str]:
-    statements = []
-    for name, (event, body) in _SQLITE.items():
-        statements.append(f"DROP TRIGGER IF EXISTS {name}")
-        statements.append(f"CREATE TRIGGER {name} {event} BEGIN {body} END")
-    return statements
+def _installed(db: Database, sqlite: bool) -> list[tuple[str, str]]:
+    """(name, table) of every trigger in the database."""
+    if sqlite:
+        query = "SELECT name, tbl_name FROM sqlite_master WHERE type = 'trigger'"
+    else:
+        query = "SELECT tgname, tgrelid::regclass::text FROM pg_trigger WHERE NOT tgisinternal"
+    return list(db.execute_sql(query).fetchall())
 
 
-def _postgresql_statements() -> list[str]:
-    statements = list(_POSTGRESQL_FUNCTIONS)
-    for name, event in _POSTGRESQL_TRIGGERS.items():
-        table = event.rsplit(" ", 1)[-1]
-        statements.append(f"DROP TRIGGER IF EXISTS {name} ON {table}")
-        statements.append(f"CREATE TRIGGER {name} {event} FOR EACH ROW EXECUTE FUNCTION {name}()")
-    return statements
+def _changed(trigger: _Trigger, differs: str) -> str:
+    return " OR ".join(f"OLD.{column} {differs} NEW.{column}" for column in trigger.compared)
+
+
+def _sqlite(trigger: _Trigger) -> list[str]:
+    when = f" WHEN {_changed(trigger, 'IS NOT')}" if trigger.compared else ""
+    return [
+        f"DROP TRIGGER IF EXISTS {trigger.name}",
+        f"CREATE TRIGGER {trigger.name} AFTER {trigger.event} ON {trigger.table}{when} "
+        f"BEGIN {trigger.body} END",
+    ]
+
+
+def _postgresql(trigger: _Trigger) -> list[str]:
+    when = f" WHEN ({_changed(trigger, 'IS DISTINCT FROM')})" if trigger.compared else ""
+    return [
+        f"CREATE OR REPLACE FUNCTION {trigger.name}() RETURNS trigger LANGUAGE plpgsql "
+        f"AS $$ BEGIN {trigger.body} RETURN NULL; END $$",
+        f"DROP TRIGGER IF EXISTS {trigger.name} ON {trigger.table}",
+        f"CREATE TRIGGER {trigger.name} AFTER {trigger.event} ON {trigger.table} "
+        f"FOR EACH ROW{when} EXECUTE FUNCTION {trigger.name}()",
+    ]

@@ -524,6 +524,18 @@ class FileListVersion(BaseModel):
         table_name = "file_list_versions"
 
 
+class UploadListVersion(BaseModel):
+    """How often the hotfolder view's uploads have changed (``shared.list_versions``).
+
+    One row (id 1), written only by the database's own triggers.
+    """
+
+    version = BigIntegerField(default=0)
+
+    class Meta:
+        table_name = "upload_list_versions"
+
+
 ALL_MODELS = [
     StaffUser,
     Customer,
@@ -554,4 +566,5 @@ ALL_MODELS = [
     DigestRun,
     OrderListVersion,
     FileListVersion,
+    UploadListVersion,
 ]

@@ -15,14 +15,17 @@ import psycopg2
 import pytest
 from postgres_helpers import empty_schema, postgres_server
 
-from shared.db import bind_database, write_transaction
+from shared.db import bind_database, database, write_transaction
+from shared.hotfolder_status import upload_list_version
 from shared.models import (
     Customer,
+    Delivery,
     FileListVersion,
     Order,
     OrderFile,
     OrderListVersion,
     PortalLogin,
+    UploadListVersion,
 )
 from shared.schema import init_database
 from shared.sessions import find_session, start_session
@@ -46,6 +49,10 @@ def database_url(request, tmp_path) -> Iterator[str]:
     init_database("Testdruck")
     yield url
     bound.close()
+
+
+# What a retired trigger of an older release might have done: raise every order list.
+_BUMP = "UPDATE order_list_versions SET version = version + 1;"
 
 
 def version(owner: Customer | Order) -> int:
@@ -149,8 +156,24 @@ def test_an_order_given_to_another_customer_raises_both(two_customers):
     assert changed(move.execute, mine, other) == [True, True]
 
 
-def test_installing_again_keeps_one_trigger_each(two_customers):
+def test_installing_again_keeps_one_trigger_each_and_drops_retired_ones(
+    database_url, two_customers
+):
     mine, _ = two_customers
+    with write_transaction():
+        Order.create(project_no="A0", customer=mine)  # the version row exists from here
+    retired = "order_list_on_something_retired"
+    if database_url.startswith("sqlite:///"):
+        database.execute_sql(f"CREATE TRIGGER {retired} AFTER INSERT ON orders BEGIN {_BUMP} END")
+    else:
+        database.execute_sql(
+            f"CREATE FUNCTION {retired}() RETURNS trigger LANGUAGE plpgsql "
+            f"AS $$ BEGIN {_BUMP} RETURN NULL; END $$"
+        )
+        database.execute_sql(
+            f"CREATE TRIGGER {retired} AFTER INSERT ON orders "
+            f"FOR EACH ROW EXECUTE FUNCTION {retired}()"
+        )
     init_database("Testdruck")
     init_database("Testdruck")
     before = version(mine)
@@ -212,3 +235,35 @@ def test_every_change_to_a_file_raises_its_orders_file_list_version(two_customer
     with write_transaction():
         Order.delete_by_id(neighbour.id)  # its files and its version go with it
     assert FileListVersion.get_or_none(FileListVersion.order == neighbour.id) is None
+
+
+def test_every_change_the_hotfolder_view_shows_raises_the_upload_list_version(two_customers):
+    mine, _ = two_customers
+    order = Order.create(project_no="A1", customer=mine)
+    file = _file(order, size=1000)
+
+    def upload_list_changed(step) -> bool:
+        before = upload_list_version()
+        with write_transaction():
+            step()
+        return upload_list_version() > before
+
+    shown = {
+        "file announced": lambda: _file(order, display_name="b.pdf"),
+        "scanned clean": lambda: (
+            OrderFile.update(state="clean").where(OrderFile.id == file.id).execute()
+        ),
+        "delivered": lambda: Delivery.create(file=file, claimed_by="agent"),
+        "delivery done": lambda: Delivery.update(state="done").execute(),
+        "order renumbered": lambda: Order.update(project_no="A1-neu").execute(),
+        "customer renamed": lambda: (
+            Customer.update(name="Neu GmbH").where(Customer.id == mine.id).execute()
+        ),
+        "file deleted": lambda: OrderFile.delete().where(OrderFile.id == file.id).execute(),
+    }
+    for name, step in shown.items():
+        assert upload_list_changed(step), name
+    progress = OrderFile.update(received_bytes=10).where(OrderFile.order == order.id)
+    assert not upload_list_changed(progress.execute)
+    assert not upload_list_changed(lambda: Order.update(job_description="Flyer").execute())
+    assert UploadListVersion.select().count() == 1
