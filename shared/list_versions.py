@@ -6,7 +6,7 @@
 - Staff's hotfolder view shows every upload with its order, customer and delivery:
   ``upload_list_versions``, one row.
 
-Triggers on ``orders``, ``order_file``, ``deliveries`` and ``clients`` raise the row in
+Triggers on ``orders``, ``order_file``, ``delivery`` and ``clients`` raise the row in
 the same transaction as the change, whoever makes it: the portal, the hotfolder agent,
 the worker or a hand-written UPDATE. The portal reads a version with rows it loads
 anyway where it can (the session, the order) and keeps rendered lists under it
@@ -132,7 +132,8 @@ _TRIGGERS = (
 )
 
 
-_OURS = ("order_list_", "file_list_", "upload_list_", "lists_on_")
+# Names of the triggers this module makes: one no longer in _TRIGGERS is dropped.
+_OUR_PREFIXES = ("order_list_", "file_list_", "upload_list_")
 
 
 def install_triggers() -> None:
@@ -142,7 +143,7 @@ def install_triggers() -> None:
     current = {trigger.name for trigger in _TRIGGERS}
     with write_transaction():
         for name, table in _installed(db, sqlite):
-            if name.startswith(_OURS) and name not in current:
+            if name.startswith(_OUR_PREFIXES) and name not in current:
                 db.execute_sql(f"DROP TRIGGER {name}" + ("" if sqlite else f" ON {table}"))
         for trigger in _TRIGGERS:
             for statement in _sqlite(trigger) if sqlite else _postgresql(trigger):
