@@ -317,12 +317,15 @@ def test_sign_in_and_upload_with_the_keyboard_only(system, context, tmp_path):
     # sometimes opened the dialog before the interception took effect and the test missed it.
     page.on("filechooser", lambda _chooser: None)
     page.goto(activation_link(system, username))
-    page.keyboard.type(PASSWORD)  # the password field has the focus
+    # autofocus lands once the page has settled: typing before would lose the first keys
+    expect(page.locator("#password")).to_be_focused()
+    page.keyboard.type(PASSWORD)
     page.keyboard.press("Tab")  # on to "repeat the password"
     page.keyboard.type(PASSWORD)
     page.keyboard.press("Enter")
     expect(page).to_have_url(re.compile(r"/login"))
-    page.keyboard.type(PASSWORD)  # username is filled in, the password field has the focus
+    expect(page.locator("#password")).to_be_focused()  # the username is filled in
+    page.keyboard.type(PASSWORD)
     page.keyboard.press("Enter")
     expect(page).to_have_url(re.compile(r"/orders$"))
 
