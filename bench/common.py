@@ -477,7 +477,7 @@ def write_ini(
     *,
     clamd_conf: Path,
     clamd_address: str = "/nonexistent/clamd.sock",
-    scan_mode: str = "stream",
+    scan_mode: str = "auto",
     chunk: int = 64 * MiB,
     cheap_argon2: bool = True,
     queue: str = "memory://",

@@ -286,7 +286,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "address": Key(_clamd_address, "/run/clamav/clamd.ctl"),
         "timeout_seconds": Key(_integer(1, 3600), "330"),
         "clamd_conf": Key(_path, "/etc/clamav/clamd.conf"),
-        "scan_mode": Key(_choice("stream", "path"), "stream"),
+        "scan_mode": Key(_choice("auto", "stream", "path"), "auto"),
         "oversize_policy": Key(_choice("hold", "reject"), "hold"),
     },
     "worker": {

@@ -32,7 +32,7 @@ DEFAULT_LIMITS = {"MaxFileSize": "100M", "MaxScanSize": "400M", "StreamMaxLength
 
 LIMITS_EXCEEDED = "Heuristics.Limits.Exceeded"
 STREAM_LIMIT_EXCEEDED = "INSTREAM size limit exceeded"
-MODES = ("stream", "path")
+MODES = ("auto", "stream", "path")
 
 CHUNK_SIZE = 1024 * 1024
 _LONGEST_ANSWER = 64 * 1024
@@ -266,11 +266,16 @@ class Scanner:
         return _NetworkClient(host, port, self.timeout_seconds)
 
     def _ask_clamd(self, target: Path) -> tuple[str, str]:
-        """Send the file (stream) or its path (path); the name clamd answers for, and the answer."""
+        """Send the file's path (path, auto) or its bytes (stream); the name clamd answers
+        for, and the answer. In auto mode a path clamd answers with an error for (it cannot
+        read it: another user, another host) is sent as a stream instead."""
         raw = os.fsencode(target)
         # SCAN takes the rest of the line as the path: a newline in it cannot be sent.
-        if self.mode == "path" and b"\n" not in raw and b"\0" not in raw:
-            return str(target), self._client().ask(b"SCAN " + raw)
+        if self.mode != "stream" and b"\n" not in raw and b"\0" not in raw:
+            answer = self._client().ask(b"SCAN " + raw)
+            if self.mode == "path" or not answer.endswith(" ERROR"):
+                return str(target), answer
+            _note_path_refused(self.address, answer)
         return "stream", self._client().instream(target)
 
     def _interpret(self, path: Path, name: str, answer: str) -> ScanResult:
@@ -294,6 +299,21 @@ class Scanner:
     def _unavailable(self, path: Path, detail: str) -> ScanResult:
         logger.debug("%s not scanned: %s", path, detail)
         return ScanResult(ScanVerdict.UNAVAILABLE, detail=detail)
+
+
+_PATH_REFUSED_BY: set[str] = set()
+
+
+def _note_path_refused(address: str, answer: str) -> None:
+    """Warn once per clamd that auto mode streams because clamd cannot read the path."""
+    if address not in _PATH_REFUSED_BY:
+        _PATH_REFUSED_BY.add(address)
+        logger.warning(
+            "clamd at %s cannot scan files by path (%s): sending them as a stream, which is "
+            "slower; let clamd read the staging area, or set [clamav] scan_mode = stream",
+            address,
+            answer,
+        )
 
 
 def _found(name: str, answer: str) -> str:

@@ -118,6 +118,22 @@ def test_path_mode_file_clamd_cannot_read_is_unavailable(clamd, tmp_path):
     assert "ERROR" in result.detail
 
 
+def test_auto_mode_scans_by_path_and_streams_what_clamd_cannot_read(clamd, tmp_path, caplog):
+    file = write(tmp_path / "Druckdaten mit Virus.pdf", EICAR)
+    assert clamd.scanner("auto").scan_file(file).verdict is ScanVerdict.INFECTED
+    # clamd logs a path it scanned by name, a stream as "stream(…)".
+    assert str(file) in (clamd.directory / "clamd.log").read_text(errors="replace")
+    if os.geteuid() != 0:
+        pytest.skip("a clamd that cannot read the file needs another user: run as root")
+    with running_clamd(user="nobody") as other:
+        assert other.scanner("path").scan_file(file).verdict is ScanVerdict.UNAVAILABLE
+        result = other.scanner("auto").scan_file(file)
+        clean = other.scanner("auto").scan_file(write(tmp_path / "sauber.pdf", b"%PDF-1.4"))
+    assert result.verdict is ScanVerdict.INFECTED, result
+    assert clean.verdict is ScanVerdict.CLEAN, clean
+    assert caplog.text.count("cannot scan files by path") == 1  # warned once, not per file
+
+
 # --- size limits ------------------------------------------------------------------------
 
 
