@@ -19,6 +19,7 @@ The triggers are written once and spelled for SQLite and for PostgreSQL below.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from peewee import Database, SqliteDatabase
@@ -60,46 +61,39 @@ class _Trigger:
     compared: tuple[str, ...] = ()  # UPDATE: only when one of these columns changed
 
 
+def _on_rows(
+    name: str, table: str, raising: Callable[[str], str], compared: tuple[str, ...] = ()
+) -> tuple[_Trigger, ...]:
+    """Triggers ``name``_insert/_update/_delete on ``table``; ``raising(row)`` is the SQL
+    for the new row ("NEW"), the old one ("OLD"), or both after an update."""
+    old, new = raising("OLD"), raising("NEW")
+    return (
+        _Trigger(f"{name}_insert", table, "INSERT", new),
+        _Trigger(f"{name}_update", table, "UPDATE", old if old == new else old + new, compared),
+        _Trigger(f"{name}_delete", table, "DELETE", old),
+    )
+
+
+def _upload_list(_row: str) -> str:
+    return _UPLOAD_LIST
+
+
 _TRIGGERS = (
     # A customer's order list.
-    _Trigger(
-        "order_list_on_order_insert", "orders", "INSERT", _order_list_of_customer("NEW.customer_id")
+    *_on_rows(
+        "order_list_on_order", "orders", lambda row: _order_list_of_customer(f"{row}.customer_id")
     ),
-    _Trigger(
-        "order_list_on_order_update",
-        "orders",
-        "UPDATE",
-        _order_list_of_customer("OLD.customer_id") + _order_list_of_customer("NEW.customer_id"),
+    *_on_rows(
+        "order_list_on_file", "order_file", _order_list_of_file, ("order_id", "folder", "state")
     ),
-    _Trigger(
-        "order_list_on_order_delete", "orders", "DELETE", _order_list_of_customer("OLD.customer_id")
-    ),
-    _Trigger("order_list_on_file_insert", "order_file", "INSERT", _order_list_of_file("NEW")),
-    _Trigger(
-        "order_list_on_file_update",
-        "order_file",
-        "UPDATE",
-        _order_list_of_file("OLD") + _order_list_of_file("NEW"),
-        compared=("order_id", "folder", "state"),
-    ),
-    _Trigger("order_list_on_file_delete", "order_file", "DELETE", _order_list_of_file("OLD")),
     # An order's folder view.
-    _Trigger("file_list_on_file_insert", "order_file", "INSERT", _file_list_of_file("NEW")),
-    _Trigger(
-        "file_list_on_file_update",
-        "order_file",
-        "UPDATE",
-        _file_list_of_file("OLD") + _file_list_of_file("NEW"),
-    ),
-    _Trigger("file_list_on_file_delete", "order_file", "DELETE", _file_list_of_file("OLD")),
+    *_on_rows("file_list_on_file", "order_file", _file_list_of_file),
     # Staff's hotfolder view.
-    _Trigger("upload_list_on_file_insert", "order_file", "INSERT", _UPLOAD_LIST),
-    _Trigger(
-        "upload_list_on_file_update",
+    *_on_rows(
+        "upload_list_on_file",
         "order_file",
-        "UPDATE",
-        _UPLOAD_LIST,
-        compared=(
+        _upload_list,
+        (
             "order_id",
             "folder",
             "display_name",
@@ -111,10 +105,7 @@ _TRIGGERS = (
             "released_at",
         ),
     ),
-    _Trigger("upload_list_on_file_delete", "order_file", "DELETE", _UPLOAD_LIST),
-    _Trigger("upload_list_on_delivery_insert", "delivery", "INSERT", _UPLOAD_LIST),
-    _Trigger("upload_list_on_delivery_update", "delivery", "UPDATE", _UPLOAD_LIST),
-    _Trigger("upload_list_on_delivery_delete", "delivery", "DELETE", _UPLOAD_LIST),
+    *_on_rows("upload_list_on_delivery", "delivery", _upload_list),
     _Trigger(
         "upload_list_on_order_update",
         "orders",

@@ -493,44 +493,40 @@ class DigestRun(BaseModel):
     created_at = DateTimeField(default=utcnow)
 
 
-class OrderListVersion(BaseModel):
-    """How often what a customer's order list shows has changed (``shared.list_versions``).
+class _ListVersion(BaseModel):
+    """How often a list the portal keeps rendered has changed (``shared.list_versions``).
 
-    Written only by the database's own triggers; no model code updates it, so a customer
-    saved from a stale object cannot set it back.
+    Written only by the database's own triggers; no model code updates it, so nothing
+    saved from a stale object can set it back.
     """
+
+    version = BigIntegerField(default=0)
+
+
+class OrderListVersion(_ListVersion):
+    """A customer's order list: their orders and each order's state."""
 
     customer = ForeignKeyField(
         Customer, primary_key=True, backref="order_list_versions", on_delete="CASCADE"
     )
-    version = BigIntegerField(default=0)
 
     class Meta:
         table_name = "order_list_versions"
 
 
-class FileListVersion(BaseModel):
-    """How often an order's files have changed in any way (``shared.list_versions``).
-
-    Written only by the database's own triggers, like ``OrderListVersion``.
-    """
+class FileListVersion(_ListVersion):
+    """An order's folder view: any change to one of its files."""
 
     order = ForeignKeyField(
         Order, primary_key=True, backref="file_list_versions", on_delete="CASCADE"
     )
-    version = BigIntegerField(default=0)
 
     class Meta:
         table_name = "file_list_versions"
 
 
-class UploadListVersion(BaseModel):
-    """How often the hotfolder view's uploads have changed (``shared.list_versions``).
-
-    One row (id 1), written only by the database's own triggers.
-    """
-
-    version = BigIntegerField(default=0)
+class UploadListVersion(_ListVersion):
+    """The hotfolder view's uploads: one row (id 1)."""
 
     class Meta:
         table_name = "upload_list_versions"
