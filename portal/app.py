@@ -14,8 +14,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from portal import errors
 from portal.extensions import babel, csrf, htmx, limiter, login_manager
-from portal.i18n import install_page_gettext, select_locale
-from portal.links import link_for
+from portal.i18n import select_locale
 from portal.security import add_security_headers
 from portal.users import load_user
 from shared.config import Settings, config_path, load_settings
@@ -69,7 +68,6 @@ def build_app(settings: Settings | None = None, *, tasks: BackgroundTasks | None
     app.teardown_request(_reset_database)
 
     babel.init_app(app, locale_selector=select_locale)
-    install_page_gettext(app)
     csrf.init_app(app)
     htmx.init_app(app)
     limiter.init_app(app)
@@ -83,7 +81,6 @@ def build_app(settings: Settings | None = None, *, tasks: BackgroundTasks | None
         api,
         auth,
         formatting,
-        fragments,
         home,
         hotfolder,
         mail_admin,
@@ -103,7 +100,6 @@ def build_app(settings: Settings | None = None, *, tasks: BackgroundTasks | None
     app.register_blueprint(mail_admin.bp)
     app.register_blueprint(api.bp)
     formatting.register(app)
-    fragments.install(app)
     csrf.exempt(api.bp)
     limiter.exempt(api.bp)
 
@@ -118,7 +114,6 @@ def build_app(settings: Settings | None = None, *, tasks: BackgroundTasks | None
         shop_name=settings.portal.shop_name,
         has_logo=settings.portal.logo_file is not None,
         current_language=get_locale,
-        link_for=link_for,
         password_min_length=MIN_LENGTH,
         password_max_length=MAX_LENGTH,
     )

@@ -6,7 +6,6 @@ from datetime import timedelta
 
 from flask import Blueprint, current_app, render_template, request
 
-from portal import fragments
 from portal.partials import page_number, wants_fragment
 from portal.users import staff_required
 from shared.hotfolder_status import (
@@ -16,7 +15,6 @@ from shared.hotfolder_status import (
     file_journeys,
     open_agent_errors,
     recent_transfers,
-    upload_list_version,
 )
 
 bp = Blueprint("hotfolder", __name__, url_prefix="/staff/hotfolder")
@@ -42,15 +40,7 @@ def index():
         "filters": filters,
         "stages": STAGES,
         "page_number": number,
-        # Kept under the version the database keeps of the uploads: no query when kept.
-        "uploads": fragments.rendered(
-            "staff/_hotfolder_uploads.html",
-            ("upload list version", upload_list_version(), filters, number),
-            lambda: {
-                "filters": filters,
-                "page": file_journeys(filters["customer"], filters["q"], filters["state"], number),
-            },
-        ),
+        "page": file_journeys(filters["customer"], filters["q"], filters["state"], number),
         "agents": agent_statuses(stale_after),
         "errors": open_agent_errors(),
         "transfers": recent_transfers(),

@@ -15,18 +15,13 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_login import current_user
-from markupsafe import Markup
-from peewee import JOIN
 
-from portal import fragments
-from portal.partials import listing_of_files, order_list, wants_fragment
+from portal.partials import folder_listing, order_list, wants_fragment
 from portal.uploads import refusal_for
 from portal.users import customer_required
 from shared.errors import ServiceError
 from shared.intake import file_path
-from shared.listing import order_files
-from shared.models import FileListVersion, Order, OrderFile
-from shared.prepared import PreparedSelect
+from shared.models import Order, OrderFile
 from shared.storage import FOLDER_INCOMING
 from shared.uploads import append_chunk, start_upload, upload_limit
 
@@ -37,23 +32,11 @@ bp = Blueprint("orders", __name__, url_prefix="/orders")
 PLAIN_UPLOAD_BYTES = 100 * 1024 * 1024
 
 
-# Every request on an order's pages (and its polling) looks the order up: prepared, and
-# with the version of its files (shared.list_versions) that its kept folder view goes by.
-_customer_order = PreparedSelect(
-    lambda project_no, customer_id: (
-        Order.select(Order, FileListVersion.version)
-        .join(FileListVersion, JOIN.LEFT_OUTER, attr="file_list")
-        .where((Order.project_no == project_no) & (Order.customer == customer_id))
-        .limit(1)
-    ),
-    "example-project-no",
-    -9_300_001,
-)
-
-
 def own_order(project_no: str) -> Order:
     """The signed-in customer's order; anybody else's answers 404 like a missing one."""
-    order = _customer_order.first(project_no, current_user.customer.id)
+    order = Order.get_or_none(
+        (Order.project_no == project_no) & (Order.customer == current_user.customer)
+    )
     if order is None:
         abort(404)
     return order
@@ -64,22 +47,10 @@ def own_order(project_no: str) -> Order:
 def index():
     """The customer's orders; htmx asks for the list alone while searching or paging."""
     query = request.args.get("q", "")
-    orders = order_list(
-        "orders/_order_list.html", current_user.customer, query, current_user.order_list_version
-    )
+    orders = order_list("orders/_order_list.html", current_user.customer, query)
     if wants_fragment():
         return orders
     return render_template("orders/index.html", query=query, order_list=orders)
-
-
-def _files_listing(order: Order) -> Markup:
-    """The order's folders, kept while the version of its files stays the same."""
-    version = order.file_list.version if order.file_list else 0  # no row: never changed
-    return fragments.rendered(
-        "orders/_files.html",
-        ("file list version", order.id, order.project_no, version),
-        lambda: listing_of_files(order, order_files(order, for_customer=True).rows()),
-    )
 
 
 @bp.get("/<project_no>")
@@ -91,8 +62,7 @@ def show(project_no: str):
     limit = upload_limit(settings)
     return render_template(
         "orders/show.html",
-        order=order,
-        files_listing=_files_listing(order),
+        **folder_listing(order, for_customer=True),
         upload_folder=FOLDER_INCOMING,
         max_upload_bytes=limit,
         chunk_bytes=settings.portal.upload_chunk_bytes,
@@ -104,7 +74,8 @@ def show(project_no: str):
 @customer_required
 def files(project_no: str):
     """htmx: the folder listing, re-polled while files are uploading or being scanned."""
-    return _files_listing(own_order(project_no))
+    listing = folder_listing(own_order(project_no), for_customer=True)
+    return render_template("orders/_files.html", **listing)
 
 
 @bp.url_value_preprocessor

@@ -24,7 +24,8 @@ from portal.users import StaffMember, staff_required
 from shared.backlog import SECTIONS, backlog_overview, backlog_page
 from shared.errors import Conflict
 from shared.intake import discard_held, release_held
-from shared.models import FileEvent, Order, OrderFile
+from shared.listing import file_history
+from shared.models import Order, OrderFile
 from shared.sessions import start_session
 from shared.staff import staff_sign_in
 from shared.storage import FOLDER_FINAL
@@ -115,20 +116,13 @@ def show_order(project_no: str):
     folder = request.args.get("folder", FOLDER_FINAL)
     if folder not in STAFF_FOLDERS:
         folder = FOLDER_FINAL
-    events = (
-        FileEvent.select(FileEvent, OrderFile)
-        .join(OrderFile)
-        .where(OrderFile.order == order)
-        .order_by(FileEvent.created_at.desc())
-        .limit(50)
-    )
     settings = _settings()
     return render_template(
         "staff/order.html",
         **folder_listing(order, for_customer=False),
         upload_folders=STAFF_FOLDERS,
         folder=folder,
-        events=list(events),
+        events=file_history(order),
         max_upload_bytes=upload_limit(settings),
         chunk_bytes=settings.portal.upload_chunk_bytes,
         **STAFF_LISTING,

@@ -21,15 +21,11 @@ class CustomerUser(UserMixin):
 
     is_staff = False
 
-    def __init__(
-        self, login: PortalLogin, session_key: str, order_list_version: int | None = None
-    ) -> None:
+    def __init__(self, login: PortalLogin, session_key: str) -> None:
         self.login = login
         self.customer = login.customer
         self.session_key = session_key
         self.display_name = login.username
-        # None where the login was read without it: the order list is then not kept.
-        self.order_list_version = order_list_version
 
     def get_id(self) -> str:
         return self.session_key
@@ -59,9 +55,7 @@ def load_user(session_key: str) -> CustomerUser | StaffMember | None:
     if session is None:
         return None
     if session.login is not None and may_use_portal(session.login):
-        # find_session joins the version; no row yet means nothing changed since it came.
-        listed = session.login.customer.order_list
-        return CustomerUser(session.login, session_key, listed.version if listed else 0)
+        return CustomerUser(session.login, session_key)
     if session.staff is not None and session.staff.active:
         return StaffMember(session.staff, session_key)
     return None

@@ -15,7 +15,6 @@ from peewee import fn
 
 from shared.listing import PER_PAGE, Page, page_within
 from shared.models import Customer, Order, OrderFile
-from shared.prepared import PreparedSelect
 
 SECTION_WAITING = "waiting"
 SECTION_HELD = "held"
@@ -66,8 +65,6 @@ _COLUMNS = (
     Order.project_no,
     Customer.name,
 )
-# Stand-ins for prepared queries: values no query holds otherwise.
-_SOME_LIMIT, _SOME_OFFSET = 9_200_001, 9_200_003
 
 
 def _most_urgent_first(section: str, limit: int, offset: int):
@@ -89,37 +86,16 @@ def _most_urgent_first(section: str, limit: int, offset: int):
     )
 
 
-def _prepared_rows(section: str) -> PreparedSelect:
-    return PreparedSelect(
-        lambda limit, offset: _most_urgent_first(section, limit, offset),
-        _SOME_LIMIT,
-        _SOME_OFFSET,
-    )
-
-
-def _prepared_count(section: str) -> PreparedSelect:
-    states = _STATES[section]
-    return PreparedSelect(
-        lambda: OrderFile.select(fn.COUNT(OrderFile.id)).where(OrderFile.state.in_(states)).tuples()
-    )
-
-
-_rows = {section: _prepared_rows(section) for section in SECTIONS}
-_count = {section: _prepared_count(section) for section in SECTIONS}
-_counts_by_state = PreparedSelect(
-    lambda: (
+def backlog_counts() -> dict[str, int]:
+    """How many files each section holds, from one query."""
+    counts = dict.fromkeys(SECTIONS, 0)
+    by_state = (
         OrderFile.select(OrderFile.state, fn.COUNT(OrderFile.id))
         .where(OrderFile.state.in_(list(_SECTION_OF_STATE)))
         .group_by(OrderFile.state)
         .tuples()
     )
-)
-
-
-def backlog_counts() -> dict[str, int]:
-    """How many files each section holds, from one query."""
-    counts = dict.fromkeys(SECTIONS, 0)
-    for state, count in _counts_by_state.run():
+    for state, count in by_state:
         counts[_SECTION_OF_STATE[state]] += count
     return counts
 
@@ -135,10 +111,10 @@ def backlog_overview(rows: int = OVERVIEW_ROWS) -> dict[str, BacklogSection]:
 
 def backlog_page(section: str, page: int = 1, per_page: int = PER_PAGE) -> Page:
     """One page of all files in ``section`` (one of ``SECTIONS``), most urgent first."""
-    total = _count[section].first()[0]
+    total = OrderFile.select().where(OrderFile.state.in_(_STATES[section])).count()
     number = page_within(page, total, per_page)
     return Page(_files(section, per_page, (number - 1) * per_page), total, number, per_page)
 
 
 def _files(section: str, limit: int, offset: int) -> list[BacklogFile]:
-    return [BacklogFile(*row) for row in _rows[section].run(limit, offset)]
+    return [BacklogFile(*row) for row in _most_urgent_first(section, limit, offset)]

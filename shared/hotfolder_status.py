@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cached_property
 
 from peewee import JOIN
 
@@ -23,9 +22,7 @@ from shared.models import (
     Order,
     OrderFile,
     OutboundTransfer,
-    UploadListVersion,
 )
-from shared.prepared import Fetched, PreparedSelect, fetch
 from shared.storage import FOLDER_INCOMING
 
 STAGE_UPLOADING = "uploading"
@@ -99,24 +96,15 @@ def stage_of(file_state: str, delivery_state: str | None, delivery_error: str | 
 
 @dataclass(frozen=True)
 class JourneyPage:
-    """A page of uploads, newest first, as the database returned them (one row more).
+    """A page of uploads, newest first.
 
     Whether more follow is known, how many there are in all is not: counting means
     joining every upload ever, on every refresh of the page, for a number nobody acts on.
-    Equal pages show the same (``Fetched``); the rows become objects only when asked.
     """
 
-    rows: Fetched
+    items: list[FileJourney]
     number: int
-    per_page: int
-
-    @cached_property
-    def items(self) -> list[FileJourney]:
-        return [FileJourney(*row) for row in self.rows.rows()[: self.per_page]]
-
-    @property
-    def has_next(self) -> bool:
-        return len(self.rows.raw) > self.per_page
+    has_next: bool
 
     @property
     def has_previous(self) -> bool:
@@ -174,11 +162,6 @@ def _uploads():
 
 # Far beyond any real page, and small enough for SQLite's integers whatever the URL says.
 LAST_PAGE = 1_000_000
-# Unfiltered is what the page shows first and refreshes every few seconds: prepared.
-_SOME_LIMIT, _SOME_OFFSET = 9_400_001, 9_400_003
-_unfiltered = PreparedSelect(
-    lambda limit, offset: _uploads().limit(limit).offset(offset), _SOME_LIMIT, _SOME_OFFSET
-)
 
 
 def file_journeys(
@@ -186,35 +169,19 @@ def file_journeys(
 ) -> JourneyPage:
     """Customer uploads (newest first), filtered by customer, order number and stage."""
     number = min(max(page, 1), LAST_PAGE)
-    # One row more than a page tells whether a next page exists, without counting.
-    limit, offset = per_page + 1, (number - 1) * per_page
     customer, query = customer.strip()[:100], query.strip()[:100]
+    files = _uploads()
+    if customer:
+        files = files.where((Customer.customer_no == customer) | (Customer.name ** f"%{customer}%"))
+    if query:
+        files = files.where(Order.project_no ** f"%{query}%")
     condition = _stage_condition(stage)
-    if not customer and not query and condition is None:
-        rows = _unfiltered.fetch(limit, offset)
-    else:
-        files = _uploads()
-        if customer:
-            files = files.where(
-                (Customer.customer_no == customer) | (Customer.name ** f"%{customer}%")
-            )
-        if query:
-            files = files.where(Order.project_no ** f"%{query}%")
-        if condition is not None:
-            files = files.where(condition)
-        rows = fetch(files.limit(limit).offset(offset))
-    return JourneyPage(rows, number, per_page)
-
-
-_upload_list_version = PreparedSelect(
-    lambda: UploadListVersion.select(UploadListVersion.version).limit(1).tuples()
-)
-
-
-def upload_list_version() -> int:
-    """The version of the uploads ``file_journeys`` lists (``shared.list_versions``)."""
-    row = _upload_list_version.first()
-    return row[0] if row else 0  # no row: nothing changed since the table came
+    if condition is not None:
+        files = files.where(condition)
+    # One row more than a page tells whether a next page exists, without counting.
+    rows = list(files.limit(per_page + 1).offset((number - 1) * per_page))
+    journeys = [FileJourney(*row) for row in rows[:per_page]]
+    return JourneyPage(journeys, number, has_next=len(rows) > per_page)
 
 
 @dataclass(frozen=True)
@@ -223,52 +190,34 @@ class AgentStatus:
     alive: bool
 
 
-# The page refreshes every few seconds; its small lists are prepared too.
-_SOME_TIME = datetime(1901, 2, 3, 4, 5, 6)
-_heartbeats_since = PreparedSelect(
-    lambda since: (
-        AgentHeartbeat.select()
-        .where(AgentHeartbeat.seen_at >= since)
-        .order_by(AgentHeartbeat.seen_at.desc())
-        .limit(10)
-    ),
-    _SOME_TIME,
-)
-_open_errors = PreparedSelect(
-    lambda limit: (
-        AgentError.select(AgentError, Order)
-        .join(Order, JOIN.LEFT_OUTER)
-        .where(AgentError.resolved_at.is_null())
-        .order_by(AgentError.last_seen_at.desc())
-        .limit(limit)
-    ),
-    _SOME_LIMIT,
-)
-_latest_transfers = PreparedSelect(
-    lambda limit: (
-        OutboundTransfer.select(OutboundTransfer, Order)
-        .join(Order)
-        .order_by(OutboundTransfer.id.desc())
-        .limit(limit)
-    ),
-    _SOME_LIMIT,
-)
-
-
 def agent_statuses(stale_after: timedelta, now: datetime | None = None) -> list[AgentStatus]:
     """The agents seen in the last week, most recent first; ``alive`` if beating and not stopped."""
     now = now or utcnow()
     return [
         AgentStatus(beat, beat.stopped_at is None and beat.seen_at >= now - stale_after)
-        for beat in _heartbeats_since.run(now - timedelta(days=7))
+        for beat in AgentHeartbeat.select()
+        .where(AgentHeartbeat.seen_at >= now - timedelta(days=7))
+        .order_by(AgentHeartbeat.seen_at.desc())
+        .limit(10)
     ]
 
 
 def open_agent_errors(limit: int = 50) -> list[AgentError]:
     """Problems the agent could not solve, newest first."""
-    return list(_open_errors.run(limit))
+    return list(
+        AgentError.select(AgentError, Order)
+        .join(Order, JOIN.LEFT_OUTER)
+        .where(AgentError.resolved_at.is_null())
+        .order_by(AgentError.last_seen_at.desc())
+        .limit(limit)
+    )
 
 
 def recent_transfers(limit: int = 20) -> list[OutboundTransfer]:
     """Files staff sent back to customers through the outbound folders, newest first."""
-    return list(_latest_transfers.run(limit))
+    return list(
+        OutboundTransfer.select(OutboundTransfer, Order)
+        .join(Order)
+        .order_by(OutboundTransfer.id.desc())
+        .limit(limit)
+    )

@@ -16,13 +16,45 @@ from playhouse.migrate import PostgresqlMigrator, SchemaMigrator, SqliteMigrator
 
 from shared.clock import utcnow
 from shared.db import database, write_transaction
-from shared.list_versions import install_triggers
-from shared.models import ALL_MODELS, BaseModel
+from shared.models import ALL_MODELS, BaseModel, Customer
 
 log = logging.getLogger(__name__)
 
-# (version, what it does, function(migrator)) — none yet beyond the additive sync.
-STEPS: list[tuple[int, str, Callable[[SchemaMigrator], None]]] = []
+
+def _drop_list_versions(migrator: SchemaMigrator) -> None:
+    """Release 2 kept rendered lists under versions raised by triggers; nothing reads them now.
+
+    Its triggers (and, on PostgreSQL, their functions) and the three version tables go.
+    """
+    db = migrator.database
+    sqlite = isinstance(db, SqliteDatabase)
+    if sqlite:
+        triggers = db.execute_sql(
+            "SELECT name, tbl_name FROM sqlite_master WHERE type = 'trigger'"
+        ).fetchall()
+    else:
+        triggers = db.execute_sql(
+            "SELECT tgname, tgrelid::regclass::text FROM pg_trigger WHERE NOT tgisinternal"
+        ).fetchall()
+    for name, table in triggers:
+        if not name.startswith(_LIST_VERSION_TRIGGERS):
+            continue
+        if sqlite:
+            db.execute_sql(f'DROP TRIGGER IF EXISTS "{name}"')
+        else:
+            db.execute_sql(f'DROP TRIGGER IF EXISTS "{name}" ON {table}')
+            db.execute_sql(f'DROP FUNCTION IF EXISTS "{name}"()')
+    for table in _LIST_VERSION_TABLES:
+        db.execute_sql(f'DROP TABLE IF EXISTS "{table}"')
+
+
+_LIST_VERSION_TRIGGERS = ("order_list_", "file_list_", "upload_list_")
+_LIST_VERSION_TABLES = ("order_list_versions", "file_list_versions", "upload_list_versions")
+
+# (version, what it does, function(migrator)); additive changes need no step.
+STEPS: list[tuple[int, str, Callable[[SchemaMigrator], None]]] = [
+    (2, "drop the list-version triggers and tables", _drop_list_versions),
+]
 LATEST = max([1, *(version for version, _, _ in STEPS)])
 
 
@@ -56,7 +88,7 @@ def _missing_columns(model: type[Model]) -> list:
 
 
 def sync_schema() -> list[str]:
-    """Create missing tables, columns and indexes, renew the triggers; returns what was done."""
+    """Create missing tables, columns and indexes; returns what was done."""
     done = []
     db = database.obj
     migrator = _migrator(db)
@@ -70,13 +102,13 @@ def sync_schema() -> list[str]:
             migrate(migrator.add_column(table, field.column_name, field))
             done.append(f"added column {table}.{field.column_name}")
         model._schema.create_indexes(safe=True)
-    install_triggers()
     return done
 
 
 def migrate_database() -> list[str]:
     """Apply everything the database lacks and record the version; safe to run again."""
-    start = current_version() or 1
+    fresh = not database.table_exists(Customer._meta.table_name)
+    start = LATEST if fresh else current_version() or 1
     done = sync_schema()
     for version, description, step in STEPS:
         if version > start:

@@ -493,45 +493,6 @@ class DigestRun(BaseModel):
     created_at = DateTimeField(default=utcnow)
 
 
-class _ListVersion(BaseModel):
-    """How often a list the portal keeps rendered has changed (``shared.list_versions``).
-
-    Written only by the database's own triggers; no model code updates it, so nothing
-    saved from a stale object can set it back.
-    """
-
-    version = BigIntegerField(default=0)
-
-
-class OrderListVersion(_ListVersion):
-    """A customer's order list: their orders and each order's state."""
-
-    customer = ForeignKeyField(
-        Customer, primary_key=True, backref="order_list_versions", on_delete="CASCADE"
-    )
-
-    class Meta:
-        table_name = "order_list_versions"
-
-
-class FileListVersion(_ListVersion):
-    """An order's folder view: any change to one of its files."""
-
-    order = ForeignKeyField(
-        Order, primary_key=True, backref="file_list_versions", on_delete="CASCADE"
-    )
-
-    class Meta:
-        table_name = "file_list_versions"
-
-
-class UploadListVersion(_ListVersion):
-    """The hotfolder view's uploads: one row (id 1)."""
-
-    class Meta:
-        table_name = "upload_list_versions"
-
-
 ALL_MODELS = [
     StaffUser,
     Customer,
@@ -560,7 +521,4 @@ ALL_MODELS = [
     Notification,
     BouncedAddress,
     DigestRun,
-    OrderListVersion,
-    FileListVersion,
-    UploadListVersion,
 ]

@@ -13,7 +13,7 @@ CATALOG = ROOT / "portal" / "translations" / "de" / "LC_MESSAGES" / "messages.po
 KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "lazy_gettext": None}
 METHODS = [("portal/**.py", "python"), ("templates/**.html", "jinja2")]
 # As portal/babel.cfg: a template the extractor cannot parse must fail, not count as empty.
-OPTIONS = {"templates/**.html": {"extensions": "portal.fragments.KeptParts", "silent": "false"}}
+OPTIONS = {"templates/**.html": {"silent": "false"}}
 
 
 def source_messages() -> set[str]:

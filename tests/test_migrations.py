@@ -103,3 +103,86 @@ def test_missing_columns_tables_and_indexes_are_added(tmp_path):
         ]
         indexes = {row[1] for row in connection.execute("PRAGMA index_list('file_event')")}
     assert any("created_at" in name for name in indexes)
+
+
+def _triggers_and_version_tables(connection) -> tuple[list, list]:
+    triggers = connection.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'trigger'"
+    ).fetchall()
+    tables = connection.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE '%list_versions'"
+    ).fetchall()
+    return triggers, tables
+
+
+def test_release_2_list_version_triggers_and_tables_are_dropped(tmp_path):
+    old = tmp_path / "old"
+    fresh = tmp_path / "fresh"
+    for directory in (old, fresh):
+        directory.mkdir()
+    old_ini = write_ini(old, base_sections(25))
+    fresh_ini = write_ini(fresh, base_sections(25))
+    old_db = old / "data" / "ptportal.db"
+    old_db.parent.mkdir()
+    with sqlite3.connect(old_db) as connection:
+        connection.executescript((OLD_SCHEMAS / "schema_v2.sql").read_text())
+        connection.execute("INSERT INTO schema_version (version, applied_at) VALUES (1, '2026')")
+        connection.execute(
+            "INSERT INTO clients (customer_no, name, email, portal_enabled, create_hotfolder,"
+            " hotfolder_delete_after_days, language, created_at, updated_at)"
+            " VALUES ('K1', 'Kunde', 'k@example.com', 1, 1, 30, 'de', '2026-01-01', '2026-01-01')"
+        )
+        connection.execute(
+            "INSERT INTO orders (project_no, customer_id, job_description, folders_created,"
+            " created_at) VALUES ('A1', 1, 'Flyer', 1, '2026-01-02')"
+        )
+        triggers, tables = _triggers_and_version_tables(connection)
+        assert len(triggers) == 17 and len(tables) == 3
+        assert connection.execute("SELECT version FROM order_list_versions").fetchall()
+
+    migrated = ptportal(old_ini, "migrate")
+    assert migrated.returncode == 0, migrated.stderr
+    assert "step 2: drop the list-version triggers and tables" in migrated.stderr
+    assert ptportal(fresh_ini, "init").returncode == 0
+
+    with sqlite3.connect(old_db) as connection:
+        assert _triggers_and_version_tables(connection) == ([], [])
+        assert connection.execute("SELECT project_no FROM orders").fetchall() == [("A1",)]
+        # Changing what the triggers watched now works without them.
+        connection.execute("UPDATE orders SET job_description = 'Plakat'")
+        assert connection.execute("SELECT max(version) FROM schema_version").fetchone() == (2,)
+    assert columns(old_db) == columns(fresh / "data" / "ptportal.db")
+
+
+def test_release_2_list_versions_are_dropped_on_postgresql():
+    from postgres_helpers import postgres_server
+
+    from shared.db import bind_database, database
+    from shared.migrations import SchemaVersion, migrate_database
+
+    with postgres_server() as url:
+        bind_database(url)
+        database.connect()
+        try:
+            migrate_database()
+            database.execute_sql((OLD_SCHEMAS / "list_versions_v2_postgresql.sql").read_text())
+            SchemaVersion.delete().execute()
+            SchemaVersion.create(version=1)
+            database.execute_sql(
+                "INSERT INTO clients (customer_no, name, email, portal_enabled, create_hotfolder,"
+                " hotfolder_delete_after_days, language, created_at, updated_at)"
+                " VALUES ('K1', 'Kunde', '', true, true, 30, 'de', now(), now())"
+            )
+            count = "SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal"
+            assert database.execute_sql(count).fetchone() == (17,)
+
+            done = migrate_database()
+
+            assert "step 2: drop the list-version triggers and tables" in done
+            assert database.execute_sql(count).fetchone() == (0,)
+            functions = "SELECT count(*) FROM pg_proc WHERE proname LIKE %s"
+            assert database.execute_sql(functions, ("%list_on_%",)).fetchone() == (0,)
+            assert not [t for t in database.get_tables() if t.endswith("list_versions")]
+            database.execute_sql("UPDATE clients SET name = 'Neu'")
+        finally:
+            database.close()

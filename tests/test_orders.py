@@ -14,7 +14,6 @@ from clamd_helpers import EICAR
 from flask import Flask, Response, request_finished
 from portal_helpers import SignedIn, customer_with_order, signed_in_customer
 
-from portal import fragments
 from shared.accounts import set_login_state
 from shared.db import database, write_transaction
 from shared.intake import files_to_scan, make_scanner, scan_received
@@ -229,35 +228,18 @@ def counted_statements() -> Iterator[list[str]]:
 
 
 def test_order_pages_run_as_many_statements_for_1_order_as_for_30(client, api, customer):
-    # Not a timing: a statement per row (N+1) would show here as a count that grows. Each
-    # count renders anew: kept lists are dropped first (and cost one statement, below).
+    # Not a timing: a statement per row (N+1) would show here as a count that grows.
     client.get("/orders")  # first request: the session is loaded, translations read
-    fragments.install(client.application)
     with counted_statements() as one_order:
         client.get("/orders")
         client.get("/orders/A1")
     for number in range(2, 31):
         add_order(api, f"A{number}")
-    fragments.install(client.application)
     with counted_statements() as thirty_orders:
         client.get("/orders")
         client.get("/orders/A30")
 
     assert len(one_order) == len(thirty_orders)
-
-
-def test_kept_lists_cost_only_the_session_and_order_lookups(client, api, customer):
-    for number in range(2, 31):
-        add_order(api, f"A{number}")
-    first = client.get("/orders?page=2").text
-    with counted_statements() as statements:
-        assert client.get("/orders?page=2").text == first
-    assert len(statements) == 1 and '"key_hash" = ?' in statements[0]
-
-    first = client.get("/orders/A1/files").text
-    with counted_statements() as statements:
-        assert client.get("/orders/A1/files").text == first
-    assert len(statements) == 2 and '"project_no" = ?' in statements[1]
 
 
 def test_another_customers_order_answers_like_a_missing_one(client, api, customer, settings):
