@@ -36,16 +36,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from shared.accounts.customers import upsert_customer  # noqa: E402
 from shared.clock import utcnow  # noqa: E402
 from shared.config import Settings, load_settings  # noqa: E402
-from shared.customers import upsert_customer  # noqa: E402
 from shared.db import bind_database, database, write_transaction  # noqa: E402
-from shared.intake import scan_received  # noqa: E402
+from shared.files.folders import create_order_folders  # noqa: E402
+from shared.files.intake import scan_received  # noqa: E402
+from shared.files.receiving import append_chunk, start_upload  # noqa: E402
+from shared.files.scanning import ScanResult, ScanVerdict  # noqa: E402
 from shared.models import AgentHeartbeat, Delivery, JobNotification, Order  # noqa: E402
-from shared.scanning import ScanResult, ScanVerdict  # noqa: E402
 from shared.schema import init_database  # noqa: E402
-from shared.storage import create_order_folders  # noqa: E402
-from shared.uploads import append_chunk, start_upload  # noqa: E402
 
 MiB = 1024 * 1024
 ORDERS = 10

@@ -544,12 +544,12 @@ def bind(ini: Path):
 
 def prepare_accounts(ini: Path, password: str) -> None:
     """Schema, a customer with an order and an active portal login with ``password``."""
-    from shared.accounts import create_login
-    from shared.customers import upsert_customer
+    from shared.accounts.customers import upsert_customer
+    from shared.accounts.logins import create_login
+    from shared.accounts.passwords import PasswordVault
     from shared.db import database, write_transaction
     from shared.models import PortalLogin
-    from shared.orders import create_order
-    from shared.passwords import PasswordVault
+    from shared.orders.orders import create_order
     from shared.schema import init_database
 
     settings = bind(ini)

@@ -53,8 +53,8 @@ def main() -> None:
 
 def vault_alone(directory) -> float:
     """Median time of one verification with the default ``[security]`` parameters."""
+    from shared.accounts.passwords import PasswordVault
     from shared.config import load_settings
-    from shared.passwords import PasswordVault
 
     ini = write_ini(directory, 1, clamd_conf=SHIPPED_CLAMD_CONF, cheap_argon2=False)
     security = load_settings(ini).security

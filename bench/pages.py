@@ -142,7 +142,7 @@ def _state(number: int) -> str:
 
 def _file_row(order, index: int, number: int = 5) -> dict:
     """One file of ``order``; ``number`` counts all files and picks the state."""
-    from shared.storage import FOLDER_FINAL, FOLDER_INCOMING
+    from shared.files.folders import FOLDER_FINAL, FOLDER_INCOMING
 
     state = _state(number)
     folder = FOLDER_FINAL if index % 5 == 4 else FOLDER_INCOMING
@@ -295,9 +295,9 @@ def run(directory: Path, options: argparse.Namespace) -> None:
     def prepare(ini: Path, password: str) -> None:
         from common import bind
 
+        from shared.accounts.staff import create_staff
         from shared.db import write_transaction
         from shared.models import Order, OrderFile
-        from shared.staff import create_staff
 
         prepare_bench_customer(ini, password)
         settings = bind(ini)

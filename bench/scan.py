@@ -93,7 +93,7 @@ def run(directory: Path, size: int, mode: str, experiments: bool) -> None:
     then upload, wait until clean, and clamdscan the stored file."""
     from common import stored_file
 
-    from shared.intake import file_path
+    from shared.files.intake import file_path
 
     clamd = Clamd(directory / "clamd").start()
     try:
@@ -164,8 +164,8 @@ def run(directory: Path, size: int, mode: str, experiments: bool) -> None:
 
 
 def direct_scans(clamd: Clamd, source: Path, limits) -> dict[str, float]:
-    """Seconds for shared.scanning's Scanner in stream and in path mode, no queue."""
-    from shared.scanning import Scanner
+    """Seconds for shared.files.scanning's Scanner in stream and in path mode, no queue."""
+    from shared.files.scanning import Scanner
 
     seconds = {}
     for mode in ("stream", "path"):

@@ -54,8 +54,8 @@ from hotfolder_agent.watcher import observer_is_healthy, start_observer, stop_ob
 from hotfolder_agent.workers import FileWorkers
 from shared.config import Settings
 from shared.db import database
+from shared.files.folders import FOLDER_INCOMING, order_dir
 from shared.models import Customer, Delivery, Order, OrderFile
-from shared.storage import FOLDER_INCOMING, order_dir
 from shared.worker import BackgroundTasks
 
 log = logging.getLogger(__name__)

@@ -40,8 +40,8 @@ from hotfolder_agent.fsutil import place_without_overwrite, reason, sync_directo
 from hotfolder_agent.records import ClaimLost, claim_deliveries, record_done, record_plans
 from hotfolder_agent.seams import pause_at
 from hotfolder_agent.workers import FileWorkers
-from shared.filenames import free_name
-from shared.intake import folder_path
+from shared.files.intake import folder_path
+from shared.files.names import free_name
 from shared.models import Delivery, OrderFile
 
 STEP_LINKED = "linked"

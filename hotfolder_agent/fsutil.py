@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from shared.filenames import free_name
+from shared.files.names import free_name
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import shared
 from hotfolder_agent.context import AgentContext
-from shared.customers import customer_recipient, find_contact
+from shared.accounts.customers import customer_recipient, find_contact
 from shared.models import Customer, Delivery, JobNotification, Order, OrderFile
 
 SCHEMA_VERSION = "1"

@@ -1,6 +1,6 @@
 """Which path is which on the agent's side: order hotfolders, outbound drop folders, Eingehend.
 
-The portal's order folders come from ``shared.storage`` (one definition for both
+The portal's order folders come from ``shared.files.folders`` (one definition for both
 processes); the hotfolder of an order is ``<hotfolder_root>/<hotfolder_pattern>``.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 from string import Formatter
 
 from shared.config import Settings
-from shared.storage import (
+from shared.files.folders import (
     FOLDER_FINAL,
     FOLDER_IN_PROGRESS,
     FOLDER_INCOMING,

@@ -2,7 +2,7 @@
 
 A dropped file is claimed (``OutboundTransfer``, one open transfer per source
 path), copied into the portal's staging area as a new file of ``In Bearbeitung``
-or ``Final`` (``shared.uploads.stage_local_file``) and handed to the portal's
+or ``Final`` (``shared.files.receiving.stage_local_file``) and handed to the portal's
 worker, which scans it and places it like any upload — nothing reaches the
 customer unscanned. Then the dropped file moves into ``sent`` beside it, so staff
 see what went out. Each step is recorded, so a restart neither loses nor doubles
@@ -25,8 +25,8 @@ from hotfolder_agent.layout import SENT_FOLDER, OutboundPath
 from shared.clock import utcnow
 from shared.db import database, write_transaction
 from shared.errors import ServiceError
+from shared.files.receiving import EVENT_FROM_HOTFOLDER, abort_upload, stage_local_file
 from shared.models import Customer, FileEvent, Order, OrderFile, OutboundTransfer
-from shared.uploads import EVENT_FROM_HOTFOLDER, abort_upload, stage_local_file
 
 log = logging.getLogger(__name__)
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from flask import Blueprint, current_app, g, jsonify, request, url_for
 
 from portal import api_schema as schema
-from shared.api_tokens import authenticate_token
-from shared.customers import add_contact, get_customer, upsert_customer
+from shared.accounts.api_tokens import authenticate_token
+from shared.accounts.customers import add_contact, get_customer, upsert_customer
 from shared.db import write_transaction
 from shared.errors import Conflict, Invalid, NotFound, ServiceError
 from shared.mail.templates import TemplateProblem
 from shared.models import Contact, Customer
-from shared.orders import add_ticket, create_order, get_order, order_summary
+from shared.orders.orders import add_ticket, create_order, get_order, order_summary
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 

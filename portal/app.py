@@ -17,9 +17,9 @@ from portal.extensions import babel, csrf, htmx, limiter, login_manager
 from portal.i18n import select_locale
 from portal.security import add_security_headers
 from portal.users import load_user
+from shared.accounts.passwords import MAX_LENGTH, MIN_LENGTH, PasswordVault
 from shared.config import Settings, config_path, load_settings
 from shared.db import bind_database, database
-from shared.passwords import MAX_LENGTH, MIN_LENGTH, PasswordVault
 from shared.worker import BackgroundTasks
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -17,16 +17,16 @@ from flask_login import current_user, login_required, login_user, logout_user
 
 from portal.extensions import limiter
 from portal.users import CustomerUser, StaffMember
-from shared.accounts import (
+from shared.accounts.logins import (
     TokenState,
     request_new_link,
     set_password_with_token,
     sign_in,
     token_state,
 )
+from shared.accounts.passwords import MAX_INPUT_BYTES, check_password
+from shared.accounts.sessions import end_session, start_session
 from shared.errors import Conflict, Invalid
-from shared.passwords import MAX_INPUT_BYTES, check_password
-from shared.sessions import end_session, start_session
 
 bp = Blueprint("auth", __name__)
 

@@ -154,7 +154,7 @@ def customer() -> None:
 @needs_settings
 def customer_set(settings: Settings, customer_no: str, **fields) -> None:
     """Create CUSTOMER_NO or update the given fields."""
-    from shared.customers import upsert_customer
+    from shared.accounts.customers import upsert_customer
 
     fields = {key: value for key, value in fields.items() if value is not None}
     with write_transaction():
@@ -170,7 +170,7 @@ def customer_set(settings: Settings, customer_no: str, **fields) -> None:
 @needs_settings
 def customer_contact(settings: Settings, customer_no: str, email: str, name: str, favorite: bool):
     """Add a contact EMAIL to CUSTOMER_NO."""
-    from shared.customers import add_contact, get_customer
+    from shared.accounts.customers import add_contact, get_customer
 
     with write_transaction():
         # Without --favorite an existing contact keeps its favorite flag.
@@ -192,7 +192,7 @@ def order() -> None:
 @needs_settings
 def order_create(settings: Settings, project_no: str, due_date, **fields) -> None:
     """Create order PROJECT_NO (login, activation mail and folders follow the switches)."""
-    from shared.orders import create_order
+    from shared.orders.orders import create_order
 
     due: date | None = due_date.date() if due_date else None
     _, actions = create_order(settings, project_no=project_no, due_date=due, **fields)
@@ -207,7 +207,7 @@ def order_create(settings: Settings, project_no: str, due_date, **fields) -> Non
 @needs_settings
 def order_ticket(settings: Settings, project_no: str, ticket_no: str, title: str) -> None:
     """Add ticket TICKET_NO to order PROJECT_NO."""
-    from shared.orders import add_ticket
+    from shared.orders.orders import add_ticket
 
     add_ticket(project_no, ticket_no, title)
     click.echo(f"ticket {ticket_no} added to {project_no}")
@@ -218,7 +218,7 @@ def order_ticket(settings: Settings, project_no: str, ticket_no: str, title: str
 @needs_settings
 def order_show(settings: Settings, project_no: str) -> None:
     """Print an order's state as JSON."""
-    from shared.orders import get_order, order_summary
+    from shared.orders.orders import get_order, order_summary
 
     click.echo(json.dumps(order_summary(get_order(project_no)), indent=2, ensure_ascii=False))
 
@@ -232,8 +232,8 @@ def login() -> None:
 
 
 def _login_for(customer_no: str):
-    from shared.accounts import login_of
-    from shared.customers import get_customer
+    from shared.accounts.customers import get_customer
+    from shared.accounts.logins import login_of
     from shared.errors import NotFound
 
     login = login_of(get_customer(customer_no))
@@ -249,8 +249,8 @@ def _login_for(customer_no: str):
 @needs_settings
 def login_create(settings: Settings, customer_no: str, username: str, active: bool) -> None:
     """Create the portal login of CUSTOMER_NO from the system defaults."""
-    from shared.accounts import create_login, set_login_state
-    from shared.customers import get_customer
+    from shared.accounts.customers import get_customer
+    from shared.accounts.logins import create_login, set_login_state
     from shared.models import PortalLogin
 
     with write_transaction():
@@ -266,7 +266,7 @@ def login_create(settings: Settings, customer_no: str, username: str, active: bo
 @needs_settings
 def login_set_state(settings: Settings, customer_no: str, state: str) -> None:
     """Set the portal login of CUSTOMER_NO active or inactive."""
-    from shared.accounts import set_login_state
+    from shared.accounts.logins import set_login_state
 
     with write_transaction():
         login = _login_for(customer_no)
@@ -280,9 +280,9 @@ def login_set_state(settings: Settings, customer_no: str, state: str) -> None:
 @needs_settings
 def login_send_activation(settings: Settings, customer_no: str, project_no: str) -> None:
     """Send the activation mail (Hotfolder Portalzugang) with a fresh link."""
-    from shared.accounts import send_activation_mail
+    from shared.accounts.logins import send_activation_mail
     from shared.errors import Conflict, Invalid
-    from shared.orders import get_order
+    from shared.orders.orders import get_order
 
     with write_transaction():
         login = _login_for(customer_no)
@@ -319,7 +319,7 @@ def staff_create(
     settings: Settings, username: str, name: str, email: str, admin: bool, password_stdin: bool
 ) -> None:
     """Create a staff user (asks for the password)."""
-    from shared.staff import create_staff
+    from shared.accounts.staff import create_staff
 
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
@@ -339,7 +339,7 @@ def token() -> None:
 @needs_settings
 def token_create(settings: Settings, name: str) -> None:
     """Create an API token and print it once."""
-    from shared.api_tokens import create_token
+    from shared.accounts.api_tokens import create_token
 
     click.echo(create_token(name))
 
@@ -349,7 +349,7 @@ def token_create(settings: Settings, name: str) -> None:
 @needs_settings
 def token_revoke(settings: Settings, name: str) -> None:
     """Revoke the API token called NAME."""
-    from shared.api_tokens import revoke_token
+    from shared.accounts.api_tokens import revoke_token
 
     revoke_token(name)
     click.echo(f"token {name} revoked")
@@ -372,8 +372,8 @@ def token_list(settings: Settings) -> None:
 @needs_settings
 def retention(settings: Settings, dry_run: bool) -> None:
     """Delete files older than each customer's retention (hotfolder_delete_after_days)."""
-    from shared.intake import file_path
-    from shared.retention import delete_expired, due_for_deletion
+    from shared.files.intake import file_path
+    from shared.files.retention import delete_expired, due_for_deletion
 
     files = due_for_deletion() if dry_run else delete_expired(settings)
     for file in files:
@@ -393,7 +393,7 @@ def mail() -> None:
 @needs_settings
 def mail_send_now(settings: Settings) -> None:
     """Send due notifications, today's digest and the outbox now (to test delivery)."""
-    from shared.digest import send_now
+    from shared.notify.digest import send_now
 
     result = send_now(settings)
     for row in result.mails:
@@ -457,7 +457,7 @@ def worker(settings: Settings, workers: int) -> None:
 @click.option("--port", default=8025, show_default=True)
 def mailcatcher(directory: Path, host: str, port: int) -> None:
     """A local SMTP server that stores every mail as a .eml file (for trying things out)."""
-    from shared.mail.catcher import run_forever
+    from portal.mailcatcher import run_forever
 
     click.echo(f"catching mail on {host}:{port} into {directory}")
     run_forever(directory, host, port)

@@ -94,13 +94,13 @@ def _admin_password(directory: Path) -> str:
 
 def _seed(settings: Settings, directory: Path) -> None:
     """Create schema, admin, demo customer and order; queue a fresh activation mail."""
-    from shared.accounts import is_activated, login_of, send_activation_mail
-    from shared.customers import add_contact, upsert_customer
+    from shared.accounts.customers import add_contact, upsert_customer
+    from shared.accounts.logins import is_activated, login_of, send_activation_mail
+    from shared.accounts.staff import create_staff
     from shared.db import bind_database, write_transaction
     from shared.models import Order, StaffUser
-    from shared.orders import create_order, get_order
+    from shared.orders.orders import create_order, get_order
     from shared.schema import init_database
-    from shared.staff import create_staff
 
     bind_database(settings.database.url)
     init_database(settings.portal.shop_name)

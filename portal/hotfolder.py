@@ -8,7 +8,7 @@ from flask import Blueprint, current_app, render_template, request
 
 from portal.partials import page_number, wants_fragment
 from portal.users import staff_required
-from shared.hotfolder_status import (
+from shared.hotfolder.status import (
     LAST_PAGE,
     STAGES,
     agent_statuses,

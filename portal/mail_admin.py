@@ -19,9 +19,8 @@ from flask_login import current_user
 
 from portal.partials import wants_fragment
 from portal.users import staff_required
-from shared.customers import get_customer
+from shared.accounts.customers import get_customer
 from shared.db import write_transaction
-from shared.digest import send_now as run_send_now
 from shared.errors import Conflict, Invalid, NotFound
 from shared.mail.bounces import clear_bounce, mark_bounced
 from shared.mail.editing import (
@@ -31,7 +30,6 @@ from shared.mail.editing import (
     save_signature,
     save_template,
 )
-from shared.mail.manual import recipient, render_manual, send_manual
 from shared.mail.outbox_admin import QUEUED, VIEWS, counts, outbox, retry_mail
 from shared.mail.templates import (
     DATA_PROJECT_KEYS,
@@ -48,7 +46,8 @@ from shared.models import (
     Order,
     StaffUser,
 )
-from shared.notifications import (
+from shared.notify.digest import send_now as run_send_now
+from shared.notify.events import (
     EVENTS,
     customer_override,
     delete_override,
@@ -57,6 +56,7 @@ from shared.notifications import (
     overrides,
     save_rule,
 )
+from shared.notify.manual import recipient, render_manual, send_manual
 
 bp = Blueprint("mail_admin", __name__, url_prefix="/staff/mail")
 

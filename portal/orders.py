@@ -20,10 +20,10 @@ from portal.partials import folder_listing, order_list, wants_fragment
 from portal.uploads import refusal_for
 from portal.users import customer_required
 from shared.errors import ServiceError
-from shared.intake import file_path
+from shared.files.folders import FOLDER_INCOMING
+from shared.files.intake import file_path
+from shared.files.receiving import append_chunk, start_upload, upload_limit
 from shared.models import Order, OrderFile
-from shared.storage import FOLDER_INCOMING
-from shared.uploads import append_chunk, start_upload, upload_limit
 
 bp = Blueprint("orders", __name__, url_prefix="/orders")
 

@@ -4,9 +4,15 @@ from flask import render_template, request
 from markupsafe import Markup
 
 from portal.extensions import htmx
-from shared.listing import by_folder, has_open_files, order_files, order_states, search_orders
+from shared.files.folders import ORDER_FOLDERS
 from shared.models import Customer, Order
-from shared.storage import ORDER_FOLDERS
+from shared.orders.listing import (
+    by_folder,
+    has_open_files,
+    order_files,
+    order_states,
+    search_orders,
+)
 
 
 def wants_fragment() -> bool:

@@ -6,7 +6,7 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.http.unreader import SocketUnreader
 
 from shared.config import Settings
-from shared.uploads import PIECE_BYTES
+from shared.files.receiving import PIECE_BYTES
 
 # gunicorn receives a request body in recv() calls of up to 1 MiB. Uploads stream to
 # disk in pieces of PIECE_BYTES; recv() calls of the same size keep each piece in the

@@ -21,15 +21,15 @@ from portal.orders import send_stored_file
 from portal.partials import folder_listing, order_list, page_number, wants_fragment
 from portal.uploads import STAFF_FOLDERS
 from portal.users import StaffMember, staff_required
-from shared.backlog import SECTIONS, backlog_overview, backlog_page
+from shared.accounts.sessions import start_session
+from shared.accounts.staff import staff_sign_in
 from shared.errors import Conflict
-from shared.intake import discard_held, release_held
-from shared.listing import file_history
+from shared.files.backlog import SECTIONS, backlog_overview, backlog_page
+from shared.files.folders import FOLDER_FINAL
+from shared.files.intake import discard_held, release_held
+from shared.files.receiving import upload_limit
 from shared.models import Order, OrderFile
-from shared.sessions import start_session
-from shared.staff import staff_sign_in
-from shared.storage import FOLDER_FINAL
-from shared.uploads import upload_limit
+from shared.orders.listing import file_history
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 

@@ -16,7 +16,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal.users import staff_required
-from shared.api_tokens import create_token, revoke_token
+from shared.accounts.api_tokens import create_token, revoke_token
 from shared.errors import Conflict, Invalid, NotFound
 from shared.models import ApiToken
 

@@ -5,7 +5,7 @@ in PATCH requests of at most ``upload_chunk_bytes``; after a dropped connection
 it asks with HEAD how many bytes arrived and continues there. The body is read
 from ``request.stream`` piece by piece — never ``request.files`` or
 ``request.data``, which would spool or buffer the whole chunk. The work itself
-is ``shared.uploads``; this module parses headers and checks who may do what.
+is ``shared.files.receiving``; this module parses headers and checks who may do what.
 """
 
 from __future__ import annotations
@@ -20,11 +20,10 @@ from flask_login import current_user, login_required
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from shared import filenames
 from shared.errors import Invalid, NotFound, ServiceError
-from shared.models import Order, OrderFile
-from shared.storage import FOLDER_FINAL, FOLDER_IN_PROGRESS, FOLDER_INCOMING
-from shared.uploads import (
+from shared.files import names as filenames
+from shared.files.folders import FOLDER_FINAL, FOLDER_IN_PROGRESS, FOLDER_INCOMING
+from shared.files.receiving import (
     EmptyFile,
     NoSpace,
     NotAllowed,
@@ -40,6 +39,7 @@ from shared.uploads import (
     start_upload,
     upload_limit,
 )
+from shared.models import Order, OrderFile
 
 bp = Blueprint("uploads", __name__)
 
@@ -144,7 +144,7 @@ def _name_message(reason: str) -> str:
 
 
 def refusal_for(exc: ServiceError) -> tuple[int, str]:
-    """The HTTP status and the customer's message for an error from ``shared.uploads``."""
+    """The HTTP status and the customer's message for an error from ``shared.files.receiving``."""
     if isinstance(exc, filenames.NameRefused):
         return 400, _name_message(exc.reason)
     if isinstance(exc, TooLarge):

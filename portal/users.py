@@ -11,9 +11,9 @@ from functools import wraps
 from flask import abort, redirect, request, url_for
 from flask_login import UserMixin, current_user
 
-from shared.accounts import may_use_portal
+from shared.accounts.logins import may_use_portal
+from shared.accounts.sessions import find_session
 from shared.models import PortalLogin, StaffUser
-from shared.sessions import find_session
 
 
 class CustomerUser(UserMixin):

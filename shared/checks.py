@@ -58,7 +58,7 @@ def _storage(settings: Settings) -> str:
 
 
 def _clamd(settings: Settings) -> str:
-    from shared.intake import make_scanner
+    from shared.files.intake import make_scanner
 
     scanner = make_scanner(settings)
     limits = settings.clamav.limits()

@@ -390,7 +390,7 @@ class ClamavSettings:
 
     def limits(self):
         """clamd's size limits, read from ``clamd_conf`` so portal and clamd agree."""
-        from shared.scanning import read_clamd_limits
+        from shared.files.scanning import read_clamd_limits
 
         try:
             return read_clamd_limits(self.clamd_conf)

@@ -50,14 +50,14 @@ class BackgroundTasks:
 
         @huey.task(name="scan_file")
         def scan_file(file_id: int) -> None:
-            from shared.intake import make_scanner, scan_received
+            from shared.files.intake import make_scanner, scan_received
 
             scan_received(settings, make_scanner(settings), file_id)
 
         @huey.periodic_task(crontab(minute="*"), name="sweep")
         def sweep() -> None:
             try:
-                from shared.digest import queue_due_mail
+                from shared.notify.digest import queue_due_mail
 
                 # Queued first, so batched notifications and the digest share this run's
                 # one SMTP connection; the digest checks send_time in the portal's time zone.
@@ -65,7 +65,7 @@ class BackgroundTasks:
             except Exception:
                 log.exception("notifications or digest could not be queued")
             deliver_outbox.call_local()
-            from shared.intake import files_to_scan, make_scanner, scan_received
+            from shared.files.intake import files_to_scan, make_scanner, scan_received
 
             scanner = make_scanner(settings)
             for file_id in files_to_scan():
@@ -73,7 +73,7 @@ class BackgroundTasks:
 
         @huey.periodic_task(crontab(hour="3", minute="15"), name="retention")
         def retention() -> None:
-            from shared.retention import delete_expired
+            from shared.files.retention import delete_expired
 
             deleted = delete_expired(settings)
             log.info("retention run deleted %d files", len(deleted))

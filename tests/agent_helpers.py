@@ -23,13 +23,13 @@ from conftest import base_sections, write_ini
 from file_helpers import received
 
 from hotfolder_agent.agent import Agent
+from shared.accounts.customers import add_contact, upsert_customer
 from shared.config import Settings, load_settings
-from shared.customers import add_contact, upsert_customer
 from shared.db import bind_database, database, write_transaction
-from shared.intake import make_scanner, scan_received
+from shared.files.folders import create_order_folders
+from shared.files.intake import make_scanner, scan_received
 from shared.models import Order, OrderFile
 from shared.schema import init_database
-from shared.storage import create_order_folders
 from shared.worker import BackgroundTasks
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.scanning import ScanLimits, Scanner, read_clamd_limits
+from shared.files.scanning import ScanLimits, Scanner, read_clamd_limits
 
 logger = logging.getLogger(__name__)
 

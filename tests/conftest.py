@@ -112,7 +112,7 @@ def client(app):
 
 @pytest.fixture
 def api_token(app) -> str:
-    from shared.api_tokens import create_token
+    from shared.accounts.api_tokens import create_token
 
     return create_token("tests")
 

@@ -7,13 +7,13 @@ import io
 import pytest
 from conftest import base_sections, write_ini
 
+from shared.accounts.customers import upsert_customer
 from shared.config import load_settings
-from shared.customers import upsert_customer
 from shared.db import bind_database, database, write_transaction
+from shared.files.folders import FOLDER_INCOMING, create_order_folders
+from shared.files.receiving import append_chunk, start_upload
 from shared.models import Order, OrderFile, StaffUser
 from shared.schema import init_database
-from shared.storage import FOLDER_INCOMING, create_order_folders
-from shared.uploads import append_chunk, start_upload
 
 
 @pytest.fixture(name="world")

@@ -6,14 +6,14 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
+from shared.accounts.customers import add_contact, upsert_customer
 from shared.clock import utcnow
-from shared.customers import add_contact, upsert_customer
 from shared.db import bind_database, database, write_transaction
+from shared.files.folders import FOLDER_INCOMING
 from shared.mail.delivery import DeliveryReport, deliver_due
 from shared.models import Customer, Order, OrderFile, StaffUser
-from shared.notification_mails import send_due_notifications
+from shared.notify.sending import send_due_notifications
 from shared.schema import init_database
-from shared.storage import FOLDER_INCOMING
 
 BATCH = timedelta(seconds=121)  # just past the default notification_batch_seconds
 

@@ -14,11 +14,11 @@ from pathlib import Path
 from conftest import base_sections, write_ini
 from smtp_helpers import RecordingHandler, free_port, smtp_server
 
-from shared.api_tokens import create_token
+from shared.accounts.api_tokens import create_token
+from shared.accounts.staff import create_staff
 from shared.config import Settings, load_settings
 from shared.db import bind_database, database
 from shared.schema import init_database
-from shared.staff import create_staff
 
 STAFF_PASSWORD = "Setzerei und Druckerei 1887"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from conftest import activation_link_in, csrf_from
 
-from shared.accounts import set_login_state
+from shared.accounts.logins import set_login_state
 from shared.clock import utcnow
 from shared.db import database
 from shared.mail.defaults import ACTIVATION_TEMPLATE
@@ -271,7 +271,7 @@ def test_check_endpoint_needs_the_csrf_header(client, api, mailserver):
 
 
 def test_common_password_list_contains_the_example():
-    from shared.passwords import common_passwords
+    from shared.accounts.passwords import common_passwords
 
     assert "password1234" in common_passwords()
 

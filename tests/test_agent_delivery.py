@@ -42,9 +42,9 @@ from hotfolder_agent.heartbeat import beat
 from hotfolder_agent.records import claim_deliveries
 from hotfolder_agent.workers import FileWorkers
 from shared.db import write_transaction
-from shared.intake import folder_path
+from shared.files.intake import folder_path
 from shared.models import Customer, Delivery, Notification, Order, OrderFile
-from shared.notifications import FILES_DELIVERED
+from shared.notify.events import FILES_DELIVERED
 from shared.worker import BackgroundTasks
 
 

@@ -17,10 +17,10 @@ from hotfolder_agent.context import make_context
 from hotfolder_agent.heartbeat import beat
 from hotfolder_agent.layout import Layout
 from hotfolder_agent.outbound import SENT, _claim, send_outbound
-from shared.intake import file_path
+from shared.files.folders import FOLDER_FINAL, FOLDER_IN_PROGRESS
+from shared.files.intake import file_path
+from shared.files.receiving import EVENT_FROM_HOTFOLDER, stage_local_file
 from shared.models import FileEvent, OrderFile, OutboundTransfer
-from shared.storage import FOLDER_FINAL, FOLDER_IN_PROGRESS
-from shared.uploads import EVENT_FROM_HOTFOLDER, stage_local_file
 from shared.worker import BackgroundTasks
 
 

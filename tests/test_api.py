@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.api_tokens import create_token, revoke_token
+from shared.accounts.api_tokens import create_token, revoke_token
 from shared.models import Contact, Customer, Order, OutboxMail, PortalLogin, Ticket
 
 # Switches off: these tests are about the API; the new-order behaviour has its own module.
@@ -407,7 +407,7 @@ def test_ticket_body_errors(api, order, body, field):
 
 
 def test_order_state_shows_login_and_tickets(api, customer, order):
-    from shared.accounts import create_login
+    from shared.accounts.logins import create_login
     from shared.db import write_transaction
 
     api.post(f"/orders/{order}/tickets", {"ticket_no": "T1", "title": "Proof"})

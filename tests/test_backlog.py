@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from file_helpers import files_in
 
-from shared.backlog import (
+from shared.db import bind_database, database, write_transaction
+from shared.files.backlog import (
     OVERVIEW_ROWS,
     SECTION_HELD,
     SECTION_REJECTED,
@@ -14,7 +15,6 @@ from shared.backlog import (
     backlog_overview,
     backlog_page,
 )
-from shared.db import bind_database, database, write_transaction
 from shared.models import Customer, Order, OrderFile
 from shared.schema import init_database
 

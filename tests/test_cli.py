@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 from conftest import base_sections, write_ini
 
-from shared.api_tokens import authenticate_token
+from shared.accounts.api_tokens import authenticate_token
+from shared.accounts.passwords import PasswordVault
+from shared.files.folders import ORDER_FOLDERS
 from shared.mail.delivery import deliver_due
 from shared.models import (
     Activation,
@@ -30,8 +32,6 @@ from shared.models import (
     StaffUser,
     SystemDefault,
 )
-from shared.passwords import PasswordVault
-from shared.storage import ORDER_FOLDERS
 
 SCRIPT = Path(sys.executable).with_name("ptportal")
 COMMAND = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "portal"]

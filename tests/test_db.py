@@ -88,7 +88,7 @@ def test_nested_write_transactions_roll_back_together(tmp_path):
 
 def test_shared_imports_neither_flask_nor_watchdog():
     code = (
-        "import sys, shared.models, shared.config, shared.accounts, shared.orders, "
+        "import sys, shared.models, shared.config, shared.accounts.logins, shared.orders.orders, "
         "shared.worker, shared.mail.delivery\n"
         "banned = ('flask', 'watchdog', 'portal', 'hotfolder_agent')\n"
         "bad = [m for m in banned if m in sys.modules]\n"

@@ -20,10 +20,10 @@ from smtp_helpers import RecordingHandler, make_tls, smtp_server, starttls_optio
 
 from shared.clock import utcnow
 from shared.db import write_transaction
-from shared.digest import local_now, queue_due_mail, scheduled_run, send_now
 from shared.mail import delivery
 from shared.models import DigestRun, OrderFile, OutboxMail
-from shared.notifications import DEADLINE_ALERT, EVENTS, save_rule
+from shared.notify.digest import local_now, queue_due_mail, scheduled_run, send_now
+from shared.notify.events import DEADLINE_ALERT, EVENTS, save_rule
 
 OWNER = "owner@druckerei.example"
 CUSTOMER = "info@k1.example"

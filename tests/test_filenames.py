@@ -10,9 +10,9 @@ import unicodedata
 
 import pytest
 
-from shared import filenames
 from shared.errors import Invalid
-from shared.filenames import NameRefused, check_upload_name, free_name, stored_name_for
+from shared.files import names as filenames
+from shared.files.names import NameRefused, check_upload_name, free_name, stored_name_for
 
 SAFE = re.compile(r"[\x20-\x7e]+")
 WINDOWS_FORBIDDEN = set('<>:"|?*/\\')
@@ -301,7 +301,7 @@ def test_numbering_never_overwrites_many_existing(tmp_path):
     assert free_name(tmp_path, "Flyer.pdf") == "Flyer (30).pdf"
 
 
-@pytest.mark.parametrize("module", ["shared.filenames", "shared.uploads"])
+@pytest.mark.parametrize("module", ["shared.files.names", "shared.files.receiving"])
 def test_shared_modules_import_no_flask(module):
     # A fresh interpreter: other tests in this process import Flask anyway.
     code = (

@@ -14,8 +14,8 @@ from hotfolder_agent.context import make_context
 from hotfolder_agent.delivery import deliver
 from hotfolder_agent.errors import ACTION_DELIVER, record_error
 from hotfolder_agent.heartbeat import beat
-from shared.listing import PER_PAGE
-from shared.staff import create_staff
+from shared.accounts.staff import create_staff
+from shared.orders.listing import PER_PAGE
 from shared.worker import BackgroundTasks
 
 PASSWORD = "Kaffee-Druckmaschine-Montag-42"

@@ -10,7 +10,8 @@ import pytest
 from clamd_helpers import EICAR
 from file_helpers import received, world_fixture  # noqa: F401 (fixture "world")
 
-from shared.intake import (
+from shared.files.folders import FOLDER_INCOMING
+from shared.files.intake import (
     discard_held,
     file_path,
     files_to_scan,
@@ -19,10 +20,9 @@ from shared.intake import (
     release_held,
     scan_received,
 )
+from shared.files.receiving import TooLarge, staging_path, start_upload, upload_limit
+from shared.files.scanning import ScanLimits, Scanner
 from shared.models import FileEvent, OrderFile
-from shared.scanning import ScanLimits, Scanner
-from shared.storage import FOLDER_INCOMING
-from shared.uploads import TooLarge, staging_path, start_upload, upload_limit
 
 
 def scanner_for(settings, clamd) -> Scanner:

@@ -11,7 +11,7 @@ import pytest
 from argon2 import extract_parameters
 from conftest import CHEAP_ARGON2, activation_link_in, base_sections, csrf_from, write_ini
 
-from shared.accounts import set_login_state
+from shared.accounts.logins import set_login_state
 from shared.config import load_settings
 from shared.db import database
 from shared.models import Activation, PortalLogin, PortalSession

@@ -8,6 +8,7 @@ import pytest
 from conftest import csrf_from
 from mail_helpers import make_customer, make_order, text_of, to
 
+from shared.accounts.staff import create_staff
 from shared.clock import utcnow
 from shared.db import write_transaction
 from shared.mail.bounces import is_bounced, record_bounce
@@ -19,8 +20,7 @@ from shared.models import (
     OutboxMail,
     StaffUser,
 )
-from shared.notifications import UPLOAD_RECEIVED, global_rule
-from shared.staff import create_staff
+from shared.notify.events import UPLOAD_RECEIVED, global_rule
 
 PASSWORD = "Kaffee-Druckmaschine-Montag-42"
 HTMX = {"HX-Request": "true"}

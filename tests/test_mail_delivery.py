@@ -20,10 +20,10 @@ from smtp_helpers import (
     starttls_options,
 )
 
+from portal.mailcatcher import serve
 from shared.clock import utcnow
 from shared.config import SmtpSettings
 from shared.db import bind_database, database
-from shared.mail.catcher import serve
 from shared.mail.delivery import DeliveryReport, deliver_due
 from shared.models import ALL_MODELS, OutboxMail
 

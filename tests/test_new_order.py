@@ -10,16 +10,16 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from shared.accounts import set_login_state, set_password_with_token, sign_in, token_state
+from shared.accounts.logins import set_login_state, set_password_with_token, sign_in, token_state
 from shared.db import write_transaction
+from shared.files.folders import ORDER_FOLDERS
 from shared.models import Activation, Contact, Customer, Order, OutboxMail, PortalLogin
-from shared.orders import (
+from shared.orders.orders import (
     ACTION_ACTIVATION_QUEUED,
     ACTION_FOLDERS_CREATED,
     ACTION_LOGIN_ACTIVATED,
     ACTION_LOGIN_CREATED,
 )
-from shared.storage import ORDER_FOLDERS
 
 LINK_PREFIX = "http://portal.test/activate/"
 PASSWORD = "Blaue Druckplatte 77!"
@@ -204,7 +204,7 @@ def test_customer_not_portal_enabled_gets_nothing(api, settings, mailserver):
 @pytest.mark.parametrize("ini_overrides", [switches(0, 1)], indirect=True)
 def test_existing_login_is_mailed_and_activated_by_the_send_switch(api, settings, mailserver):
     """With only the send switch on, a login staff created gets the mail with the next order."""
-    from shared.accounts import create_login
+    from shared.accounts.logins import create_login
 
     add_customer(api)
     with write_transaction():

@@ -19,11 +19,11 @@ from smtp_helpers import make_tls, smtp_server, starttls_options
 
 from shared.clock import utcnow
 from shared.db import write_transaction
+from shared.files.folders import FOLDER_FINAL
 from shared.mail.bounces import record_bounce
 from shared.mail.delivery import deliver_due
 from shared.models import Notification, OrderFile, OutboxMail
-from shared.notification_mails import send_due_notifications
-from shared.notifications import (
+from shared.notify.events import (
     EVENTS,
     FILE_FINAL,
     FILE_REJECTED,
@@ -37,8 +37,8 @@ from shared.notifications import (
     notify,
     save_rule,
 )
-from shared.orders import add_ticket, create_order
-from shared.storage import FOLDER_FINAL
+from shared.notify.sending import send_due_notifications
+from shared.orders.orders import add_ticket, create_order
 
 OWNER = "owner@druckerei.example"
 
@@ -179,7 +179,7 @@ def test_escalation_order_contact_then_favorite_then_customer(settings, mailserv
 
     with write_transaction():
         record_bounce("anna@k1.example", "550 5.1.1 no such user")
-        from shared.customers import add_contact
+        from shared.accounts.customers import add_contact
 
         add_contact(customer, "fav@k1.example", favorite=True)
     recipients, reason = escalate(settings, order)
@@ -393,7 +393,7 @@ def test_no_upload_request_for_a_customer_without_portal(settings, mailserver, d
 
 
 def test_account_events_are_recorded_by_their_causes(settings, db):
-    from shared.accounts import create_login, request_new_link, send_activation_mail
+    from shared.accounts.logins import create_login, request_new_link, send_activation_mail
 
     customer = make_customer("K1", portal_enabled=True)
     with write_transaction():

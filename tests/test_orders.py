@@ -14,12 +14,12 @@ from clamd_helpers import EICAR
 from flask import Flask, Response, request_finished
 from portal_helpers import SignedIn, customer_with_order, signed_in_customer
 
-from shared.accounts import set_login_state
+from shared.accounts.logins import set_login_state
 from shared.db import database, write_transaction
-from shared.intake import files_to_scan, make_scanner, scan_received
+from shared.files.folders import FOLDER_INCOMING, ORDER_FOLDERS, order_dir
+from shared.files.intake import files_to_scan, make_scanner, scan_received
+from shared.files.receiving import append_chunk, start_upload
 from shared.models import FileEvent, Order, OrderFile, PortalLogin
-from shared.storage import FOLDER_INCOMING, ORDER_FOLDERS, order_dir
-from shared.uploads import append_chunk, start_upload
 
 TUS = {"Tus-Resumable": "1.0.0"}
 CHUNK_TYPE = "application/offset+octet-stream"

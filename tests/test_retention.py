@@ -9,10 +9,10 @@ from datetime import timedelta
 from file_helpers import received, world_fixture  # noqa: F401 (fixture "world")
 
 from shared.clock import utcnow
-from shared.intake import file_path, make_scanner, scan_received
+from shared.files.intake import file_path, make_scanner, scan_received
+from shared.files.receiving import staging_path, start_upload
+from shared.files.retention import ABANDONED_AFTER, delete_expired, due_for_deletion
 from shared.models import Customer, FileEvent, OrderFile
-from shared.retention import ABANDONED_AFTER, delete_expired, due_for_deletion
-from shared.uploads import staging_path, start_upload
 
 
 def clean_file(settings, order, name: str, age_days: float) -> OrderFile:

@@ -1,4 +1,4 @@
-"""shared.scanning against a real clamd (Debian's clamav-daemon, offline test database)."""
+"""shared.files.scanning against a real clamd (Debian's clamav-daemon, offline test database)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from clamd_helpers import EICAR, clamd_fixture, running_clamd  # noqa: F401
 
-from shared.scanning import (
+from shared.files.scanning import (
     CLAMAV_HARD_LIMIT,
     ScanLimits,
     Scanner,

@@ -24,13 +24,13 @@ from test_orders import (
     upload,
 )
 
-from shared.backlog import OVERVIEW_ROWS
-from shared.intake import quarantine_path
-from shared.listing import PER_PAGE
+from shared.accounts.staff import create_staff
+from shared.files.backlog import OVERVIEW_ROWS
+from shared.files.folders import FOLDER_FINAL, FOLDER_IN_PROGRESS, FOLDER_INCOMING, ORDER_FOLDERS
+from shared.files.intake import quarantine_path
+from shared.files.receiving import staging_path
 from shared.models import FileEvent, Order, OrderFile, StaffUser
-from shared.staff import create_staff
-from shared.storage import FOLDER_FINAL, FOLDER_IN_PROGRESS, FOLDER_INCOMING, ORDER_FOLDERS
-from shared.uploads import staging_path
+from shared.orders.listing import PER_PAGE
 
 STAFF_PASSWORD = "Kaffee-Druckmaschine-Montag-42"
 

@@ -18,11 +18,11 @@ from conftest import csrf_from
 from huey.signals import SIGNAL_EXECUTING
 from portal_helpers import SignedIn, customer_with_order, signed_in_customer
 
-from shared.accounts import set_login_state
+from shared.accounts.logins import set_login_state
 from shared.db import write_transaction
+from shared.files.folders import FOLDER_FINAL, FOLDER_INCOMING, ORDER_FOLDERS, order_dir
+from shared.files.receiving import NotAllowed, append_chunk, hash_cache, staging_path, start_upload
 from shared.models import Order, OrderFile, PortalLogin
-from shared.storage import FOLDER_FINAL, FOLDER_INCOMING, ORDER_FOLDERS, order_dir
-from shared.uploads import NotAllowed, append_chunk, hash_cache, staging_path, start_upload
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB

@@ -13,8 +13,8 @@ import re
 from collections.abc import Iterable
 from email.utils import parseaddr
 
+from shared.accounts.customers import check_email
 from shared.clock import utcnow
-from shared.customers import check_email
 from shared.errors import NotFound
 from shared.models import BouncedAddress, StaffUser
 

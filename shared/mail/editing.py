@@ -15,7 +15,6 @@ from peewee import fn
 
 from shared.config import Settings
 from shared.errors import NotFound
-from shared.mail.compose import customer_language, order_values, with_reference
 from shared.mail.html import clean_html
 from shared.mail.templates import (
     DATA_PROJECT_KEYS,
@@ -28,6 +27,7 @@ from shared.mail.templates import (
     template_context,
 )
 from shared.models import LANGUAGES, EmailSignature, EmailTemplate, Order, StaffUser
+from shared.notify.compose import customer_language, order_values, with_reference
 
 _KEYS = {"data_project": DATA_PROJECT_KEYS, "ticketdata_project": TICKETDATA_PROJECT_KEYS}
 _LOADING = (nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)

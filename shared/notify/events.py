@@ -2,7 +2,7 @@
 
 ``notify()`` only writes a row inside the caller's transaction, so an event
 exists exactly when its cause was committed; the worker batches and mails it
-later (``shared.notification_mails``). Who gets the mail is a ``NotificationRule``:
+later (``shared.notify.sending``). Who gets the mail is a ``NotificationRule``:
 the global one per event, or a customer's override.
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from shared.accounts.customers import check_email
 from shared.clock import utcnow
-from shared.customers import check_email
 from shared.errors import Invalid
 from shared.models import (
     Customer,

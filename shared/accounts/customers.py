@@ -9,8 +9,8 @@ from peewee import fn
 
 from shared.clock import utcnow
 from shared.errors import Invalid, NotFound
+from shared.files.folders import is_safe_number
 from shared.models import LANGUAGES, Contact, Customer, Order, SystemDefault
-from shared.storage import is_safe_number
 
 CUSTOMER_FIELDS = (
     "name",

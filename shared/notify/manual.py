@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from email.utils import formataddr
 
-from shared.accounts import activation_link, issue_token, login_of
+from shared.accounts.logins import activation_link, issue_token, login_of
 from shared.config import Settings
 from shared.errors import Conflict
-from shared.mail.compose import customer_language, order_values, with_reference
 from shared.mail.outbox import queue_mail
 from shared.mail.templates import RenderedMail, active_signature, render_mail, template_context
 from shared.models import ActivationToken, EmailTemplate, Order, OutboxMail, StaffUser
-from shared.recipients import Addressee, customer_contact
+from shared.notify.compose import customer_language, order_values, with_reference
+from shared.notify.recipients import Addressee, customer_contact
 
 FIRST_LINK = "portal_first_activation_link"
 

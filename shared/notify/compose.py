@@ -12,13 +12,13 @@ from dataclasses import replace
 
 from peewee import IntegrityError
 
-from shared.accounts import activation_request_url, login_of
+from shared.accounts.logins import activation_request_url, login_of
 from shared.config import Settings
 from shared.db import database
 from shared.mail.outbox import queue_mail
 from shared.mail.templates import RenderedMail, active_signature, find_template, render_mail
 from shared.models import Customer, Order, OutboxMail
-from shared.recipients import Addressee
+from shared.notify.recipients import Addressee
 
 _REFERENCE_WORD = {"de": "Auftrag", "en": "Order"}
 

@@ -5,7 +5,7 @@ arrive in any number of requests, each continuing exactly where the bytes on
 disk end (``append_chunk``). Every piece goes straight to the staging file and
 into a running SHA-256, so memory stays flat whatever the size and the hash
 costs no second pass. The staging area lies outside the order folders: nothing
-downstream sees a file before it is complete and scanned (``shared.intake``).
+downstream sees a file before it is complete and scanned (``shared.files.intake``).
 
 The running hashes live in this process. Another gunicorn worker, or this one
 after a restart, rebuilds a hash from the bytes on disk once and carries on.
@@ -31,9 +31,9 @@ from shared.clock import utcnow
 from shared.config import Settings
 from shared.db import write_transaction
 from shared.errors import Conflict, Invalid, NotFound, ServiceError
-from shared.filenames import check_upload_name
+from shared.files.folders import FOLDER_INCOMING, ORDER_FOLDERS
+from shared.files.names import check_upload_name
 from shared.models import FileEvent, Order, OrderFile, PortalLogin, StaffUser
-from shared.storage import FOLDER_INCOMING, ORDER_FOLDERS
 from shared.tokens import new_token
 
 log = logging.getLogger(__name__)

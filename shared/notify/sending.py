@@ -16,14 +16,14 @@ from datetime import datetime, timedelta
 
 from peewee import fn
 
-from shared.accounts import login_of, may_use_portal
+from shared.accounts.logins import login_of, may_use_portal
 from shared.clock import utcnow
 from shared.config import Settings
 from shared.db import write_transaction
-from shared.mail.compose import language_for, order_values, queue_for, render_for
 from shared.mail.templates import TemplateProblem, template_context
 from shared.models import Customer, Notification, NotificationRule, Order, OrderFile, OutboxMail
-from shared.notifications import (
+from shared.notify.compose import language_for, order_values, queue_for, render_for
+from shared.notify.events import (
     FILE_FINAL,
     LINK_REQUESTED,
     LOGIN_CREATED,
@@ -32,7 +32,7 @@ from shared.notifications import (
     extra_staff_of,
     rule_for,
 )
-from shared.recipients import resolve
+from shared.notify.recipients import resolve
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,8 @@ from datetime import date
 
 from peewee import IntegrityError
 
-from shared.accounts import (
+from shared.accounts.customers import add_contact, customer_recipient, get_customer
+from shared.accounts.logins import (
     create_login,
     is_activated,
     login_of,
@@ -15,12 +16,11 @@ from shared.accounts import (
     set_login_state,
 )
 from shared.config import Settings
-from shared.customers import add_contact, customer_recipient, get_customer
 from shared.db import write_transaction
 from shared.errors import Conflict, Invalid, NotFound
+from shared.files.folders import create_order_folders, is_safe_number
 from shared.models import Contact, Order, PortalLogin, Ticket
-from shared.notifications import UPLOAD_REQUEST, notify
-from shared.storage import create_order_folders, is_safe_number
+from shared.notify.events import UPLOAD_REQUEST, notify
 
 log = logging.getLogger(__name__)
 

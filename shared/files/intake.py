@@ -18,12 +18,12 @@ from shared.clock import utcnow
 from shared.config import Settings
 from shared.db import write_transaction
 from shared.errors import Conflict
-from shared.filenames import free_name, stored_name_for
+from shared.files.folders import FOLDER_FINAL, FOLDER_INCOMING, order_dir
+from shared.files.names import free_name, stored_name_for
+from shared.files.receiving import staging_path
+from shared.files.scanning import Scanner, ScanVerdict
 from shared.models import FileEvent, OrderFile, StaffUser
-from shared.notifications import FILE_FINAL, FILE_REJECTED, UPLOAD_RECEIVED, notify
-from shared.scanning import Scanner, ScanVerdict
-from shared.storage import FOLDER_FINAL, FOLDER_INCOMING, order_dir
-from shared.uploads import staging_path
+from shared.notify.events import FILE_FINAL, FILE_REJECTED, UPLOAD_RECEIVED, notify
 
 log = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import ceil
 
+from shared.files.folders import FOLDER_FINAL, FOLDER_INCOMING, ORDER_FOLDERS
 from shared.models import Customer, FileEvent, Order, OrderFile
-from shared.storage import FOLDER_FINAL, FOLDER_INCOMING, ORDER_FOLDERS
 
 ORDER_WAITING = "waiting_for_data"
 ORDER_CHECKING = "checking"

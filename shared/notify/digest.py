@@ -20,15 +20,15 @@ from peewee import JOIN, IntegrityError
 from shared.clock import utcnow
 from shared.config import Settings
 from shared.db import write_transaction
+from shared.files.folders import FOLDER_INCOMING
 from shared.mail.bounces import normalise
-from shared.mail.compose import language_for, order_link, order_values, queue_for, render_for
 from shared.mail.delivery import DeliveryReport, deliver_due
 from shared.mail.templates import TemplateProblem, template_context
 from shared.models import Customer, DigestRun, Order, OrderFile, OutboxMail
-from shared.notification_mails import send_due_notifications
-from shared.notifications import DEADLINE_ALERT, extra_staff_of, rule_for
-from shared.recipients import Addressee, resolve
-from shared.storage import FOLDER_INCOMING
+from shared.notify.compose import language_for, order_link, order_values, queue_for, render_for
+from shared.notify.events import DEADLINE_ALERT, extra_staff_of, rule_for
+from shared.notify.recipients import Addressee, resolve
+from shared.notify.sending import send_due_notifications
 
 log = logging.getLogger(__name__)
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from peewee import IntegrityError, fn
 
+from shared.accounts.customers import check_email
+from shared.accounts.passwords import PasswordVault, check_password
 from shared.config import Settings
-from shared.customers import check_email
 from shared.db import write_transaction
 from shared.errors import Conflict, Invalid
 from shared.models import StaffUser
-from shared.passwords import PasswordVault, check_password
 
 
 def create_staff(

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from shared.clock import utcnow
 from shared.config import Settings
 from shared.db import write_transaction
-from shared.intake import file_path
+from shared.files.intake import file_path
 from shared.models import Customer, FileEvent, Order, OrderFile
 
 log = logging.getLogger(__name__)

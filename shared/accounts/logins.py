@@ -10,11 +10,14 @@ from urllib.parse import urlencode
 
 from peewee import fn
 
+from shared.accounts.customers import customer_recipient
+from shared.accounts.passwords import PasswordVault, check_password
+from shared.accounts.sessions import end_sessions_of
 from shared.clock import utcnow
 from shared.config import Settings
-from shared.customers import customer_recipient
 from shared.db import write_transaction
 from shared.errors import Conflict, Invalid
+from shared.files.folders import create_order_folders
 from shared.mail.defaults import ACTIVATION_TEMPLATE
 from shared.mail.outbox import queue_mail
 from shared.mail.templates import active_signature, find_template, render_mail, template_context
@@ -27,10 +30,7 @@ from shared.models import (
     PortalLogin,
     SystemDefault,
 )
-from shared.notifications import LINK_REQUESTED, LOGIN_CREATED, PASSWORD_SET, notify
-from shared.passwords import PasswordVault, check_password
-from shared.sessions import end_sessions_of
-from shared.storage import create_order_folders
+from shared.notify.events import LINK_REQUESTED, LOGIN_CREATED, PASSWORD_SET, notify
 from shared.tokens import new_token, token_hash
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from peewee import JOIN
 
 from shared.clock import utcnow
-from shared.listing import PER_PAGE
+from shared.files.folders import FOLDER_INCOMING
 from shared.models import (
     AgentError,
     AgentHeartbeat,
@@ -23,7 +23,7 @@ from shared.models import (
     OrderFile,
     OutboundTransfer,
 )
-from shared.storage import FOLDER_INCOMING
+from shared.orders.listing import PER_PAGE
 
 STAGE_UPLOADING = "uploading"
 STAGE_SCANNING = "scanning"

@@ -1,0 +1,1 @@
+"""Who may use the portal: customers, contacts, portal logins, sessions, staff, API tokens."""

@@ -1,0 +1,1 @@
+"""Notification events and the mails they become: recipients, composition, batches, digest."""

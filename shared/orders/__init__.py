@@ -1,0 +1,1 @@
+"""Orders and tickets: what a new order sets in motion, and the order lists."""
