@@ -544,6 +544,7 @@ def bind(ini: Path):
 
 def prepare_accounts(ini: Path, password: str) -> None:
     """Schema, a customer with an order and an active portal login with ``password``."""
+    from portal.links import portal_links
     from shared.accounts.customers import upsert_customer
     from shared.accounts.logins import create_login
     from shared.accounts.passwords import PasswordVault
@@ -561,7 +562,8 @@ def prepare_accounts(ini: Path, password: str) -> None:
         login = create_login(customer, username=USERNAME, state=PortalLogin.STATE_ACTIVE)
         login.password_hash = PasswordVault(settings.security).hash(password)
         login.save()
-    create_order(settings, project_no=PROJECT_NO, customer_no=CUSTOMER_NO)
+    links = portal_links(settings.portal.base_url)
+    create_order(settings, links, project_no=PROJECT_NO, customer_no=CUSTOMER_NO)
     database.close()
 
 

@@ -94,6 +94,7 @@ def run(directory: Path, size: int, mode: str, experiments: bool) -> None:
     from common import stored_file
 
     from shared.files.intake import file_path
+    from shared.files.scanning import clamd_limits
 
     clamd = Clamd(directory / "clamd").start()
     try:
@@ -104,7 +105,7 @@ def run(directory: Path, size: int, mode: str, experiments: bool) -> None:
         ) as portal:
             settings = portal.settings()
             if experiments:
-                direct = direct_scans(clamd, source, settings.clamav.limits())
+                direct = direct_scans(clamd, source, clamd_limits(settings.clamav))
                 # Fed at about the speed of the portal's upload (benchmark 1) on this machine.
                 overlap_tail = overlapped_instream(
                     clamd, source, directory / "overlap.bin", UPLOAD_RATE

@@ -10,11 +10,8 @@ from datetime import timedelta
 
 from hotfolder_agent.layout import Layout
 from shared.config import Settings
+from shared.hotfolder.agents import silence_allowed
 from shared.worker import BackgroundTasks
-
-# A claim is taken over once its agent has missed this many heartbeats.
-MISSED_HEARTBEATS = 3
-MIN_STALE_SECONDS = 10
 
 
 def new_agent_id() -> str:
@@ -32,8 +29,7 @@ class AgentContext:
     @property
     def stale_after(self) -> timedelta:
         """How long an agent may stay silent before its claims count as abandoned."""
-        seconds = MISSED_HEARTBEATS * self.settings.agent.heartbeat_seconds
-        return timedelta(seconds=max(seconds, MIN_STALE_SECONDS))
+        return silence_allowed(self.settings.agent.heartbeat_seconds)
 
 
 def make_context(settings: Settings, tasks: BackgroundTasks | None = None) -> AgentContext:
@@ -42,5 +38,5 @@ def make_context(settings: Settings, tasks: BackgroundTasks | None = None) -> Ag
         settings=settings,
         layout=Layout(settings),
         agent_id=new_agent_id(),
-        tasks=tasks or BackgroundTasks(settings),
+        tasks=tasks or BackgroundTasks(settings, links=None),
     )

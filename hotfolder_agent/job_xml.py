@@ -17,8 +17,9 @@ from pathlib import Path
 
 import shared
 from hotfolder_agent.context import AgentContext
-from shared.accounts.customers import customer_recipient, find_contact
+from shared.accounts.customers import find_contact
 from shared.models import Customer, Delivery, JobNotification, Order, OrderFile
+from shared.notify.recipients import customer_address
 
 SCHEMA_VERSION = "1"
 SCHEMA_PATH = Path(shared.__file__).resolve().parent / "data" / "job-notification.xsd"
@@ -44,7 +45,7 @@ def _add(parent: ET.Element, tag: str, value: object) -> ET.Element:
 
 def _contact(order: Order) -> tuple[str, str] | None:
     """Name and address of the order's contact (chosen, else favorite, else the customer)."""
-    recipient = customer_recipient(order.customer, order)
+    recipient = customer_address(order.customer, order)
     if recipient is None:
         return None
     contact = find_contact(order.customer, recipient.email)

@@ -20,9 +20,9 @@ from hotfolder_agent.copying import DeliveryFailed
 from hotfolder_agent.layout import IncomingPath
 from shared.clock import utcnow
 from shared.db import database, write_transaction
+from shared.events import FILES_DELIVERED, notify_files
 from shared.files.folders import FOLDER_INCOMING
 from shared.models import Customer, Delivery, Order, OrderFile
-from shared.notify.events import FILES_DELIVERED, notify_files
 
 log = logging.getLogger(__name__)
 

@@ -86,7 +86,7 @@ def create_order_view():
     """Create an order; portal login, activation mail and folders follow the switches."""
     values = schema.parse_body(_json_body(), schema.ORDER)
     settings = current_app.config["PTPORTAL_SETTINGS"]
-    order, actions = create_order(settings, **values)
+    order, actions = create_order(settings, current_app.extensions["ptportal.links"], **values)
     current_app.extensions["ptportal.tasks"].deliver_soon()
     body = order_summary(order) | {"actions": actions}
     response = jsonify(body)

@@ -12,14 +12,16 @@ from flask_babel import get_locale
 from peewee import DatabaseError, InterfaceError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from portal import errors
+from portal import errors, formatting
 from portal.extensions import babel, csrf, htmx, limiter, login_manager
 from portal.i18n import select_locale
+from portal.links import PortalLinks
 from portal.security import add_security_headers
 from portal.users import load_user
 from shared.accounts.passwords import MAX_LENGTH, MIN_LENGTH, PasswordVault
 from shared.config import Settings, config_path, load_settings
 from shared.db import bind_database, database
+from shared.files.access import may_download
 from shared.worker import BackgroundTasks
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,8 +62,6 @@ def build_app(settings: Settings | None = None, *, tasks: BackgroundTasks | None
         BABEL_TRANSLATION_DIRECTORIES=str(ROOT / "portal" / "translations"),
     )
     app.extensions["ptportal.vault"] = PasswordVault(settings.security)
-    tasks = tasks or BackgroundTasks(settings)
-    app.extensions["ptportal.tasks"] = tasks
 
     bind_database(settings.database.url)
     app.before_request(_open_database)
@@ -77,10 +77,35 @@ def build_app(settings: Settings | None = None, *, tasks: BackgroundTasks | None
     login_manager.login_message = None
     login_manager.session_protection = "basic"
 
+    register_blueprints(app)
+    links = PortalLinks(app.url_map, settings.portal.base_url)
+    app.extensions["ptportal.links"] = links
+    app.extensions["ptportal.tasks"] = tasks or BackgroundTasks(settings, links)
+    formatting.register(app)
+
+    if settings.portal.proxy_count:
+        # Client address and scheme from the proxies' headers, for rate limits and logs.
+        count = settings.portal.proxy_count
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count)
+
+    errors.register(app)
+    app.after_request(add_security_headers)
+    app.jinja_env.globals.update(
+        shop_name=settings.portal.shop_name,
+        has_logo=settings.portal.logo_file is not None,
+        current_language=get_locale,
+        password_min_length=MIN_LENGTH,
+        password_max_length=MAX_LENGTH,
+        may_download=may_download,
+    )
+    return app
+
+
+def register_blueprints(app: Flask) -> None:
+    """Every page and API route of the portal."""
     from portal import (
         api,
         auth,
-        formatting,
         home,
         hotfolder,
         mail_admin,
@@ -99,25 +124,8 @@ def build_app(settings: Settings | None = None, *, tasks: BackgroundTasks | None
     app.register_blueprint(tokens.bp)
     app.register_blueprint(mail_admin.bp)
     app.register_blueprint(api.bp)
-    formatting.register(app)
     csrf.exempt(api.bp)
     limiter.exempt(api.bp)
-
-    if settings.portal.proxy_count:
-        # Client address and scheme from the proxies' headers, for rate limits and logs.
-        count = settings.portal.proxy_count
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count)
-
-    errors.register(app)
-    app.after_request(add_security_headers)
-    app.jinja_env.globals.update(
-        shop_name=settings.portal.shop_name,
-        has_logo=settings.portal.logo_file is not None,
-        current_language=get_locale,
-        password_min_length=MIN_LENGTH,
-        password_max_length=MAX_LENGTH,
-    )
-    return app
 
 
 def _open_database() -> None:

@@ -17,16 +17,11 @@ from flask_login import current_user, login_required, login_user, logout_user
 
 from portal.extensions import limiter
 from portal.users import CustomerUser, StaffMember
-from shared.accounts.logins import (
-    TokenState,
-    request_new_link,
-    set_password_with_token,
-    sign_in,
-    token_state,
-)
+from shared.accounts.logins import TokenState, set_password_with_token, sign_in, token_state
 from shared.accounts.passwords import MAX_INPUT_BYTES, check_password
 from shared.accounts.sessions import end_session, start_session
 from shared.errors import Conflict, Invalid
+from shared.notify.activation import request_new_link
 
 bp = Blueprint("auth", __name__)
 
@@ -173,7 +168,7 @@ def request_link():
     if request.method == "POST":
         username = request.form.get("username", "").strip()
         if username and len(username) <= 200:
-            request_new_link(_settings(), username)
+            request_new_link(_settings(), current_app.extensions["ptportal.links"], username)
             current_app.extensions["ptportal.tasks"].deliver_soon()
         return render_template(
             "auth/link_requested.html", link_minutes=_settings().portal.activation_link_minutes

@@ -69,10 +69,17 @@ def needs_settings(command):
     return wrapper
 
 
+def _links(settings: Settings):
+    """Links for the mails this command composes, from the portal's own routes."""
+    from portal.links import portal_links
+
+    return portal_links(settings.portal.base_url)
+
+
 def _kick_mail(settings: Settings) -> None:
     from shared.worker import BackgroundTasks
 
-    BackgroundTasks(settings).deliver_soon()
+    BackgroundTasks(settings, links=None).deliver_soon()
 
 
 @click.group()
@@ -195,7 +202,9 @@ def order_create(settings: Settings, project_no: str, due_date, **fields) -> Non
     from shared.orders.orders import create_order
 
     due: date | None = due_date.date() if due_date else None
-    _, actions = create_order(settings, project_no=project_no, due_date=due, **fields)
+    _, actions = create_order(
+        settings, _links(settings), project_no=project_no, due_date=due, **fields
+    )
     _kick_mail(settings)
     click.echo(f"order {project_no} created" + (": " + ", ".join(actions) if actions else ""))
 
@@ -280,8 +289,8 @@ def login_set_state(settings: Settings, customer_no: str, state: str) -> None:
 @needs_settings
 def login_send_activation(settings: Settings, customer_no: str, project_no: str) -> None:
     """Send the activation mail (Hotfolder Portalzugang) with a fresh link."""
-    from shared.accounts.logins import send_activation_mail
     from shared.errors import Conflict, Invalid
+    from shared.notify.activation import send_activation_mail
     from shared.orders.orders import get_order
 
     with write_transaction():
@@ -295,7 +304,7 @@ def login_send_activation(settings: Settings, customer_no: str, project_no: str)
         order = get_order(project_no) if project_no else None
         if order is not None and order.customer_id != login.customer_id:
             raise Invalid("--order", f"order {project_no!r} belongs to another customer")
-        mail = send_activation_mail(settings, login, order)
+        mail = send_activation_mail(settings, _links(settings), login, order)
     _kick_mail(settings)
     click.echo(f"activation mail for {login.username} queued to {mail.recipients}")
 
@@ -395,7 +404,7 @@ def mail_send_now(settings: Settings) -> None:
     """Send due notifications, today's digest and the outbox now (to test delivery)."""
     from shared.notify.digest import send_now
 
-    result = send_now(settings)
+    result = send_now(settings, _links(settings))
     for row in result.mails:
         answer = f"\t{row.last_error}" if row.last_error else ""
         click.echo(f"{row.status}\t{row.recipients}\t{row.subject}{answer}")
@@ -421,8 +430,9 @@ def mail_send_now(settings: Settings) -> None:
 def serve(settings: Settings, bind: str, workers: int, threads: int) -> None:
     """Run the portal under gunicorn with threaded workers (long uploads need them)."""
     from portal.server import run_gunicorn
+    from shared.files.scanning import clamd_limits
 
-    settings.clamav.limits()  # a clamd.conf the portal cannot rely on stops start-up here
+    clamd_limits(settings.clamav)  # a clamd.conf the portal cannot rely on stops start-up here
     run_gunicorn(settings, bind=bind, workers=workers, threads=threads)
 
 
@@ -441,7 +451,7 @@ def worker(settings: Settings, workers: int) -> None:
 
     from shared.worker import BackgroundTasks
 
-    queue = BackgroundTasks(settings)
+    queue = BackgroundTasks(settings, _links(settings))
     Consumer(
         queue.huey,
         workers=workers,

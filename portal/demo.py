@@ -94,11 +94,13 @@ def _admin_password(directory: Path) -> str:
 
 def _seed(settings: Settings, directory: Path) -> None:
     """Create schema, admin, demo customer and order; queue a fresh activation mail."""
+    from portal.links import portal_links
     from shared.accounts.customers import add_contact, upsert_customer
-    from shared.accounts.logins import is_activated, login_of, send_activation_mail
+    from shared.accounts.logins import is_activated, login_of
     from shared.accounts.staff import create_staff
     from shared.db import bind_database, write_transaction
     from shared.models import Order, StaffUser
+    from shared.notify.activation import send_activation_mail
     from shared.orders.orders import create_order, get_order
     from shared.schema import init_database
 
@@ -115,9 +117,11 @@ def _seed(settings: Settings, directory: Path) -> None:
             language="de",
         )
         add_contact(customer, "anna.beispiel@muster-agentur.example", "Anna Beispiel", True)
+    links = portal_links(settings.portal.base_url)
     if not Order.select().where(Order.project_no == DEMO_ORDER).exists():
         create_order(
             settings,
+            links,
             project_no=DEMO_ORDER,
             customer_no=DEMO_CUSTOMER,
             job_description="Flyer DIN A5, 4/4-farbig, 5.000 Stück",
@@ -127,7 +131,7 @@ def _seed(settings: Settings, directory: Path) -> None:
         login = login_of(customer)
         if login is not None and not is_activated(login):
             with write_transaction():
-                send_activation_mail(settings, login, get_order(DEMO_ORDER))
+                send_activation_mail(settings, links, login, get_order(DEMO_ORDER))
 
 
 def _newest_link(mail_dir: Path, since: float, timeout: float) -> tuple[Path, str] | None:
@@ -179,7 +183,7 @@ def run_demo(directory: Path, port: int, mail_port: int = MAIL_PORT) -> None:
         children.append(portal)
         agent = [sys.executable, "-m", "hotfolder_agent", "--config", str(ini)]
         children.append(start("agent", agent))
-        BackgroundTasks(settings).deliver_soon()
+        BackgroundTasks(settings, links=None).deliver_soon()
         found = _newest_link(mail_dir, started - 1, timeout=90)
         # The link is printed only once it opens: under load gunicorn answers seconds later.
         _wait_until_serving(settings.portal.base_url, portal, logs / "portal.log")

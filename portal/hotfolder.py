@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from flask import Blueprint, current_app, render_template, request
 
 from portal.partials import page_number, wants_fragment
@@ -19,9 +17,6 @@ from shared.hotfolder.status import (
 
 bp = Blueprint("hotfolder", __name__, url_prefix="/staff/hotfolder")
 
-# Like the agent: an agent silent for three heartbeats counts as gone.
-MISSED_HEARTBEATS = 3
-
 
 @bp.get("/")
 @staff_required
@@ -34,14 +29,13 @@ def index():
         "q": request.args.get("q", ""),
         "state": stage if stage in STAGES else "",
     }
-    stale_after = timedelta(seconds=MISSED_HEARTBEATS * settings.agent.heartbeat_seconds)
     number = min(page_number(), LAST_PAGE)
     context = {
         "filters": filters,
         "stages": STAGES,
         "page_number": number,
         "page": file_journeys(filters["customer"], filters["q"], filters["state"], number),
-        "agents": agent_statuses(stale_after),
+        "agents": agent_statuses(settings.agent.heartbeat_seconds),
         "errors": open_agent_errors(),
         "transfers": recent_transfers(),
     }

@@ -22,14 +22,8 @@ from portal.users import staff_required
 from shared.accounts.customers import get_customer
 from shared.db import write_transaction
 from shared.errors import Conflict, Invalid, NotFound
+from shared.events import EVENTS
 from shared.mail.bounces import clear_bounce, mark_bounced
-from shared.mail.editing import (
-    SignatureDraft,
-    TemplateDraft,
-    preview,
-    save_signature,
-    save_template,
-)
 from shared.mail.outbox_admin import QUEUED, VIEWS, counts, outbox, retry_mail
 from shared.mail.templates import (
     DATA_PROJECT_KEYS,
@@ -47,8 +41,15 @@ from shared.models import (
     StaffUser,
 )
 from shared.notify.digest import send_now as run_send_now
-from shared.notify.events import (
-    EVENTS,
+from shared.notify.editing import (
+    SignatureDraft,
+    TemplateDraft,
+    preview,
+    save_signature,
+    save_template,
+)
+from shared.notify.manual import recipient, render_manual, send_manual
+from shared.notify.rules import (
     customer_override,
     delete_override,
     extra_staff_of,
@@ -56,7 +57,6 @@ from shared.notify.events import (
     overrides,
     save_rule,
 )
-from shared.notify.manual import recipient, render_manual, send_manual
 
 bp = Blueprint("mail_admin", __name__, url_prefix="/staff/mail")
 
@@ -67,6 +67,10 @@ PLACEHOLDERS = [f'{{{{data_project["{key}"]}}}}' for key in DATA_PROJECT_KEYS] +
 
 def _settings():
     return current_app.config["PTPORTAL_SETTINGS"]
+
+
+def _links():
+    return current_app.extensions["ptportal.links"]
 
 
 def _fragment(partial: str, page: str, **context):
@@ -258,7 +262,7 @@ def _preview_order() -> Order | None:
 
 def _template_page(template: EmailTemplate, draft: TemplateDraft, problems: dict, status=200):
     order = _preview_order()
-    mail, preview_problems = preview(_settings(), draft, order, _signature())
+    mail, preview_problems = preview(_settings(), _links(), draft, order, _signature())
     return (
         render_template(
             "staff/mail/template_form.html",
@@ -328,7 +332,7 @@ def preview_template():
     """htmx: the live preview of the form as it is, problems next to their fields."""
     draft = _template_draft()
     order = _preview_order()
-    mail, problems = preview(_settings(), draft, order, _signature())
+    mail, problems = preview(_settings(), _links(), draft, order, _signature())
     return render_template("staff/mail/_preview.html", mail=mail, problems=problems, order=order)
 
 
@@ -365,7 +369,7 @@ def _signature_preview(draft: SignatureDraft):
     if template is None:
         return None, {}
     frame = EmailSignature(**asdict(draft.cleaned()))
-    return preview(_settings(), _draft_of(template), _preview_order(), frame)
+    return preview(_settings(), _links(), _draft_of(template), _preview_order(), frame)
 
 
 def _signature_page(signature: EmailSignature, draft: SignatureDraft, problems: dict, status=200):
@@ -510,7 +514,7 @@ def clear(bounce_id: int):
 @staff_required
 def send_now():
     """Run the digest and deliver the outbox at once, showing what was sent or the error."""
-    result = run_send_now(_settings())
+    result = run_send_now(_settings(), _links())
     return _fragment("staff/mail/_send_result.html", "staff/mail/send_now.html", result=result)
 
 
@@ -537,7 +541,7 @@ def _manual_context(order: Order, template: EmailTemplate | None) -> dict:
     try:
         context["to"] = recipient(order)
         if template is not None:
-            context["mail"] = render_manual(_settings(), template, order, with_link=False)
+            context["mail"] = render_manual(_settings(), _links(), template, order, with_link=False)
     except (Conflict, TemplateProblem) as exc:
         context["error"] = str(exc)
     return context
@@ -562,7 +566,7 @@ def send_manual_mail(project_no: str):
         abort(400)
     try:
         with write_transaction():
-            rows = send_manual(_settings(), template, order, current_user.staff)
+            rows = send_manual(_settings(), _links(), template, order, current_user.staff)
     except (Conflict, TemplateProblem) as exc:
         context = _manual_context(order, template) | {"error": str(exc)}
         return render_template("staff/mail/manual.html", **context), 422

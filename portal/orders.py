@@ -20,6 +20,7 @@ from portal.partials import folder_listing, order_list, wants_fragment
 from portal.uploads import refusal_for
 from portal.users import customer_required
 from shared.errors import ServiceError
+from shared.files.access import downloadable_file, reachable_order
 from shared.files.folders import FOLDER_INCOMING
 from shared.files.intake import file_path
 from shared.files.receiving import append_chunk, start_upload, upload_limit
@@ -34,9 +35,7 @@ PLAIN_UPLOAD_BYTES = 100 * 1024 * 1024
 
 def own_order(project_no: str) -> Order:
     """The signed-in customer's order; anybody else's answers 404 like a missing one."""
-    order = Order.get_or_none(
-        (Order.project_no == project_no) & (Order.customer == current_user.customer)
-    )
+    order = reachable_order(project_no, current_user.customer)
     if order is None:
         abort(404)
     return order
@@ -108,18 +107,12 @@ def plain_upload(project_no: str):
     return redirect(url_for(".show", project_no=project_no))
 
 
-def downloadable(file: OrderFile) -> bool:
-    """Customers download clean files: their own uploads and what staff placed for them."""
-    return file.state == OrderFile.STATE_CLEAN and file.stored_name is not None
-
-
 @bp.get("/<project_no>/files/<int:file_id>")
 @customer_required
 def download(project_no: str, file_id: int):
     """Stream a clean file with range support and its original (Unicode) name."""
-    order = own_order(project_no)
-    file = OrderFile.get_or_none((OrderFile.id == file_id) & (OrderFile.order == order))
-    if file is None or not downloadable(file):
+    file = downloadable_file(own_order(project_no), file_id, staff=False)
+    if file is None:
         abort(404)
     return send_stored_file(file)
 

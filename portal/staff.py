@@ -19,11 +19,11 @@ from portal.auth import begin_session, safe_next
 from portal.extensions import limiter
 from portal.orders import send_stored_file
 from portal.partials import folder_listing, order_list, page_number, wants_fragment
-from portal.uploads import STAFF_FOLDERS
 from portal.users import StaffMember, staff_required
 from shared.accounts.sessions import start_session
 from shared.accounts.staff import staff_sign_in
 from shared.errors import Conflict
+from shared.files.access import STAFF_FOLDERS, downloadable_file, reachable_order
 from shared.files.backlog import SECTIONS, backlog_overview, backlog_page
 from shared.files.folders import FOLDER_FINAL
 from shared.files.intake import discard_held, release_held
@@ -102,7 +102,7 @@ def show_backlog(section: str):
 
 
 def _order(project_no: str) -> Order:
-    order = Order.get_or_none(Order.project_no == project_no)
+    order = reachable_order(project_no, None)
     if order is None:
         abort(404)
     return order
@@ -148,11 +148,8 @@ def _file(file_id: int) -> OrderFile:
 @staff_required
 def download(project_no: str, file_id: int):
     """Download any clean file, or a held one to look at before releasing it."""
-    file = _file(file_id)
-    if file.order.project_no != project_no or file.state not in (
-        OrderFile.STATE_CLEAN,
-        OrderFile.STATE_TOO_LARGE,
-    ):
+    file = downloadable_file(_order(project_no), file_id, staff=True)
+    if file is None:
         abort(404)
     return send_stored_file(file)
 

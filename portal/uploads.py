@@ -22,11 +22,11 @@ from werkzeug.exceptions import HTTPException
 
 from shared.errors import Invalid, NotFound, ServiceError
 from shared.files import names as filenames
-from shared.files.folders import FOLDER_FINAL, FOLDER_IN_PROGRESS, FOLDER_INCOMING
+from shared.files.access import NotAllowed, own_upload, reachable_order, staff_upload_folder
+from shared.files.folders import FOLDER_FINAL, FOLDER_INCOMING
 from shared.files.receiving import (
     EmptyFile,
     NoSpace,
-    NotAllowed,
     OffsetMismatch,
     TooLarge,
     UploadBusy,
@@ -46,7 +46,6 @@ bp = Blueprint("uploads", __name__)
 TUS_VERSION = "1.0.0"
 TUS_EXTENSIONS = "creation,termination"
 CHUNK_TYPE = "application/offset+octet-stream"
-STAFF_FOLDERS = (FOLDER_IN_PROGRESS, FOLDER_FINAL)
 
 
 def _settings():
@@ -201,10 +200,7 @@ def _metadata() -> dict[str, str]:
 
 def _own_order(project_no: str) -> Order:
     """The order, if the signed-in customer's (staff: any); else answered like a missing one."""
-    condition = Order.project_no == project_no
-    if not current_user.is_staff:
-        condition &= Order.customer == current_user.customer
-    order = Order.get_or_none(condition)
+    order = reachable_order(project_no, None if current_user.is_staff else current_user.customer)
     if order is None:
         raise NotFound(project_no)
     return order
@@ -212,14 +208,10 @@ def _own_order(project_no: str) -> Order:
 
 def _own_file(upload_key: str) -> OrderFile:
     """An upload of the signed-in customer into Eingehend, or of this staff user; else 404."""
-    condition = (OrderFile.upload_key == upload_key) & (OrderFile.state != OrderFile.STATE_DELETED)
     if current_user.is_staff:
-        condition &= OrderFile.uploaded_by_staff == current_user.staff
+        file = own_upload(upload_key, staff=current_user.staff)
     else:
-        condition &= (Order.customer == current_user.customer) & (
-            OrderFile.folder == FOLDER_INCOMING
-        )
-    file = OrderFile.select().join(Order).where(condition).get_or_none()
+        file = own_upload(upload_key, customer=current_user.customer)
     if file is None:
         raise NotFound(upload_key)
     return file
@@ -228,9 +220,7 @@ def _own_file(upload_key: str) -> OrderFile:
 def _uploader() -> dict:
     """Who uploads, and into which folder: customers only into Eingehend (else 403)."""
     if current_user.is_staff:
-        folder = request.args.get("folder", FOLDER_FINAL)
-        if folder not in STAFF_FOLDERS:
-            raise NotAllowed(f"staff place files in {' or '.join(STAFF_FOLDERS)}")
+        folder = staff_upload_folder(request.args.get("folder", FOLDER_FINAL))
         return {"staff": current_user.staff, "folder": folder}
     return {"login": current_user.login, "folder": _metadata().get("folder", FOLDER_INCOMING)}
 

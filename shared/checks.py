@@ -59,9 +59,10 @@ def _storage(settings: Settings) -> str:
 
 def _clamd(settings: Settings) -> str:
     from shared.files.intake import make_scanner
+    from shared.files.scanning import clamd_limits
 
     scanner = make_scanner(settings)
-    limits = settings.clamav.limits()
+    limits = clamd_limits(settings.clamav)
     return (
         f"{scanner.version()} at {settings.clamav.address}; "
         f"scans files up to {limits.largest_scannable:,} bytes"

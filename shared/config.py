@@ -388,15 +388,6 @@ class ClamavSettings:
     scan_mode: str
     oversize_policy: str
 
-    def limits(self):
-        """clamd's size limits, read from ``clamd_conf`` so portal and clamd agree."""
-        from shared.files.scanning import read_clamd_limits
-
-        try:
-            return read_clamd_limits(self.clamd_conf)
-        except ValueError as exc:
-            raise ConfigError(f"[clamav] clamd_conf: {exc}") from None
-
 
 @dataclass(frozen=True)
 class WorkerSettings:

@@ -14,6 +14,7 @@ from huey import MemoryHuey, RedisHuey, SqliteHuey, crontab
 from huey.api import Huey
 
 from shared.config import Settings
+from shared.links import PortalLinks
 from shared.mail.delivery import deliver_due
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,11 @@ def make_huey(queue_url: str, immediate: bool = False) -> Huey:
 class BackgroundTasks:
     """Enqueue work for ``ptportal worker``; the minute sweeps catch anything missed."""
 
-    def __init__(self, settings: Settings, immediate: bool = False) -> None:
+    def __init__(
+        self, settings: Settings, links: PortalLinks | None, immediate: bool = False
+    ) -> None:
+        """``links`` builds the links of the mails the sweep composes; a process that only
+        enqueues (the hotfolder agent) runs no sweep and passes None."""
         self.huey = huey = make_huey(settings.worker.queue_url, immediate)
         smtp = settings.smtp
 
@@ -61,7 +66,7 @@ class BackgroundTasks:
 
                 # Queued first, so batched notifications and the digest share this run's
                 # one SMTP connection; the digest checks send_time in the portal's time zone.
-                queue_due_mail(settings)
+                queue_due_mail(settings, links)
             except Exception:
                 log.exception("notifications or digest could not be queued")
             deliver_outbox.call_local()

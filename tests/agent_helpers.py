@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import base_sections, write_ini
+from conftest import base_sections, tasks_for, write_ini
 from file_helpers import received
 
 from hotfolder_agent.agent import Agent
@@ -128,7 +128,7 @@ def wait_for(condition: Callable[[], object], timeout: float = 15.0, step: float
 @contextmanager
 def running_agent(settings: Settings, tasks: BackgroundTasks | None = None) -> Iterator[Agent]:
     """The agent's loop on a thread (immediate task queue); stopped and joined afterwards."""
-    agent = Agent(settings, tasks=tasks or BackgroundTasks(settings, immediate=True))
+    agent = Agent(settings, tasks=tasks or tasks_for(settings))
     outcome: list[object] = []
     thread = threading.Thread(target=lambda: outcome.append(agent.run()), daemon=True)
     thread.start()

@@ -82,15 +82,33 @@ def settings(tmp_path, mailserver, ini_overrides) -> Settings:
     return load_settings(write_ini(tmp_path, base_sections(mailserver.port, **ini_overrides)))
 
 
+def links_for(settings: Settings):
+    """The portal's links for mails composed outside a request (worker, command line)."""
+    from portal.links import portal_links
+
+    return portal_links(settings.portal.base_url)
+
+
+def tasks_for(settings: Settings, immediate: bool = True):
+    """Background tasks as the portal and worker make them; ``immediate`` runs them at once."""
+    from shared.worker import BackgroundTasks
+
+    return BackgroundTasks(settings, links_for(settings), immediate=immediate)
+
+
+@pytest.fixture
+def links(settings):
+    return links_for(settings)
+
+
 @pytest.fixture
 def app(settings):
     """The real portal on a fresh SQLite file; mail is delivered at once to ``mailserver``."""
     from portal import create_app
     from shared.db import database
     from shared.schema import init_database
-    from shared.worker import BackgroundTasks
 
-    application = create_app(settings, tasks=BackgroundTasks(settings, immediate=True))
+    application = create_app(settings, tasks=tasks_for(settings))
     application.test_client_class = EnglishClient
     init_database(settings.portal.shop_name)
     yield application

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 import pytest
+from conftest import links_for
 
 from shared.accounts.customers import add_contact, upsert_customer
 from shared.clock import utcnow
@@ -95,7 +96,7 @@ def make_file(
 
 def flush(settings, after: timedelta = BATCH) -> DeliveryReport:
     """What the worker's minute does once the batch time has passed: queue, then deliver."""
-    send_due_notifications(settings, utcnow() + after)
+    send_due_notifications(settings, links_for(settings), utcnow() + after)
     return deliver_due(settings.smtp)
 
 

@@ -98,7 +98,8 @@ def test_activation_mail_uses_the_template_and_the_configured_base_url(api, mail
     template = EmailTemplate.get(
         (EmailTemplate.name == ACTIVATION_TEMPLATE) & (EmailTemplate.language == "de")
     )
-    assert mail.message["Subject"] == template.subject
+    # Like every customer mail about one order, it names the order for replies.
+    assert mail.message["Subject"] == f"[Auftrag A1] {template.subject}"
     assert link.startswith(f"{BASE_URL}/activate/")
 
 
@@ -409,3 +410,49 @@ def test_new_link_works_and_older_links_die_with_the_new_password(client, api, m
     # ... but once a password is set, every older unused link is dead.
     assert_invalid_page(client.get(first), "already been used")
     assert ActivationToken.select().where(ActivationToken.used_at.is_null()).count() == 0
+
+
+def test_a_new_link_reaches_a_customer_whose_only_address_is_an_order_contact(
+    client, api, settings, mailserver
+):
+    customer = {"customer_no": "K1", "name": "Kunde", "email": "", "portal_enabled": True}
+    assert api.post("/customers", customer).status_code == 201
+    order = {"project_no": "A1", "customer_no": "K1", "contact_email": "anna@kunde.example"}
+    assert api.post("/orders", order).status_code == 201
+    assert mailserver.received[-1].rcpt_tos == ["anna@kunde.example"]
+    mails_before = len(mailserver.received)
+
+    answer = request_link(client, "k1")
+
+    assert len(mailserver.received) == mails_before + 1
+    assert mailserver.received[-1].rcpt_tos == ["anna@kunde.example"]
+    new_link = activation_link_in(mailserver)
+    assert new_link != activation_link_in(mailserver, index=mails_before - 1)
+    assert without_csrf(answer.text) == without_csrf(request_link(client, "nobody").text)
+
+
+def test_a_new_link_with_nowhere_to_go_tells_staff_and_answers_the_same(
+    client, api, settings, mailserver
+):
+    from mail_helpers import flush, make_staff, to
+
+    from shared.db import write_transaction
+    from shared.events import ACTIVATION_UNDELIVERABLE
+    from shared.mail.bounces import record_bounce
+    from shared.models import Notification
+
+    make_staff("chefin", admin=True, email="chefin@druckerei.example")
+    new_customer(api, mailserver)
+    with write_transaction():
+        record_bounce("k1@example.com", "550 5.1.1 user unknown")
+    mails_before = len(mailserver.received)
+
+    answer = request_link(client, "k1")
+
+    assert len(mailserver.received) == mails_before  # nothing to the bounced address
+    assert without_csrf(answer.text) == without_csrf(request_link(client, "nobody").text)
+    event = Notification.get(Notification.kind == ACTIVATION_UNDELIVERABLE)
+    assert event.customer.customer_no == "K1" and event.detail == "k1"
+    flush(settings)
+    subjects = [item.message["Subject"] for item in to(mailserver, "chefin@druckerei.example")]
+    assert "Aktivierungslink für Kunde nicht zustellbar" in subjects

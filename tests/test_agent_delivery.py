@@ -16,6 +16,7 @@ from agent_helpers import (
     make_order,
     visible_files,
 )
+from conftest import tasks_for
 
 from hotfolder_agent import notification
 from hotfolder_agent.context import make_context
@@ -42,14 +43,13 @@ from hotfolder_agent.heartbeat import beat
 from hotfolder_agent.records import claim_deliveries
 from hotfolder_agent.workers import FileWorkers
 from shared.db import write_transaction
+from shared.events import FILES_DELIVERED
 from shared.files.intake import folder_path
 from shared.models import Customer, Delivery, Notification, Order, OrderFile
-from shared.notify.events import FILES_DELIVERED
-from shared.worker import BackgroundTasks
 
 
 def context(settings):
-    return make_context(settings, BackgroundTasks(settings, immediate=True))
+    return make_context(settings, tasks_for(settings))
 
 
 def test_clean_upload_is_copied_verified_and_recorded_once(agent_world):

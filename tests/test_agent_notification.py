@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from agent_helpers import agent_settings, clean_upload, make_order, notifications, wait_for
+from conftest import tasks_for
 from lxml import etree
 
 from hotfolder_agent import job_xml, notification
@@ -19,7 +20,6 @@ from shared.db import bind_database, database
 from shared.mail.delivery import deliver_due
 from shared.models import AgentError, Delivery, JobNotification, MailAttachment, OutboxMail
 from shared.schema import init_database
-from shared.worker import BackgroundTasks
 
 TRICKY_CUSTOMER = "Müller & Söhne <Druck> \"Ost\" 'GmbH'"
 TRICKY_FILES = [
@@ -45,7 +45,7 @@ def notify_world(tmp_path, clamd, mailserver, request):
 
 
 def context(settings):
-    return make_context(settings, BackgroundTasks(settings, immediate=True))
+    return make_context(settings, tasks_for(settings))
 
 
 def validated(schema: etree.XMLSchema, path) -> etree._ElementTree:
@@ -129,7 +129,8 @@ def test_a_notification_interrupted_before_its_xml_is_written_once_after_restart
 def test_notification_goes_as_xml_attachment_through_the_outbox(notify_world, mailserver, schema):
     settings = notify_world
     order = make_order(settings, "A1", name=TRICKY_CUSTOMER)
-    ctx = make_context(settings, BackgroundTasks(settings))  # queued only: we deliver below
+    # Queued only: the test delivers below.
+    ctx = make_context(settings, tasks_for(settings, immediate=False))
     deliver(ctx, clean_upload(settings, order, TRICKY_FILES[0], b"data"))
     [path] = notification.flush(ctx)
 

@@ -12,6 +12,7 @@ from agent_helpers import (
     wait_for,
 )
 from clamd_helpers import EICAR
+from conftest import tasks_for
 
 from hotfolder_agent.context import make_context
 from hotfolder_agent.heartbeat import beat
@@ -21,7 +22,6 @@ from shared.files.folders import FOLDER_FINAL, FOLDER_IN_PROGRESS
 from shared.files.intake import file_path
 from shared.files.receiving import EVENT_FROM_HOTFOLDER, stage_local_file
 from shared.models import FileEvent, OrderFile, OutboundTransfer
-from shared.worker import BackgroundTasks
 
 
 def drop(settings, folder: str, name: str, data: bytes):
@@ -69,13 +69,13 @@ def test_an_infected_staff_file_never_reaches_the_customer(agent_world):
 def test_restart_after_a_kill_once_staged_does_not_stage_twice(agent_world):
     settings, order = agent_world
     dropped = drop(settings, FOLDER_FINAL, "a.pdf", b"staged before the kill")
-    crashed = make_context(settings, BackgroundTasks(settings, immediate=True))
+    crashed = make_context(settings, tasks_for(settings))
     beat(crashed)
     _claim(crashed, Layout(settings).outbound(dropped), order)
     stage_local_file(settings, order, dropped, FOLDER_FINAL)
     beat(crashed, stopped=True)
 
-    restarted = make_context(settings, BackgroundTasks(settings, immediate=True))
+    restarted = make_context(settings, tasks_for(settings))
     outcome = send_outbound(restarted, Layout(settings).outbound(dropped))
 
     assert outcome.status == SENT
@@ -86,7 +86,7 @@ def test_restart_after_a_kill_once_staged_does_not_stage_twice(agent_world):
 def test_restart_after_a_kill_between_link_and_unlink_keeps_one_copy_in_sent(agent_world):
     settings, _order = agent_world
     dropped = drop(settings, FOLDER_FINAL, "a.pdf", b"moving")
-    ctx = make_context(settings, BackgroundTasks(settings, immediate=True))
+    ctx = make_context(settings, tasks_for(settings))
     sent = dropped.parent / "sent"
     sent.mkdir()
     os.link(dropped, sent / "a.pdf")

@@ -225,7 +225,7 @@ def test_staff_create_activate_and_mail_a_login_by_hand(ini, settings, mailserve
     (received,) = mailserver.received
     assert received.rcpt_tos == ["k@nord.example"]
     message = received.message
-    assert message["Subject"] == "Ihr Zugang zum Upload-Portal"
+    assert message["Subject"] == "[Auftrag A-1] Ihr Zugang zum Upload-Portal"
     text = message.get_body(preferencelist=("plain",)).get_content()
     assert "http://portal.test/activate/" in text
     assert "Benutzername: k1" in text and "Auftrag: A-1" in text

@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
+from conftest import links_for
 from mail_helpers import (
     db_fixture,  # noqa: F401 (fixture "db")
     make_customer,
@@ -20,10 +21,11 @@ from smtp_helpers import RecordingHandler, make_tls, smtp_server, starttls_optio
 
 from shared.clock import utcnow
 from shared.db import write_transaction
+from shared.events import DEADLINE_ALERT, EVENTS
 from shared.mail import delivery
 from shared.models import DigestRun, OrderFile, OutboxMail
 from shared.notify.digest import local_now, queue_due_mail, scheduled_run, send_now
-from shared.notify.events import DEADLINE_ALERT, EVENTS, save_rule
+from shared.notify.rules import save_rule
 
 OWNER = "owner@druckerei.example"
 CUSTOMER = "info@k1.example"
@@ -48,7 +50,7 @@ def due_orders(settings, db):
 
 
 def test_digest_contents_per_recipient_over_one_connection(settings, mailserver, due_orders):
-    result = send_now(settings)
+    result = send_now(settings, links_for(settings))
 
     assert result.report.sent == 2
     assert mailserver.connections == 1
@@ -76,7 +78,7 @@ def test_customer_digest_about_one_order_names_it_in_the_subject(settings, mails
     today = local_now(settings, utcnow()).date()
     customer = make_customer("K1", portal_enabled=True, language="en")
     make_order(customer, "2024-0815", due=today)
-    send_now(settings)
+    send_now(settings, links_for(settings))
     [mail] = to(mailserver, CUSTOMER)
     assert mail.message["Subject"] == "[Order 2024-0815] Orders waiting for print data (1)"
 
@@ -87,21 +89,21 @@ def test_nothing_due_opens_no_connection(settings, db):
         listener.setblocking(False)
         port = listener.getsockname()[1]
         quiet = replace(settings, smtp=replace(settings.smtp, port=port))
-        result = send_now(quiet)
+        result = send_now(quiet, links_for(quiet))
         with pytest.raises(BlockingIOError):
             listener.accept()  # nobody ever knocked
     assert result.mails == [] and result.report.error == ""
 
 
 def test_run_twice_sends_nothing_twice(settings, mailserver, due_orders):
-    first = send_now(settings)
-    second = send_now(settings)
+    first = send_now(settings, links_for(settings))
+    second = send_now(settings, links_for(settings))
     assert len(first.digest.queued) == 2
     assert second.digest.queued == [] and second.digest.already_sent == 2
     assert second.report.sent == 0
     # The scheduled run of the same day finds every key used as well.
     late = datetime.combine(due_orders, datetime.max.time()) - timedelta(hours=3)
-    assert scheduled_run(settings, late).queued == []
+    assert scheduled_run(settings, links_for(settings), late).queued == []
     assert len(mailserver.received) == 2
 
 
@@ -120,13 +122,13 @@ def test_crash_between_send_and_commit_sends_nothing_twice(
     monkeypatch.setattr(delivery, "write_transaction", crash_after_first_send)
     now = utcnow()
     with pytest.raises(SystemExit):
-        send_now(settings, now)
+        send_now(settings, links_for(settings), now)
     monkeypatch.setattr(delivery, "write_transaction", real)
     assert len(mailserver.received) == 1
 
     # The worker restarts: the same day's job again, later the stuck-mail sweep.
-    send_now(settings, now + timedelta(minutes=1))
-    send_now(settings, now + timedelta(minutes=30))
+    send_now(settings, links_for(settings), now + timedelta(minutes=1))
+    send_now(settings, links_for(settings), now + timedelta(minutes=30))
     recipients = sorted(r for item in mailserver.received for r in item.rcpt_tos)
     assert recipients == sorted([CUSTOMER, OWNER])
     states = sorted(row.status for row in OutboxMail.select())
@@ -142,14 +144,16 @@ def test_scheduled_at_send_time_in_the_configured_zone(settings, mailserver, db)
     customer = make_customer("K1", portal_enabled=True)
     make_order(customer, "A-1", due=datetime(2030, 1, 16).date())
     # 07:30 in Berlin is 06:30 UTC in winter (huey's crontab would have said 07:30 UTC).
-    assert queue_due_mail(settings, datetime(2030, 1, 15, 6, 29)) == 0
+    assert queue_due_mail(settings, links_for(settings), datetime(2030, 1, 15, 6, 29)) == 0
     assert DigestRun.select().count() == 0
-    assert queue_due_mail(settings, datetime(2030, 1, 15, 6, 30)) == 1
-    assert queue_due_mail(settings, datetime(2030, 1, 15, 6, 31)) == 0
-    assert queue_due_mail(settings, datetime(2030, 1, 15, 22, 59)) == 0  # 23:59 in Berlin
+    assert queue_due_mail(settings, links_for(settings), datetime(2030, 1, 15, 6, 30)) == 1
+    assert queue_due_mail(settings, links_for(settings), datetime(2030, 1, 15, 6, 31)) == 0
+    assert (
+        queue_due_mail(settings, links_for(settings), datetime(2030, 1, 15, 22, 59)) == 0
+    )  # 23:59 in Berlin
     # Each local day has its own digest (due today, then overdue).
-    assert queue_due_mail(settings, datetime(2030, 1, 16, 6, 30)) == 1
-    assert queue_due_mail(settings, datetime(2030, 1, 17, 6, 30)) == 1
+    assert queue_due_mail(settings, links_for(settings), datetime(2030, 1, 16, 6, 30)) == 1
+    assert queue_due_mail(settings, links_for(settings), datetime(2030, 1, 17, 6, 30)) == 1
     keys = sorted(row.idempotency_key for row in OutboxMail.select())
     assert keys == [
         f"digest:{DEADLINE_ALERT}:2030-01-{day}:{CUSTOMER}" for day in ("15", "16", "17")
@@ -169,7 +173,7 @@ def test_deadline_alert_switch_and_override(settings, mailserver, due_orders):
             extra_addresses="",
             template_name=EVENTS[DEADLINE_ALERT].template_name,
         )
-    send_now(settings)
+    send_now(settings, links_for(settings))
     assert to(mailserver, "info@k3.example") == []
     assert "C-1" not in text_of(to(mailserver, OWNER)[0])
 
@@ -184,7 +188,7 @@ def test_deadline_alert_switch_and_override(settings, mailserver, due_orders):
             template_name=EVENTS[DEADLINE_ALERT].template_name,
         )
     tomorrow = utcnow() + timedelta(days=1)
-    assert send_now(settings, tomorrow).digest.queued == []
+    assert send_now(settings, links_for(settings), tomorrow).digest.queued == []
 
 
 def test_digest_over_starttls_with_login(settings, due_orders, tmp_path):
@@ -203,7 +207,7 @@ def test_digest_over_starttls_with_login(settings, due_orders, tmp_path):
                 password="s3cret",
             ),
         )
-        result = send_now(secure)
+        result = send_now(secure, links_for(secure))
     assert result.report.sent == 2
     assert handler.connections == 1
 
@@ -212,7 +216,7 @@ def test_smtp_error_is_reported_and_mails_wait(settings, due_orders):
     from smtp_helpers import free_port
 
     down = replace(settings, smtp=replace(settings.smtp, port=free_port()))
-    result = send_now(down)
+    result = send_now(down, links_for(down))
     assert result.report.error.startswith("cannot connect to 127.0.0.1:")
     assert result.report.deferred == 2
     assert {row.status for row in result.mails} == {OutboxMail.STATUS_PENDING}

@@ -6,17 +6,16 @@ import re
 
 import pytest
 from agent_helpers import clean_upload, make_order
-from conftest import csrf_from
+from conftest import csrf_from, tasks_for
 from file_helpers import files_in
-from test_orders import counted_statements
+from order_helpers import counted_statements
 
 from hotfolder_agent.context import make_context
 from hotfolder_agent.delivery import deliver
 from hotfolder_agent.errors import ACTION_DELIVER, record_error
 from hotfolder_agent.heartbeat import beat
 from shared.accounts.staff import create_staff
-from shared.orders.listing import PER_PAGE
-from shared.worker import BackgroundTasks
+from shared.paging import PER_PAGE
 
 PASSWORD = "Kaffee-Druckmaschine-Montag-42"
 
@@ -48,7 +47,7 @@ def admin(app, settings):
 @pytest.fixture
 def journeys(app, settings):
     """A delivered upload, a clean one not yet delivered, one with a copy problem."""
-    ctx = make_context(settings, BackgroundTasks(settings, immediate=True))
+    ctx = make_context(settings, tasks_for(settings))
     beat(ctx)
     first = make_order(settings, "A-100", "K1", name="Muster & Co")
     other = make_order(settings, "B-200", "K2", name="Beispiel AG")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -64,3 +66,23 @@ def test_ci_runs_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     assert "bash .ci/test" in readme and "bash .ci/demo" in readme
     assert ".ci/test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_architecture_contracts_hold():
+    # The contracts live in pyproject.toml ([tool.importlinter]); a broken one fails here.
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("lint-imports")), "--no-cache"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert "0 broken" in result.stdout
+
+
+def test_test_modules_do_not_import_each_other():
+    # Shared fixtures and helpers go to conftest.py or a *_helpers.py module.
+    for module in (ROOT / "tests").glob("*.py"):
+        imported = re.findall(r"^\s*(?:from|import) (test_\w+)", module.read_text(), re.M)
+        assert not imported, f"{module.name} imports {imported}"

@@ -9,7 +9,14 @@ from urllib.parse import urlsplit
 
 import pytest
 from argon2 import extract_parameters
-from conftest import CHEAP_ARGON2, activation_link_in, base_sections, csrf_from, write_ini
+from conftest import (
+    CHEAP_ARGON2,
+    activation_link_in,
+    base_sections,
+    csrf_from,
+    tasks_for,
+    write_ini,
+)
 
 from shared.accounts.logins import set_login_state
 from shared.config import load_settings
@@ -166,7 +173,6 @@ def test_hash_is_upgraded_at_sign_in_when_the_parameters_change(
     settings, username, tmp_path, mailserver
 ):
     from portal import create_app
-    from shared.worker import BackgroundTasks
 
     old_hash = login_row().password_hash
     stronger = {"argon2_time_cost": "2", "argon2_memory_kib": "128", "argon2_parallelism": "1"}
@@ -178,7 +184,7 @@ def test_hash_is_upgraded_at_sign_in_when_the_parameters_change(
     second = load_settings(write_ini(second_dir, sections))
     assert second.database.url == settings.database.url
     database.close()
-    upgraded_app = create_app(second, tasks=BackgroundTasks(second, immediate=True))
+    upgraded_app = create_app(second, tasks=tasks_for(second))
 
     response = sign_in(upgraded_app.test_client(), username, GOOD_PASSWORD)
 
@@ -274,14 +280,13 @@ def test_session_is_rotated_at_sign_in(client, app, username):
 
 def test_flask_limiter_counts_do_not_leak_into_the_next_app(settings, client, username):
     from portal import create_app
-    from shared.worker import BackgroundTasks
 
     limit = settings.portal.login_attempts_per_minute
     for _ in range(limit):
         sign_in(client, username, "wrong password here")
     assert sign_in(client, username, GOOD_PASSWORD).status_code == 429
 
-    fresh = create_app(settings, tasks=BackgroundTasks(settings, immediate=True))
+    fresh = create_app(settings, tasks=tasks_for(settings))
 
     assert sign_in(fresh.test_client(), username, GOOD_PASSWORD).status_code == 302
 

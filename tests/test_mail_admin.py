@@ -11,6 +11,7 @@ from mail_helpers import make_customer, make_order, text_of, to
 from shared.accounts.staff import create_staff
 from shared.clock import utcnow
 from shared.db import write_transaction
+from shared.events import UPLOAD_RECEIVED
 from shared.mail.bounces import is_bounced, record_bounce
 from shared.models import (
     BouncedAddress,
@@ -20,7 +21,7 @@ from shared.models import (
     OutboxMail,
     StaffUser,
 )
-from shared.notify.events import UPLOAD_RECEIVED, global_rule
+from shared.notify.rules import global_rule
 
 PASSWORD = "Kaffee-Druckmaschine-Montag-42"
 HTMX = {"HX-Request": "true"}

@@ -124,7 +124,7 @@ def test_activation_mail_content(api, mailserver):
     new_order(api, "2026-0815", job_description="Broschüre A4, 16 Seiten")
 
     message = mailserver.received[0].message
-    assert message["Subject"] == "Ihr Zugang zum Upload-Portal"
+    assert message["Subject"] == "[Auftrag 2026-0815] Ihr Zugang zum Upload-Portal"
     assert message["To"] == "info@nord.example"
     assert message["Auto-Submitted"] == "auto-generated"
     assert message.get_content_type() == "multipart/alternative"
@@ -157,7 +157,7 @@ def test_activation_mail_in_the_customers_language(api, mailserver):
     add_customer(api, language="en")
     new_order(api)
     message = mailserver.received[0].message
-    assert message["Subject"] == "Your access to the upload portal"
+    assert message["Subject"] == "[Order A-1] Your access to the upload portal"
     assert "Your username: k1" in text_of(mailserver.received[0])
 
 
@@ -274,7 +274,7 @@ def test_customer_without_address_is_refused_and_nothing_is_written(api, setting
     body = response.get_json()
     assert response.status_code == 400, body
     assert body["field"] == "contact_email"
-    assert "K1" in body["error"] and "no email address" in body["error"]
+    assert "K1" in body["error"] and "no usable email address" in body["error"]
     assert {model: model.select().count() for model in tables} == before
     assert mailserver.received == []
     assert not settings.storage.order_root.joinpath("K1").exists()

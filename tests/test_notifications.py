@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from conftest import links_for
 from mail_helpers import (
     db_fixture,  # noqa: F401 (fixture "db")
     flush,
@@ -19,11 +20,7 @@ from smtp_helpers import make_tls, smtp_server, starttls_options
 
 from shared.clock import utcnow
 from shared.db import write_transaction
-from shared.files.folders import FOLDER_FINAL
-from shared.mail.bounces import record_bounce
-from shared.mail.delivery import deliver_due
-from shared.models import Notification, OrderFile, OutboxMail
-from shared.notify.events import (
+from shared.events import (
     EVENTS,
     FILE_FINAL,
     FILE_REJECTED,
@@ -33,10 +30,13 @@ from shared.notify.events import (
     PASSWORD_SET,
     UPLOAD_RECEIVED,
     UPLOAD_REQUEST,
-    global_rule,
     notify,
-    save_rule,
 )
+from shared.files.folders import FOLDER_FINAL
+from shared.mail.bounces import record_bounce
+from shared.mail.delivery import deliver_due
+from shared.models import Notification, OrderFile, OutboxMail
+from shared.notify.rules import global_rule, save_rule
 from shared.notify.sending import send_due_notifications
 from shared.orders.orders import add_ticket, create_order
 
@@ -244,7 +244,9 @@ def test_burst_of_twenty_uploads_is_one_mail_listing_them_all(settings, mailserv
         record(UPLOAD_RECEIVED, file=event_for_file)
 
     # Within the batch time nothing goes out, and no connection is opened.
-    assert send_due_notifications(settings, utcnow() + timedelta(seconds=60)) == 0
+    assert (
+        send_due_notifications(settings, links_for(settings), utcnow() + timedelta(seconds=60)) == 0
+    )
     assert deliver_due(settings.smtp).sent == 0
 
     assert flush(settings).sent == 1
@@ -323,7 +325,13 @@ def test_german_customer_gets_german_reference(settings, mailserver, shop):
 def reminders(settings, mailserver):
     """Create a portal customer's order and two tickets; the upload requests that went out."""
     make_customer("K1", portal_enabled=True)
-    create_order(settings, project_no="A-7", customer_no="K1", job_description="Plakat A1")
+    create_order(
+        settings,
+        links_for(settings),
+        project_no="A-7",
+        customer_no="K1",
+        job_description="Plakat A1",
+    )
     add_ticket("A-7", "T1", "Korrektur")
     add_ticket("A-7", "T2", "Nachdruck")
     flush(settings)
@@ -369,7 +377,7 @@ def test_reminder_modes(settings, mailserver, db, expected):
 )
 def test_mode_2_sends_one_request_per_later_ticket(settings, mailserver, db):
     make_customer("K1", portal_enabled=True, language="en")
-    create_order(settings, project_no="A-7", customer_no="K1")
+    create_order(settings, links_for(settings), project_no="A-7", customer_no="K1")
     flush(settings)
     add_ticket("A-7", "T1", "Proof")
     flush(settings)
@@ -385,7 +393,7 @@ def test_mode_2_sends_one_request_per_later_ticket(settings, mailserver, db):
 )
 def test_no_upload_request_for_a_customer_without_portal(settings, mailserver, db):
     make_customer("K1", portal_enabled=False)
-    create_order(settings, project_no="A-7", customer_no="K1")
+    create_order(settings, links_for(settings), project_no="A-7", customer_no="K1")
     assert flush(settings).sent == 0
 
 
@@ -393,13 +401,14 @@ def test_no_upload_request_for_a_customer_without_portal(settings, mailserver, d
 
 
 def test_account_events_are_recorded_by_their_causes(settings, db):
-    from shared.accounts.logins import create_login, request_new_link, send_activation_mail
+    from shared.accounts.logins import create_login
+    from shared.notify.activation import request_new_link, send_activation_mail
 
     customer = make_customer("K1", portal_enabled=True)
     with write_transaction():
         login = create_login(customer, state="active")
-        send_activation_mail(settings, login)
-    assert request_new_link(settings, "k1")
+        send_activation_mail(settings, links_for(settings), login)
+    assert request_new_link(settings, links_for(settings), "k1")
     kinds = [row.kind for row in Notification.select().order_by(Notification.id)]
     assert kinds == [LOGIN_CREATED, LINK_REQUESTED]
 
@@ -424,7 +433,7 @@ def test_mail_over_starttls_with_login(settings, db, tmp_path):
             username="shop",
             password="s3cret",
         )
-        send_due_notifications(settings, utcnow() + timedelta(seconds=121))
+        send_due_notifications(settings, links_for(settings), utcnow() + timedelta(seconds=121))
         assert deliver_due(smtp).sent == 1
     assert handler.received[0].rcpt_tos == [OWNER]
 
@@ -437,8 +446,8 @@ def test_upload_request_switch_and_override(settings, mailserver, db):
     other = make_customer("K2", portal_enabled=True)
     set_rule(UPLOAD_REQUEST, other, roles=["customer"], addresses="druck@k2.example")
     set_rule(UPLOAD_REQUEST, active=False, roles=["customer"])
-    create_order(settings, project_no="A-1", customer_no="K1")
-    create_order(settings, project_no="B-1", customer_no="K2")
+    create_order(settings, links_for(settings), project_no="A-1", customer_no="K1")
+    create_order(settings, links_for(settings), project_no="B-1", customer_no="K2")
     flush(settings)
     requests = [m for m in mailserver.received if "Druckdaten hochladen" in m.message["Subject"]]
     assert sorted(r for item in requests for r in item.rcpt_tos) == [

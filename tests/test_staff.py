@@ -10,8 +10,7 @@ from clamd_helpers import EICAR
 from conftest import csrf_from
 from file_helpers import files_in
 from flask.testing import FlaskClient
-from portal_helpers import PASSWORD, SignedIn, customer_with_order, signed_in_customer
-from test_orders import (
+from order_helpers import (
     HTMX,
     PDF,
     all_files,
@@ -23,6 +22,7 @@ from test_orders import (
     row_of,
     upload,
 )
+from portal_helpers import PASSWORD, SignedIn, customer_with_order, signed_in_customer
 
 from shared.accounts.staff import create_staff
 from shared.files.backlog import OVERVIEW_ROWS
@@ -30,7 +30,7 @@ from shared.files.folders import FOLDER_FINAL, FOLDER_IN_PROGRESS, FOLDER_INCOMI
 from shared.files.intake import quarantine_path
 from shared.files.receiving import staging_path
 from shared.models import FileEvent, Order, OrderFile, StaffUser
-from shared.orders.listing import PER_PAGE
+from shared.paging import PER_PAGE
 
 STAFF_PASSWORD = "Kaffee-Druckmaschine-Montag-42"
 

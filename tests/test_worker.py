@@ -7,7 +7,7 @@ import sys
 import time
 
 import pytest
-from conftest import base_sections, write_ini
+from conftest import base_sections, tasks_for, write_ini
 from smtp_helpers import RecordingHandler, free_port, smtp_server
 
 from shared.config import load_settings
@@ -16,7 +16,6 @@ from shared.mail.outbox import queue_mail
 from shared.mail.templates import RenderedMail
 from shared.models import OutboxMail
 from shared.schema import init_database
-from shared.worker import BackgroundTasks
 
 
 def wait_for(condition, timeout: float = 20.0) -> bool:
@@ -74,7 +73,7 @@ def test_worker_delivers_what_the_portal_enqueues(worker_setup):
     handler = RecordingHandler()
     with smtp_server(handler, port=port):
         mail = queue_one(settings)
-        BackgroundTasks(settings).deliver_soon()
+        tasks_for(settings, immediate=False).deliver_soon()
         assert wait_for(lambda: status_of(mail) == OutboxMail.STATUS_SENT)
     assert len(handler.received) == 1
     assert handler.received[0].message["Subject"] == "Grüße"
@@ -84,7 +83,7 @@ def test_worker_delivers_what_the_portal_enqueues(worker_setup):
 def test_mail_waits_while_smtp_is_down_and_goes_out_later(worker_setup):
     settings, port = worker_setup
     mail = queue_one(settings)
-    BackgroundTasks(settings).deliver_soon()
+    tasks_for(settings, immediate=False).deliver_soon()
     assert wait_for(lambda: OutboxMail.get_by_id(mail.id).attempts >= 1)
     row = OutboxMail.get_by_id(mail.id)
     assert row.status == OutboxMail.STATUS_PENDING
@@ -92,6 +91,6 @@ def test_mail_waits_while_smtp_is_down_and_goes_out_later(worker_setup):
     handler = RecordingHandler()
     with smtp_server(handler, port=port):
         time.sleep(1.1)  # the configured backoff
-        BackgroundTasks(settings).deliver_soon()
+        tasks_for(settings, immediate=False).deliver_soon()
         assert wait_for(lambda: status_of(mail) == OutboxMail.STATUS_SENT)
     assert len(handler.received) == 1

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-
 from peewee import fn
 
 from shared.clock import utcnow
 from shared.errors import Invalid, NotFound
 from shared.files.folders import is_safe_number
-from shared.models import LANGUAGES, Contact, Customer, Order, SystemDefault
+from shared.mail.addresses import check_email
+from shared.models import LANGUAGES, Contact, Customer, SystemDefault
 
 CUSTOMER_FIELDS = (
     "name",
@@ -20,27 +18,6 @@ CUSTOMER_FIELDS = (
     "hotfolder_delete_after_days",
     "language",
 )
-
-
-_EMAIL = re.compile(r"[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+")
-
-
-def check_email(field: str, value: str, required: bool = False) -> str:
-    """``value`` stripped, if it looks like an address; raise Invalid naming ``field`` if not."""
-    value = value.strip()
-    if not value and not required:
-        return ""
-    if len(value) > 254 or not _EMAIL.fullmatch(value):
-        raise Invalid(field, f"{value!r} is not an email address")
-    return value
-
-
-@dataclass(frozen=True)
-class Recipient:
-    """Who a customer mail goes to, and why that address was chosen (SPEC §Behaviour 6)."""
-
-    email: str
-    reason: str
 
 
 def get_customer(customer_no: str) -> Customer:
@@ -107,19 +84,3 @@ def add_contact(
         contact.favorite = favorite
     contact.save()
     return contact
-
-
-def customer_recipient(customer: Customer, order: Order | None = None) -> Recipient | None:
-    """The chosen order contact, else the favorite contact, else the customer's email."""
-    if order is not None and order.contact_id and order.contact.email:
-        return Recipient(order.contact.email, "order contact")
-    favorite = (
-        Contact.select()
-        .where((Contact.customer == customer) & (Contact.favorite == True))  # noqa: E712
-        .first()
-    )
-    if favorite is not None and favorite.email:
-        return Recipient(favorite.email, "favorite contact")
-    if customer.email:
-        return Recipient(customer.email, "customer email")
-    return None

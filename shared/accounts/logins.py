@@ -6,36 +6,28 @@ import enum
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
-from urllib.parse import urlencode
 
 from peewee import fn
 
-from shared.accounts.customers import customer_recipient
 from shared.accounts.passwords import PasswordVault, check_password
 from shared.accounts.sessions import end_sessions_of
 from shared.clock import utcnow
 from shared.config import Settings
 from shared.db import write_transaction
 from shared.errors import Conflict, Invalid
+from shared.events import PASSWORD_SET, notify
 from shared.files.folders import create_order_folders
-from shared.mail.defaults import ACTIVATION_TEMPLATE
-from shared.mail.outbox import queue_mail
-from shared.mail.templates import active_signature, find_template, render_mail, template_context
 from shared.models import (
     Activation,
     ActivationToken,
     Customer,
     Order,
-    OutboxMail,
     PortalLogin,
     SystemDefault,
 )
-from shared.notify.events import LINK_REQUESTED, LOGIN_CREATED, PASSWORD_SET, notify
 from shared.tokens import new_token, token_hash
 
 log = logging.getLogger(__name__)
-
-ACTIVATION_PATH = "/activate"
 
 
 class TokenState(enum.Enum):
@@ -123,12 +115,6 @@ def set_login_state(settings: Settings, login: PortalLogin, state: str) -> None:
         create_folders_for_customer(settings, login.customer)
 
 
-def activation_request_url(settings: Settings, language: str = "") -> str:
-    """The page where a customer asks for a new link."""
-    query = f"?{urlencode({'lang': language})}" if language else ""
-    return f"{settings.portal.base_url}{ACTIVATION_PATH}{query}"
-
-
 def issue_token(settings: Settings, login: PortalLogin, kind: str) -> str:
     """A new single-use token for ``login``; returns the token (shown once, in the mail)."""
     token = new_token()
@@ -139,51 +125,6 @@ def issue_token(settings: Settings, login: PortalLogin, kind: str) -> str:
         expires_at=utcnow() + timedelta(minutes=settings.portal.activation_link_minutes),
     )
     return token
-
-
-def activation_link(settings: Settings, token: str, language: str = "") -> str:
-    """The link in the mail: built from the configured base URL, never the request's Host."""
-    query = f"?{urlencode({'lang': language})}" if language else ""
-    return f"{settings.portal.base_url}{ACTIVATION_PATH}/{token}{query}"
-
-
-def send_activation_mail(
-    settings: Settings,
-    login: PortalLogin,
-    order: Order | None = None,
-    kind: str = ActivationToken.KIND_FIRST,
-) -> OutboxMail:
-    """Queue the ``Hotfolder Portalzugang`` mail with a fresh link; call inside a transaction."""
-    customer = login.customer
-    recipient = customer_recipient(customer, order)
-    if recipient is None:
-        raise Conflict(f"customer {customer.customer_no!r} has no email address or contact")
-    language = login.language or customer.language
-    token = issue_token(settings, login, kind)
-    context = template_context(
-        project_no=order.project_no if order else "",
-        job_description=order.job_description if order else "",
-        due_date=order.due_date.strftime("%d.%m.%Y") if order and order.due_date else "",
-        portal_client_username=login.username,
-        portal_first_activation_link=activation_link(settings, token, language),
-        portal_activation_link=activation_request_url(settings, language),
-        link_valid_minutes=str(settings.portal.activation_link_minutes),
-        customer_name=customer.name,
-    )
-    template = find_template(ACTIVATION_TEMPLATE, language)
-    mail = render_mail(template, active_signature(), context)
-    event = LINK_REQUESTED if kind == ActivationToken.KIND_RENEWAL else LOGIN_CREATED
-    notify(event, customer=customer, order=order, detail=recipient.email)
-    return queue_mail(
-        kind=f"activation-{kind}",
-        sender=settings.smtp.email,
-        recipients=[recipient.email],
-        recipient_reason=recipient.reason,
-        reply_to=settings.smtp.reply_to,
-        mail=mail,
-        customer=customer,
-        order=order,
-    )
 
 
 def token_state(token: str) -> tuple[TokenState, ActivationToken | None]:
@@ -237,18 +178,3 @@ def sign_in(vault: PasswordVault, username: str, password: str) -> SignInResult:
             login.password_hash = vault.hash(password)
             login.save()
     return SignInResult(login)
-
-
-def request_new_link(settings: Settings, username: str) -> bool:
-    """Send a renewal link if ``username`` names an active login; the caller answers the same."""
-    login = find_login(username)
-    if login is None or not may_use_portal(login):
-        log.info("new activation link requested for unknown or inactive username")
-        return False
-    with write_transaction():
-        try:
-            send_activation_mail(settings, login, kind=ActivationToken.KIND_RENEWAL)
-        except Conflict as exc:
-            log.warning("cannot send new activation link to %s: %s", login.username, exc)
-            return False
-    return True

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from peewee import IntegrityError, fn
 
-from shared.accounts.customers import check_email
 from shared.accounts.passwords import PasswordVault, check_password
 from shared.config import Settings
 from shared.db import write_transaction
 from shared.errors import Conflict, Invalid
+from shared.mail.addresses import check_email
 from shared.models import StaffUser
 
 

@@ -14,7 +14,7 @@ from datetime import datetime
 from peewee import fn
 
 from shared.models import Customer, Order, OrderFile
-from shared.orders.listing import PER_PAGE, Page, page_within
+from shared.paging import PER_PAGE, Page, page_within
 
 SECTION_WAITING = "waiting"
 SECTION_HELD = "held"

@@ -18,12 +18,12 @@ from shared.clock import utcnow
 from shared.config import Settings
 from shared.db import write_transaction
 from shared.errors import Conflict
+from shared.events import FILE_FINAL, FILE_REJECTED, UPLOAD_RECEIVED, notify
 from shared.files.folders import FOLDER_FINAL, FOLDER_INCOMING, order_dir
 from shared.files.names import free_name, stored_name_for
 from shared.files.receiving import staging_path
-from shared.files.scanning import Scanner, ScanVerdict
+from shared.files.scanning import Scanner, ScanVerdict, clamd_limits
 from shared.models import FileEvent, OrderFile, StaffUser
-from shared.notify.events import FILE_FINAL, FILE_REJECTED, UPLOAD_RECEIVED, notify
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ EVENT_SCAN_WAITING = "scan_waiting"
 def make_scanner(settings: Settings) -> Scanner:
     """A scanner for the configured clamd with the limits from its clamd.conf."""
     clamav = settings.clamav
-    return Scanner(clamav.address, clamav.timeout_seconds, clamav.limits(), clamav.scan_mode)
+    return Scanner(clamav.address, clamav.timeout_seconds, clamd_limits(clamav), clamav.scan_mode)
 
 
 def folder_path(settings: Settings, file: OrderFile) -> Path:

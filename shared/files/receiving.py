@@ -31,8 +31,10 @@ from shared.clock import utcnow
 from shared.config import Settings
 from shared.db import write_transaction
 from shared.errors import Conflict, Invalid, NotFound, ServiceError
-from shared.files.folders import FOLDER_INCOMING, ORDER_FOLDERS
+from shared.files.access import check_uploader
+from shared.files.folders import FOLDER_INCOMING
 from shared.files.names import check_upload_name
+from shared.files.scanning import clamd_limits
 from shared.models import FileEvent, Order, OrderFile, PortalLogin, StaffUser
 from shared.tokens import new_token
 
@@ -46,10 +48,6 @@ FREE_SPACE_MARGIN = 256 * 1024 * 1024
 
 _sync_data = getattr(os, "fdatasync", os.fsync)
 _SYNC_FILE_RANGE_WRITE = 2
-
-
-class NotAllowed(ServiceError):
-    """The login may not upload here (inactive, portal off, another customer, another folder)."""
 
 
 class TooLarge(Invalid):
@@ -121,7 +119,7 @@ def upload_limit(settings: Settings) -> int:
     ``oversize_policy = reject`` (then nothing is ever held as too large to scan)."""
     limit = settings.portal.max_upload_bytes
     if settings.clamav.oversize_policy == "reject":
-        limit = min(limit, settings.clamav.limits().largest_scannable)
+        limit = min(limit, clamd_limits(settings.clamav).largest_scannable)
     return limit
 
 
@@ -132,21 +130,6 @@ def check_upload_size(settings: Settings, size: int) -> None:
     limit = upload_limit(settings)
     if size > limit:
         raise TooLarge(limit)
-
-
-def _check_uploader(order: Order, login: PortalLogin | None, folder: str) -> None:
-    """Customers upload into their own orders' Eingehend with an active login; staff anywhere."""
-    if login is None:
-        if folder not in ORDER_FOLDERS:
-            raise Invalid("folder", "one of " + ", ".join(ORDER_FOLDERS))
-        return
-    if folder != FOLDER_INCOMING:
-        raise NotAllowed(f"customers upload into {FOLDER_INCOMING} only")
-    login = PortalLogin.get_by_id(login.id)  # the state as of now, inside the transaction
-    if login.customer_id != order.customer_id:
-        raise NotAllowed("the order belongs to another customer")
-    if not login.is_active or not order.customer.portal_enabled:
-        raise NotAllowed("the portal login is not active")
 
 
 def _check_free_space(root: Path, size: int) -> None:
@@ -175,7 +158,7 @@ def start_upload(
     root.mkdir(parents=True, exist_ok=True)
     _check_free_space(root, size)
     with write_transaction():
-        _check_uploader(order, login, folder)
+        check_uploader(order, login, folder)
         file = OrderFile.create(
             order=order,
             folder=folder,

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pyclamd
 
+from shared.config import ClamavSettings, ConfigError
+
 logger = logging.getLogger(__name__)
 
 # clamd cannot scan a file of 2 GiB or more; ClamAV 1.4 lowers a larger (or disabled)
@@ -92,6 +94,15 @@ def read_clamd_limits(path: Path) -> ScanLimits:
         max_scan_size=sizes["MaxScanSize"],
         stream_max_length=sizes["StreamMaxLength"],
     )
+
+
+def clamd_limits(clamav: ClamavSettings) -> ScanLimits:
+    """The limits of the clamd.conf ``[clamav] clamd_conf`` names, so portal and clamd agree;
+    ConfigError naming the key when that file is unusable."""
+    try:
+        return read_clamd_limits(clamav.clamd_conf)
+    except ValueError as exc:
+        raise ConfigError(f"[clamav] clamd_conf: {exc}") from None
 
 
 def _read_clamd_conf(path: Path, wanted: set[str]) -> dict[str, str]:

@@ -14,6 +14,7 @@ from peewee import JOIN
 
 from shared.clock import utcnow
 from shared.files.folders import FOLDER_INCOMING
+from shared.hotfolder.agents import is_alive
 from shared.models import (
     AgentError,
     AgentHeartbeat,
@@ -23,7 +24,7 @@ from shared.models import (
     OrderFile,
     OutboundTransfer,
 )
-from shared.orders.listing import PER_PAGE
+from shared.paging import PER_PAGE
 
 STAGE_UPLOADING = "uploading"
 STAGE_SCANNING = "scanning"
@@ -190,11 +191,11 @@ class AgentStatus:
     alive: bool
 
 
-def agent_statuses(stale_after: timedelta, now: datetime | None = None) -> list[AgentStatus]:
+def agent_statuses(heartbeat_seconds: float, now: datetime | None = None) -> list[AgentStatus]:
     """The agents seen in the last week, most recent first; ``alive`` if beating and not stopped."""
     now = now or utcnow()
     return [
-        AgentStatus(beat, beat.stopped_at is None and beat.seen_at >= now - stale_after)
+        AgentStatus(beat, is_alive(beat, heartbeat_seconds, now))
         for beat in AgentHeartbeat.select()
         .where(AgentHeartbeat.seen_at >= now - timedelta(days=7))
         .order_by(AgentHeartbeat.seen_at.desc())

@@ -11,22 +11,16 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable
-from email.utils import parseaddr
 
-from shared.accounts.customers import check_email
 from shared.clock import utcnow
 from shared.errors import NotFound
+from shared.mail.addresses import check_email, normalise
 from shared.models import BouncedAddress, StaffUser
 
 log = logging.getLogger(__name__)
 
 _ENHANCED = re.compile(r"^\s*([245])\.(\d{1,3})\.\d{1,3}\b")
 _USER_UNKNOWN_CODES = (550, 551, 553)
-
-
-def normalise(address: str) -> str:
-    """The bare address in lower case (``"Anna <A@X.de>"`` → ``a@x.de``)."""
-    return (parseaddr(address)[1] or address).strip().lower()
 
 
 def is_hard_bounce(code: int, answer: str) -> bool:

@@ -19,7 +19,8 @@ from email.utils import format_datetime, parseaddr
 from shared.clock import utcnow
 from shared.config import SmtpSettings
 from shared.db import write_transaction
-from shared.mail.bounces import bounced, is_hard_bounce, normalise, record_bounce
+from shared.mail.addresses import normalise
+from shared.mail.bounces import bounced, is_hard_bounce, record_bounce
 from shared.models import MailAttachment, OutboxMail
 
 log = logging.getLogger(__name__)

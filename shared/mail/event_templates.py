@@ -277,4 +277,31 @@ the following orders are still waiting for print data or need attention:
 """,
         ),
     },
+    "Aktivierungslink nicht zustellbar": {
+        "de": (
+            'Aktivierungslink für {{data_project["customer_name"]}} nicht zustellbar',
+            """Guten Tag,
+
+{{data_project["customer_name"]}} (Benutzername
+{{data_project["portal_client_username"]}}) hat im Portal einen neuen Aktivierungslink
+angefordert. Es ist aber keine nutzbare E-Mail-Adresse hinterlegt (keine Adresse, oder
+alle stehen auf der Bounce-Liste). Bitte hinterlegen Sie eine Adresse und schicken Sie
+den Link aus dem Portal erneut.
+
+{{data_project["event_list"]}}
+""",
+        ),
+        "en": (
+            'Activation link for {{data_project["customer_name"]}} cannot be delivered',
+            """Hello,
+
+{{data_project["customer_name"]}} (username {{data_project["portal_client_username"]}})
+asked for a new activation link on the portal, but no usable email address is stored
+(none at all, or all of them on the bounce list). Please add an address and send the
+link again from the portal.
+
+{{data_project["event_list"]}}
+""",
+        ),
+    },
 }

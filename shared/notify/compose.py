@@ -12,9 +12,10 @@ from dataclasses import replace
 
 from peewee import IntegrityError
 
-from shared.accounts.logins import activation_request_url, login_of
+from shared.accounts.logins import login_of
 from shared.config import Settings
 from shared.db import database
+from shared.links import PortalLinks
 from shared.mail.outbox import queue_mail
 from shared.mail.templates import RenderedMail, active_signature, find_template, render_mail
 from shared.models import Customer, Order, OutboxMail
@@ -37,14 +38,8 @@ def language_for(settings: Settings, addressee: Addressee, customer: Customer | 
     return settings.notifications.staff_language
 
 
-def order_link(settings: Settings, order: Order, customer_side: bool = True) -> str:
-    """The order's page: the customer's upload page, or the staff page for staff."""
-    prefix = "/orders/" if customer_side else "/staff/orders/"
-    return f"{settings.portal.base_url}{prefix}{order.project_no}"
-
-
 def order_values(
-    settings: Settings,
+    links: PortalLinks,
     order: Order | None,
     customer: Customer | None,
     language: str,
@@ -55,13 +50,13 @@ def order_values(
     if customer is not None:
         login = login_of(customer)
         values["portal_client_username"] = login.username if login else ""
-        values["portal_activation_link"] = activation_request_url(settings, language)
+        values["portal_activation_link"] = links.new_activation_link(language)
     if order is not None:
         values.update(
             project_no=order.project_no,
             job_description=order.job_description,
             due_date=order.due_date.strftime("%d.%m.%Y") if order.due_date else "",
-            upload_link=order_link(settings, order, customer_side),
+            upload_link=links.order(order.project_no, for_customer=customer_side),
         )
     return values
 
@@ -93,11 +88,14 @@ def queue_for(
     kind: str,
     customer: Customer | None,
     order: Order | None,
-    idempotency_key: str,
+    idempotency_key: str | None = None,
     sender: str = "",
 ) -> OutboxMail | None:
     """Queue ``mail`` for ``addressee`` unless ``idempotency_key`` was queued before."""
-    if OutboxMail.select().where(OutboxMail.idempotency_key == idempotency_key).exists():
+    if (
+        idempotency_key is not None
+        and OutboxMail.select().where(OutboxMail.idempotency_key == idempotency_key).exists()
+    ):
         return None
     try:
         # A savepoint: a parallel run that queued the same key meanwhile loses only this mail.

@@ -20,14 +20,16 @@ from peewee import JOIN, IntegrityError
 from shared.clock import utcnow
 from shared.config import Settings
 from shared.db import write_transaction
+from shared.events import DEADLINE_ALERT
 from shared.files.folders import FOLDER_INCOMING
-from shared.mail.bounces import normalise
+from shared.links import PortalLinks
+from shared.mail.addresses import normalise
 from shared.mail.delivery import DeliveryReport, deliver_due
 from shared.mail.templates import TemplateProblem, template_context
 from shared.models import Customer, DigestRun, Order, OrderFile, OutboxMail
-from shared.notify.compose import language_for, order_link, order_values, queue_for, render_for
-from shared.notify.events import DEADLINE_ALERT, extra_staff_of, rule_for
+from shared.notify.compose import language_for, order_values, queue_for, render_for
 from shared.notify.recipients import Addressee, resolve
+from shared.notify.rules import extra_staff_of, rule_for
 from shared.notify.sending import send_due_notifications
 
 log = logging.getLogger(__name__)
@@ -133,7 +135,7 @@ def collect(settings: Settings, today: date, now: datetime) -> list[DigestItem]:
     return items
 
 
-def _line(item: DigestItem, language: str, settings: Settings, addressee: Addressee) -> str:
+def _line(item: DigestItem, language: str, links: PortalLinks, addressee: Addressee) -> str:
     order = item.order
     words = _HEADINGS.get(language, _HEADINGS["de"])
     if item.file is not None:
@@ -146,16 +148,17 @@ def _line(item: DigestItem, language: str, settings: Settings, addressee: Addres
         text += f" – {order.job_description}"
     if not addressee.customer_side:
         text += f" ({order.customer.name})"
-    return f"{text}, {words['due']} {due}\n  {order_link(settings, order, addressee.customer_side)}"
+    link = links.order(order.project_no, for_customer=addressee.customer_side)
+    return f"{text}, {words['due']} {due}\n  {link}"
 
 
 def _listing(
-    items: list[DigestItem], language: str, settings: Settings, addressee: Addressee
+    items: list[DigestItem], language: str, links: PortalLinks, addressee: Addressee
 ) -> str:
     words = _HEADINGS.get(language, _HEADINGS["de"])
     blocks = []
     for section in SECTIONS:
-        lines = [_line(i, language, settings, addressee) for i in items if i.section == section]
+        lines = [_line(i, language, links, addressee) for i in items if i.section == section]
         if lines:
             blocks.append(words[section] + ":\n" + "\n".join(lines))
     return "\n\n".join(blocks)
@@ -177,7 +180,9 @@ def _by_addressee(items: list[DigestItem]) -> dict[str, tuple[Addressee, list[Di
     return grouped
 
 
-def queue_digests(settings: Settings, now: datetime, *, scheduled: bool) -> DigestResult:
+def queue_digests(
+    settings: Settings, links: PortalLinks, now: datetime, *, scheduled: bool
+) -> DigestResult:
     """Queue today's digests; a scheduled run happens once per local day, "send now" always."""
     today = local_now(settings, now).date()
     result = DigestResult(today)
@@ -191,7 +196,7 @@ def queue_digests(settings: Settings, now: datetime, *, scheduled: bool) -> Dige
         for key, (addressee, items) in _by_addressee(collect(settings, today, now)).items():
             idempotency_key = f"digest:{DEADLINE_ALERT}:{today.isoformat()}:{key}"
             try:
-                row = _queue_one(settings, addressee, items, idempotency_key)
+                row = _queue_one(settings, links, addressee, items, idempotency_key)
             except TemplateProblem as exc:
                 log.error("digest for %s not queued: %s", addressee.email, exc)
                 result.problems.append(str(exc))
@@ -204,16 +209,20 @@ def queue_digests(settings: Settings, now: datetime, *, scheduled: bool) -> Dige
 
 
 def _queue_one(
-    settings: Settings, addressee: Addressee, items: list[DigestItem], key: str
+    settings: Settings,
+    links: PortalLinks,
+    addressee: Addressee,
+    items: list[DigestItem],
+    key: str,
 ) -> OutboxMail | None:
     orders = {item.order.id: item.order for item in items}
     # A customer digest about one order is order-related: it gets the order reference.
     order = next(iter(orders.values())) if len(orders) == 1 else None
     customer = items[0].order.customer if addressee.customer_side else None
     language = language_for(settings, addressee, items[0].order.customer)
-    values = order_values(settings, None, customer, language, addressee.customer_side)
+    values = order_values(links, None, customer, language, addressee.customer_side)
     values.update(
-        event_list=_listing(items, language, settings, addressee), event_count=str(len(items))
+        event_list=_listing(items, language, links, addressee), event_count=str(len(items))
     )
     rule = rule_for(DEADLINE_ALERT, items[0].order.customer)
     mail = render_for(addressee, rule.template_name, language, template_context(**values), order)
@@ -238,7 +247,9 @@ class RunResult:
     mails: list[OutboxMail]
 
 
-def scheduled_run(settings: Settings, now: datetime | None = None) -> DigestResult | None:
+def scheduled_run(
+    settings: Settings, links: PortalLinks, now: datetime | None = None
+) -> DigestResult | None:
     """The worker's minute check: queue and send the digest once ``send_time`` has come."""
     now = now or utcnow()
     if not send_time_reached(settings, now):
@@ -246,24 +257,24 @@ def scheduled_run(settings: Settings, now: datetime | None = None) -> DigestResu
     today = local_now(settings, now).date()
     if DigestRun.select().where(DigestRun.day == today).exists():
         return None
-    result = queue_digests(settings, now, scheduled=True)
+    result = queue_digests(settings, links, now, scheduled=True)
     log.info("digest of %s: %d queued", today, len(result.queued))
     return result
 
 
-def queue_due_mail(settings: Settings, now: datetime | None = None) -> int:
+def queue_due_mail(settings: Settings, links: PortalLinks, now: datetime | None = None) -> int:
     """The worker's minute: batches whose time has come and, once a day, the digest."""
     now = now or utcnow()
-    queued = send_due_notifications(settings, now)
-    digest = scheduled_run(settings, now)
+    queued = send_due_notifications(settings, links, now)
+    digest = scheduled_run(settings, links, now)
     return queued + (len(digest.queued) if digest else 0)
 
 
-def send_now(settings: Settings, now: datetime | None = None) -> RunResult:
+def send_now(settings: Settings, links: PortalLinks, now: datetime | None = None) -> RunResult:
     """Staff's "send now": due notifications and today's digest, delivered at once."""
     now = now or utcnow()
-    notifications = send_due_notifications(settings, now)
-    digest = queue_digests(settings, now, scheduled=False)
+    notifications = send_due_notifications(settings, links, now)
+    digest = queue_digests(settings, links, now, scheduled=False)
     # Mails just queued are due from their creation time, which may be after ``now``.
     report = deliver_due(settings.smtp, now=max(now, utcnow()))
     ids = {row.id for row in digest.queued} | set(report.mail_ids)

@@ -8,27 +8,28 @@ from __future__ import annotations
 
 from email.utils import formataddr
 
-from shared.accounts.logins import activation_link, issue_token, login_of
+from shared.accounts.logins import issue_token, login_of
 from shared.config import Settings
 from shared.errors import Conflict
+from shared.links import PortalLinks
 from shared.mail.outbox import queue_mail
 from shared.mail.templates import RenderedMail, active_signature, render_mail, template_context
 from shared.models import ActivationToken, EmailTemplate, Order, OutboxMail, StaffUser
 from shared.notify.compose import customer_language, order_values, with_reference
-from shared.notify.recipients import Addressee, customer_contact
+from shared.notify.recipients import Addressee, customer_address
 
 FIRST_LINK = "portal_first_activation_link"
 
 
 def recipient(order: Order) -> Addressee:
     """The customer address (order contact, favorite, customer email); no staff escalation."""
-    found = customer_contact(order.customer, order, [])
-    if not found or not found[0].customer_side:
+    found = customer_address(order.customer, order)
+    if found is None:
         raise Conflict(
             f"customer {order.customer.customer_no} has no usable email address "
             "(none stored, or all on the bounce list)"
         )
-    return found[0]
+    return found
 
 
 def _sender(settings: Settings, template: EmailTemplate, staff: StaffUser) -> tuple[str, str]:
@@ -40,17 +41,22 @@ def _sender(settings: Settings, template: EmailTemplate, staff: StaffUser) -> tu
 
 
 def render_manual(
-    settings: Settings, template: EmailTemplate, order: Order, *, with_link: bool
+    settings: Settings,
+    links: PortalLinks,
+    template: EmailTemplate,
+    order: Order,
+    *,
+    with_link: bool,
 ) -> RenderedMail:
     """The mail as the customer gets it; ``with_link`` issues a real activation link."""
     customer = order.customer
     language = customer_language(customer)
-    values = order_values(settings, order, customer, language)
+    values = order_values(links, order, customer, language)
     login = login_of(customer)
     if FIRST_LINK in template.content and login is not None and login.is_active:
         if with_link:
             token = issue_token(settings, login, ActivationToken.KIND_RENEWAL)
-            values[FIRST_LINK] = activation_link(settings, token, language)
+            values[FIRST_LINK] = links.activation(token, language)
         else:
             values[FIRST_LINK] = "(link created when the mail is sent)"
     values["link_valid_minutes"] = str(settings.portal.activation_link_minutes)
@@ -59,12 +65,16 @@ def render_manual(
 
 
 def send_manual(
-    settings: Settings, template: EmailTemplate, order: Order, staff: StaffUser
+    settings: Settings,
+    links: PortalLinks,
+    template: EmailTemplate,
+    order: Order,
+    staff: StaffUser,
 ) -> list[OutboxMail]:
     """Queue the mail to the customer and the sender's copy; call inside a transaction."""
     to = recipient(order)
     sender, copy_to = _sender(settings, template, staff)
-    mail = render_manual(settings, template, order, with_link=True)
+    mail = render_manual(settings, links, template, order, with_link=True)
     common = {"sender": sender, "mail": mail, "customer": order.customer, "order": order}
     rows = [
         queue_mail(

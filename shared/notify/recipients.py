@@ -1,17 +1,21 @@
-"""Who a notification finally goes to, with escalation (seed 003).
+"""Who a mail goes to, with escalation (SPEC §Behaviour 6, seed 003): the one recipient chain.
 
 Levels, first usable wins: order contact → customer (favorite contact, else the
 customer's email) → the order's staff owner → every admin. An address is
 unusable when none is stored, it is on the bounce list, or its staff user is
 disabled. Each address carries the reason it was chosen, including every level
 that was skipped on the way, so the outbox can say who got the mail and why.
+
+``customer_address`` is the customer part alone (activation mails, manual sends);
+``customer_contact`` goes on to staff when the customer has no usable address.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.mail.bounces import bounced, normalise
+from shared.mail.addresses import normalise
+from shared.mail.bounces import bounced
 from shared.models import Contact, Customer, NotificationRule, Order, StaffUser
 
 REASON_LIMIT = 255  # recipient_reason is a VARCHAR(255) on PostgreSQL
@@ -99,20 +103,32 @@ def _customer_candidates(customer: Customer, order: Order | None) -> list[tuple[
     return candidates
 
 
-def customer_contact(
-    customer: Customer | None, order: Order | None, skipped: list[str]
-) -> list[Addressee]:
-    """SPEC §Behaviour 6 (order contact, favorite, customer email), escalating to staff."""
-    if customer is None:
-        skipped.append("no customer")
-        return staff_owner(customer, order, skipped)
+def customer_address(
+    customer: Customer, order: Order | None, skipped: list[str] | None = None
+) -> Addressee | None:
+    """The order contact, else the favorite contact, else the customer's email: the first
+    one stored and not on the bounce list; None if there is none (skipped levels noted)."""
+    skipped = [] if skipped is None else skipped
     for level, email in _customer_candidates(customer, order):
         if not email:
             continue
         if bounced([email]):
             skipped.append(f"{level} {email} is on the bounce list")
             continue
-        return [Addressee(email, _reason(level, skipped), True)]
+        return Addressee(email, _reason(level, skipped), True)
+    return None
+
+
+def customer_contact(
+    customer: Customer | None, order: Order | None, skipped: list[str]
+) -> list[Addressee]:
+    """``customer_address``, escalating to the staff owner and admins when there is none."""
+    if customer is None:
+        skipped.append("no customer")
+        return staff_owner(customer, order, skipped)
+    found = customer_address(customer, order, skipped)
+    if found is not None:
+        return [found]
     skipped.append(f"customer {customer.customer_no} has no usable address")
     return staff_owner(customer, order, skipped)
 

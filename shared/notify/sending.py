@@ -20,19 +20,13 @@ from shared.accounts.logins import login_of, may_use_portal
 from shared.clock import utcnow
 from shared.config import Settings
 from shared.db import write_transaction
+from shared.events import FILE_FINAL, LINK_REQUESTED, LOGIN_CREATED, UPLOAD_RECEIVED, UPLOAD_REQUEST
+from shared.links import PortalLinks
 from shared.mail.templates import TemplateProblem, template_context
 from shared.models import Customer, Notification, NotificationRule, Order, OrderFile, OutboxMail
 from shared.notify.compose import language_for, order_values, queue_for, render_for
-from shared.notify.events import (
-    FILE_FINAL,
-    LINK_REQUESTED,
-    LOGIN_CREATED,
-    UPLOAD_RECEIVED,
-    UPLOAD_REQUEST,
-    extra_staff_of,
-    rule_for,
-)
 from shared.notify.recipients import resolve
+from shared.notify.rules import extra_staff_of, rule_for
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +56,15 @@ def due_batches(settings: Settings, now: datetime) -> list[BatchKey]:
     return [BatchKey(row.kind, row.customer_id, row.order_id) for row in query]
 
 
-def send_due_notifications(settings: Settings, now: datetime | None = None) -> int:
+def send_due_notifications(
+    settings: Settings, links: PortalLinks, now: datetime | None = None
+) -> int:
     """Queue the mails of every due batch; returns how many mails were queued."""
     now = now or utcnow()
     queued = 0
     for key in due_batches(settings, now):
         with write_transaction():
-            queued += _process(settings, key, now)
+            queued += _process(settings, links, key, now)
     return queued
 
 
@@ -76,7 +72,7 @@ def _null_or(field, value):
     return field.is_null() if value is None else field == value
 
 
-def _process(settings: Settings, key: BatchKey, now: datetime) -> int:
+def _process(settings: Settings, links: PortalLinks, key: BatchKey, now: datetime) -> int:
     """Mark one batch done and queue its mails; returns how many were queued."""
     items = list(
         Notification.select()
@@ -102,7 +98,7 @@ def _process(settings: Settings, key: BatchKey, now: datetime) -> int:
         outcome = "nothing left to send"
     else:
         try:
-            queued = _mail_batch(settings, rule, customer, order, live)
+            queued = _mail_batch(settings, links, rule, customer, order, live)
             outcome = "mailed to " + ", ".join(m.recipients for m in queued) if queued else ""
             outcome = outcome or "no usable recipient"
         except TemplateProblem as exc:
@@ -159,6 +155,7 @@ def _size(size: int, language: str) -> str:
 
 def _mail_batch(
     settings: Settings,
+    links: PortalLinks,
     rule: NotificationRule,
     customer: Customer | None,
     order: Order | None,
@@ -172,7 +169,7 @@ def _mail_batch(
     for addressee in addressees:
         language = language_for(settings, addressee, customer)
         lines = [line for line in (_describe(item, language) for item in items) if line]
-        values = order_values(settings, order, customer, language, addressee.customer_side)
+        values = order_values(links, order, customer, language, addressee.customer_side)
         values.update(event_list="\n".join(lines), event_count=str(len(items)))
         if first_ticket is not None:
             values.update(ticket_no=first_ticket.ticket_no, ticket_title=first_ticket.title)

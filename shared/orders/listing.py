@@ -2,38 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from math import ceil
-
+from shared.files.access import visible_to_customer
 from shared.files.folders import FOLDER_FINAL, FOLDER_INCOMING, ORDER_FOLDERS
 from shared.models import Customer, FileEvent, Order, OrderFile
+from shared.paging import PER_PAGE, Page, page_within
 
 ORDER_WAITING = "waiting_for_data"
 ORDER_CHECKING = "checking"
 ORDER_RECEIVED = "data_received"
 ORDER_FINAL = "final_ready"
-
-PER_PAGE = 25
-
-
-@dataclass(frozen=True)
-class Page:
-    items: list
-    total: int
-    number: int
-    per_page: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, ceil(self.total / self.per_page))
-
-    @property
-    def has_previous(self) -> bool:
-        return self.number > 1
-
-    @property
-    def has_next(self) -> bool:
-        return self.number < self.pages
 
 
 def search_orders(
@@ -62,11 +39,6 @@ def search_orders(
     return Page(list(newest_first.paginate(number, per_page)), total, number, per_page)
 
 
-def page_within(page: int, total: int, per_page: int) -> int:
-    """``page`` moved into 1 … the last page of ``total`` items (1 when there are none)."""
-    return min(max(page, 1), max(1, ceil(total / per_page)))
-
-
 def order_states(orders: list[Order]) -> dict[int, str]:
     """Each order's state, from one aggregate query over the files of the listed orders."""
     ids = [order.id for order in orders]
@@ -93,24 +65,13 @@ def _state(seen: set[tuple[str, str]]) -> str:
     return ORDER_WAITING
 
 
-def _customer_sees(for_customer: bool):
-    """Customers see everything in Eingehend (their own uploads) but only clean staff files."""
-    if not for_customer:
-        return True
-    return (OrderFile.folder == FOLDER_INCOMING) | (OrderFile.state == OrderFile.STATE_CLEAN)
-
-
 def order_files(order: Order, for_customer: bool = False) -> list[OrderFile]:
     """The order's files that still exist, newest first (what the viewer may see)."""
-    return list(
-        OrderFile.select()
-        .where(
-            (OrderFile.order == order)
-            & (OrderFile.state != OrderFile.STATE_DELETED)
-            & _customer_sees(for_customer)
-        )
-        .order_by(OrderFile.created_at.desc(), OrderFile.id.desc())
-    )
+    condition = (OrderFile.order == order) & (OrderFile.state != OrderFile.STATE_DELETED)
+    if for_customer:
+        condition &= visible_to_customer()
+    newest_first = OrderFile.select().where(condition)
+    return list(newest_first.order_by(OrderFile.created_at.desc(), OrderFile.id.desc()))
 
 
 def by_folder(files: list[OrderFile]) -> dict[str, list[OrderFile]]:

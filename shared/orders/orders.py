@@ -7,20 +7,17 @@ from datetime import date
 
 from peewee import IntegrityError
 
-from shared.accounts.customers import add_contact, customer_recipient, get_customer
-from shared.accounts.logins import (
-    create_login,
-    is_activated,
-    login_of,
-    send_activation_mail,
-    set_login_state,
-)
+from shared.accounts.customers import add_contact, get_customer
+from shared.accounts.logins import create_login, is_activated, login_of, set_login_state
 from shared.config import Settings
 from shared.db import write_transaction
 from shared.errors import Conflict, Invalid, NotFound
+from shared.events import UPLOAD_REQUEST, notify
 from shared.files.folders import create_order_folders, is_safe_number
+from shared.links import PortalLinks
 from shared.models import Contact, Order, PortalLogin, Ticket
-from shared.notify.events import UPLOAD_REQUEST, notify
+from shared.notify.activation import send_activation_mail
+from shared.notify.recipients import customer_address
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +36,7 @@ def get_order(project_no: str) -> Order:
 
 def create_order(
     settings: Settings,
+    links: PortalLinks,
     *,
     project_no: str,
     customer_no: str,
@@ -68,14 +66,14 @@ def create_order(
                 )
         except IntegrityError:
             raise Conflict(f"order {project_no!r} exists already") from None
-        actions = prepare_portal(settings, order)
+        actions = prepare_portal(settings, links, order)
         # Whether it is mailed (portal_reminder_email_automatically = 1) the worker decides.
         notify(UPLOAD_REQUEST, order=order)
     log.info("order %s created for %s: %s", project_no, customer_no, actions or "no portal")
     return order, actions
 
 
-def prepare_portal(settings: Settings, order: Order) -> list[str]:
+def prepare_portal(settings: Settings, links: PortalLinks, order: Order) -> list[str]:
     """Seed 004: portal-enabled? login exists? activated? — and act on the switches."""
     customer = order.customer
     if not customer.portal_enabled:
@@ -91,7 +89,7 @@ def prepare_portal(settings: Settings, order: Order) -> list[str]:
     wants_mail = workflow.portal_send_uplogin_email_automatically and not is_activated(login)
     if wants_mail and login.deactivated_at is None:
         _require_recipient(order)
-        send_activation_mail(settings, login, order)
+        send_activation_mail(settings, links, login, order)
         actions.append(ACTION_ACTIVATION_QUEUED)
         if not login.is_active:
             set_login_state(settings, login, PortalLogin.STATE_ACTIVE)
@@ -111,12 +109,12 @@ def _require_recipient(order: Order) -> None:
     Creating the order anyway would leave a login that is neither mailed nor set
     active, and the caller would not notice; an error it can fix is better.
     """
-    if customer_recipient(order.customer, order) is None:
+    if customer_address(order.customer, order) is None:
         customer_no = order.customer.customer_no
         raise Invalid(
             "contact_email",
-            f"customer {customer_no!r} has no email address and no contact to send the "
-            "portal access to; give contact_email or add a contact or email first",
+            f"customer {customer_no!r} has no usable email address and no contact to send "
+            "the portal access to; give contact_email or add a contact or email first",
         )
 
 

@@ -15,6 +15,7 @@ from peewee import fn
 
 from shared.config import Settings
 from shared.errors import NotFound
+from shared.links import PortalLinks
 from shared.mail.html import clean_html
 from shared.mail.templates import (
     DATA_PROJECT_KEYS,
@@ -118,10 +119,12 @@ def _template(template_id: int) -> EmailTemplate:
     return template
 
 
-def preview_context(settings: Settings, order: Order | None, language: str) -> dict:
+def preview_context(
+    settings: Settings, links: PortalLinks, order: Order | None, language: str
+) -> dict:
     """Placeholders as a mail about ``order`` would fill them (links to be made: a note)."""
     customer = order.customer if order else None
-    values = order_values(settings, order, customer, language)
+    values = order_values(links, order, customer, language)
     values.update(
         portal_first_activation_link=SAMPLE_LINK,
         link_valid_minutes=str(settings.portal.activation_link_minutes),
@@ -133,6 +136,7 @@ def preview_context(settings: Settings, order: Order | None, language: str) -> d
 
 def preview(
     settings: Settings,
+    links: PortalLinks,
     draft: TemplateDraft,
     order: Order | None,
     signature: EmailSignature | None,
@@ -144,7 +148,8 @@ def preview(
     template = EmailTemplate(name=draft.name, subject=draft.subject, content=draft.content)
     language = draft.language or (customer_language(order.customer) if order else "de")
     try:
-        mail = render_mail(template, signature, preview_context(settings, order, language))
+        context = preview_context(settings, links, order, language)
+        mail = render_mail(template, signature, context)
     except TemplateProblem as exc:
         return None, {"content": str(exc)}
     if order is not None:
