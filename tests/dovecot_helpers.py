@@ -38,7 +38,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -193,10 +193,8 @@ class Dovecot:
             connection.login(user, self.passwords[user])
             yield connection
         finally:
-            try:
+            with suppress(OSError, imaplib.IMAP4.error):
                 connection.logout()
-            except (OSError, imaplib.IMAP4.error):
-                pass
 
     def create_folder(self, user: str, folder: str) -> None:
         with self.imap(user) as connection:
