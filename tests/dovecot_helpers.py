@@ -3,8 +3,8 @@
 Everything dovecot writes (base_dir, state_dir, log, the users' Maildirs) lives in one
 temporary directory. It listens on 127.0.0.1 on two free high ports: IMAPS (implicit TLS)
 and IMAP with STARTTLS, with a certificate for "localhost" issued by a fresh trustme CA;
-``ca_file`` is what a client has to trust. Users and passwords live in a passwd-file that
-``add_user`` extends while dovecot runs (dovecot rereads it when it changes).
+``ca_file`` is what a client has to trust. Users and passwords live in a passwd-file:
+alice, bob and carol, and a supply of fresh users that ``next_user`` hands out.
 
 Root: the tests run as root in CI, and dovecot will not give a mailbox to uid 0
 ("mail_uid=0 is not permitted") nor may its login processes chroot into our temp dir. So the
@@ -15,10 +15,10 @@ the temp dir is chowned to it. Every internal, login and service user in the con
 same user, ``chroot =`` is empty for the services that would chroot, and ``userdb static``
 maps every login to that uid.
 
-Test modules get the session fixture ``dovecot`` with
-``from dovecot_helpers import dovecot_fixture  # noqa: F401``; ``imap_user`` gives each
-test a fresh user (an empty mailbox) and, when the test fails, logs what dovecot logged
-meanwhile (shown under "Captured log teardown").
+Test modules get the session fixture ``dovecot`` and the fixture ``imap_user`` with
+``from dovecot_helpers import dovecot_fixture, imap_user_fixture  # noqa: F401``.
+``imap_user`` is a fresh user (an empty mailbox) per test; when the test fails it logs what
+dovecot logged meanwhile (shown under "Captured log teardown").
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from __future__ import annotations
 import getpass
 import grp
 import imaplib
-import itertools
 import logging
 import os
 import pwd
@@ -59,6 +58,8 @@ _CHROOTED_SERVICES = (
     "submission-login",
     "managesieve-login",
 )
+# Users handed out one per test by ``next_user`` (the imap_user fixture).
+FRESH_USERS = 300
 _APPENDUID = re.compile(rb"\[APPENDUID (\d+) (\d+)\]")
 
 
@@ -109,13 +110,12 @@ class Dovecot:
         self.imaps_port = free_port()
         self.imap_port = free_port()
         self.ca_file = self.directory / "ca.pem"
-        self.passwords: dict[str, str] = {}
-        self._numbers = itertools.count(1)
         self._process: subprocess.Popen | None = None
+        fresh = [f"user{number}" for number in range(1, FRESH_USERS + 1)]
+        self._fresh = iter(fresh)
+        self._write_users([*users, *fresh])
         self._write_tls()
         self._write_conf(capabilities)
-        for name in users:
-            self.add_user(name)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -164,18 +164,19 @@ class Dovecot:
 
     # -- users -----------------------------------------------------------------------------
 
-    def add_user(self, name: str | None = None, password: str | None = None) -> str:
-        """Add a login (default: a fresh name) with a password; return the name."""
-        name = name or f"user{next(self._numbers)}"
-        self.passwords[name] = password or f"pw-{name}-secret"
-        lines = "".join(f"{user}:{{PLAIN}}{pw}\n" for user, pw in self.passwords.items())
-        users = self.directory / "users"
-        # Written whole and renamed, so dovecot never reads half a file.
-        staged = self.directory / "users.new"
-        staged.write_text(lines)
-        self._give(staged)
-        staged.replace(users)
+    def next_user(self) -> str:
+        """A user nobody has used yet: an empty mailbox for one test."""
+        name = next(self._fresh, None)
+        if name is None:
+            raise RuntimeError(f"all {FRESH_USERS} fresh users are used up: raise FRESH_USERS")
         return name
+
+    def _write_users(self, names: Iterable[str]) -> None:
+        # All users are written before dovecot starts: it rereads a changed passwd-file at
+        # most once a second, so a user added while it runs may be refused for a moment.
+        self.passwords = {name: f"pw-{name}-secret" for name in names}
+        lines = "".join(f"{user}:{{PLAIN}}{pw}\n" for user, pw in self.passwords.items())
+        (self.directory / "users").write_text(lines)
 
     # -- talking IMAP (the test side, plain imaplib) ---------------------------------------
 
@@ -463,11 +464,11 @@ def dovecot_fixture() -> Iterator[Dovecot]:
         server.close()
 
 
-@pytest.fixture
-def imap_user(dovecot: Dovecot, request: pytest.FixtureRequest) -> Iterator[str]:
+@pytest.fixture(name="imap_user")
+def imap_user_fixture(dovecot: Dovecot, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh user with an empty mailbox; on failure the test's part of the log is logged."""
     log_before = len(dovecot.log)
     failed_before = request.session.testsfailed
-    yield dovecot.add_user()
+    yield dovecot.next_user()
     if request.session.testsfailed > failed_before:
         logger.warning("dovecot log during the test:\n%s", dovecot.log[log_before:])

@@ -47,6 +47,21 @@ SYNTHESISED_DOMAIN = "synthesised.ptportal.invalid"
 MAX_MIME_DEPTH = 30
 # Parts the report itself consists of: the machine-readable status and the returned mail.
 _REPORT_PARTS = {"message/delivery-status", "text/rfc822-headers", "message/rfc822"}
+# The email package's defects that malformed mail typically shows, in staff's words.
+_DEFECTS = {
+    "NoBoundaryInMultipartDefect": "a multipart part declares no boundary",
+    "StartBoundaryNotFoundDefect": "the multipart boundary never appears",
+    "CloseBoundaryNotFoundDefect": "the closing multipart boundary is missing (cut off?)",
+    "MultipartInvariantViolationDefect": "a multipart part has no subparts",
+    "MissingHeaderBodySeparatorDefect": (
+        "a header line without a colon: everything after it was read as body"
+    ),
+    "FirstHeaderLineIsContinuationDefect": "the first header line starts with a space",
+    "MisplacedEnvelopeHeaderDefect": "a 'From ' envelope line among the headers",
+    "InvalidBase64PaddingDefect": "broken base64 (padding)",
+    "InvalidBase64CharactersDefect": "broken base64 (invalid characters)",
+    "InvalidBase64LengthDefect": "broken base64 (length)",
+}
 
 
 @dataclass(frozen=True)
@@ -323,4 +338,5 @@ def _defects(message: Message) -> Iterator[str]:
         return
     for part in parts:
         for defect in getattr(part, "defects", ()):
-            yield f"{type(defect).__name__}: {defect}".rstrip(": ")
+            name = type(defect).__name__
+            yield _DEFECTS.get(name) or f"{name}: {defect}".rstrip(": ")
