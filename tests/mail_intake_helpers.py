@@ -124,9 +124,23 @@ def delivery_report(failed: str = "nobody@kunde.example", status: str = "5.1.1")
     )
 
 
+BIG_LINE_BYTES = 57  # 57 bytes → one 76-character base64 line
+BIG_BLOCK_LINES = 1024
+
+
+def big_attachment_bytes(size_bytes: int) -> int:
+    """The decoded size of the attachment ``write_big_mail(path, size_bytes)`` writes."""
+    block_chars = BIG_BLOCK_LINES * (76 + 2)
+    return -(-size_bytes // block_chars) * BIG_BLOCK_LINES * BIG_LINE_BYTES
+
+
 def write_big_mail(path: Path, size_bytes: int) -> Path:
-    """A mail with a base64 attachment of about ``size_bytes``, written line by line to disk."""
-    line_bytes = 57  # 57 bytes → one 76-character base64 line
+    """A mail with a base64 attachment of about ``size_bytes``, written block by block to disk.
+
+    One random block is encoded once and written again and again, so neither the mail nor
+    its attachment is ever in memory.
+    """
+    line_bytes = BIG_LINE_BYTES
     with path.open("wb") as out:
         out.write(
             raw(
@@ -150,7 +164,7 @@ def write_big_mail(path: Path, size_bytes: int) -> Path:
                 "",
             )
         )
-        block = os.urandom(line_bytes * 1024)
+        block = os.urandom(line_bytes * BIG_BLOCK_LINES)
         encoded = b"".join(
             base64.b64encode(block[i : i + line_bytes]) + b"\r\n"
             for i in range(0, len(block), line_bytes)

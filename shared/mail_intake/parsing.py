@@ -149,7 +149,9 @@ def parse_mail(source: Path, staging_dir: Path, limits: IntakeLimits) -> Inbound
     problems.extend(_defects(message))
 
     html_raw = "\n".join(collected.htmls)
-    html_body = _attempt(problems, "sanitise the HTML body", lambda: sanitise_html(html_raw), "")
+    html_body = _attempt(
+        problems, "sanitise the HTML body", lambda: sanitise_html(html_raw).strip(), ""
+    )
     text = "\n\n".join(collected.texts).strip()
     if not text and html_body:
         text = _attempt(problems, "convert the HTML body", lambda: html_to_text(html_body), "")
