@@ -121,7 +121,7 @@ def parse_mailbox_section(
     if settings.processed_folder == settings.folder:
         raise ValueError(
             f"{section} processed_folder = {settings.processed_folder!r} is not allowed; "
-            "expected a folder other than folder (or - to flag instead of moving)"
+            "expected a folder other than folder (or - to flag, not move)"
         )
     return settings
 
