@@ -144,7 +144,10 @@ def parse_mail(source: Path, staging_dir: Path, limits: IntakeLimits) -> Inbound
     subject = header_text(message, "Subject")
 
     collected = _Collected()
-    _walk(message, collected, depth=0, in_report=message.get_content_type() == "multipart/report")
+    in_report = message.get_content_type() == "multipart/report"
+    _attempt(
+        problems, "read the MIME structure", lambda: _walk(message, collected, 0, in_report), None
+    )
     problems.extend(collected.problems)
     problems.extend(_defects(message))
 
@@ -160,8 +163,12 @@ def parse_mail(source: Path, staging_dir: Path, limits: IntakeLimits) -> Inbound
     found, over_limits = _classify(collected.files, cid_references(html_raw), limits, problems)
     staged = found if over_limits else _stage_all(found, collected.files, staging_dir)
 
-    reason = auto_reply_reason(message, subject)
-    report = is_delivery_report(message, sender)
+    reason = _attempt(
+        problems, "check for an auto-reply", lambda: auto_reply_reason(message, subject), ""
+    )
+    report = _attempt(
+        problems, "check for a delivery report", lambda: is_delivery_report(message, sender), False
+    )
     statuses = (
         _attempt(problems, "read the delivery report", lambda: delivery_statuses(message), ())
         if report
