@@ -45,6 +45,8 @@ from pathlib import Path
 import pytest
 import trustme
 
+from shared.mail_intake.settings import MailboxSettings
+
 logger = logging.getLogger(__name__)
 
 HOST = "localhost"
@@ -267,10 +269,8 @@ class Dovecot:
             assert status == "OK", data
         return [_folder_entry(item) for item in data if isinstance(item, tuple)]
 
-    def settings(self, user: str, **overrides: object):
+    def settings(self, user: str, **overrides: object) -> MailboxSettings:
         """MailboxSettings for ``user`` on the IMAPS port, trusting this server's CA."""
-        from shared.mail_intake.settings import MailboxSettings
-
         values: dict[str, object] = {
             "name": "orders",
             "host": HOST,

@@ -208,6 +208,7 @@ def test_a_100_mb_mail_is_streamed_to_disk_or_skipped(
 
 def test_mark_processed_moves_the_mail(dovecot: Dovecot, imap_user: str) -> None:
     dovecot.create_folder(imap_user, "Processed")
+    assert sorted(dovecot.folders(imap_user)) == ["INBOX", "Processed"]
     dovecot.append(imap_user, "INBOX", mail(message_id="<move@kunde.example>"))
 
     with open_mailbox(dovecot.settings(imap_user)) as mailbox:

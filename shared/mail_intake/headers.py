@@ -16,6 +16,7 @@ import quopri
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from email.headerregistry import BaseHeader
 from email.message import Message
 from email.policy import default as default_policy
 from email.utils import parsedate_to_datetime
@@ -99,7 +100,7 @@ def _raw_value(message: Message, name: str) -> str | None:
     return None
 
 
-def header(message: Message, name: str):
+def header(message: Message, name: str) -> BaseHeader | None:
     """The first ``name`` header as a parsed ``email.headerregistry`` object, or None."""
     raw = _raw_value(message, name)
     if raw is None:

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from email.message import Message
 from email.parser import BytesParser
 from email.policy import default as default_policy
 from pathlib import Path
+from typing import TypeVar
 
 from shared.mail_intake import attachments as attachment_rules
 from shared.mail_intake.attachments import Attachment
@@ -41,6 +42,7 @@ from shared.mail_intake.headers import (
 from shared.mail_intake.message_ids import first_message_id, message_ids
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SYNTHESISED_DOMAIN = "synthesised.ptportal.invalid"
 # Deeper nesting than this is no real mail program's doing; stop instead of recursing.
@@ -210,7 +212,7 @@ def _size_and_digest(source: Path) -> tuple[int, str]:
     return size, digest.hexdigest()
 
 
-def _attempt(problems: list[str], doing: str, work, fallback):
+def _attempt(problems: list[str], doing: str, work: Callable[[], T], fallback: T) -> T:
     """``work()``, or ``fallback`` with a problem noted: one bad part never stops the import."""
     try:
         return work()
