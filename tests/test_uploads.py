@@ -20,8 +20,8 @@ from portal_helpers import SignedIn, customer_with_order, signed_in_customer
 
 from shared.accounts.logins import set_login_state
 from shared.db import write_transaction
-from shared.files.folders import FOLDER_FINAL, FOLDER_INCOMING, ORDER_FOLDERS, order_dir
 from shared.files.access import NotAllowed
+from shared.files.folders import FOLDER_FINAL, FOLDER_INCOMING, ORDER_FOLDERS, order_dir
 from shared.files.receiving import append_chunk, hash_cache, staging_path, start_upload
 from shared.models import Order, OrderFile, PortalLogin
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from email.message import Message
 from pathlib import Path
 
-from shared.filenames import MAX_NAME_BYTES, NameRefused, check_upload_name, free_name
-from shared.filenames import stored_name_for as stored_upload_name
+from shared.files.names import MAX_NAME_BYTES, NameRefused, check_upload_name, free_name
+from shared.files.names import stored_name_for as stored_upload_name
 
 # Signatures and logos are small; anything larger is likely print data even if inline.
 INLINE_IMAGE_MAX_BYTES = 256 * 1024
