@@ -130,8 +130,8 @@ def register_blueprints(app: Flask) -> None:
 
 def _open_database() -> None:
     # Each server thread keeps its connection from one request to the next: a new SQLite
-    # connection parses the whole schema before its first query (about 1 ms, more than the
-    # queries of most pages; see bench/README.md).
+    # connection parses the whole schema before its first query, which costs more than the
+    # queries of most pages (bench/README.md, benchmark 5).
     database.connect(reuse_if_open=True)
 
 

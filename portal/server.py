@@ -10,8 +10,8 @@ from shared.files.receiving import PIECE_BYTES
 
 # gunicorn receives a request body in recv() calls of up to 1 MiB. Uploads stream to
 # disk in pieces of PIECE_BYTES; recv() calls of the same size keep each piece in the
-# CPU cache from socket to disk and hold less memory per upload thread (bench/README.md:
-# worker CPU per GiB about 4.0 → 2.5 s; peak RSS with 8 uploads at once 95 → 63 MiB).
+# CPU cache from socket to disk and hold less memory per upload thread (bench/README.md,
+# benchmarks 1 and 2).
 BODY_RECV_BYTES = PIECE_BYTES
 
 

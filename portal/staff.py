@@ -24,7 +24,7 @@ from shared.accounts.sessions import start_session
 from shared.accounts.staff import staff_sign_in
 from shared.errors import Conflict
 from shared.files.access import STAFF_FOLDERS, downloadable_file, reachable_order
-from shared.files.backlog import SECTIONS, backlog_overview, backlog_page
+from shared.files.backlog import SECTIONS, backlog_file, backlog_overview, backlog_page
 from shared.files.folders import FOLDER_FINAL
 from shared.files.intake import discard_held, release_held
 from shared.files.receiving import upload_limit
@@ -138,7 +138,7 @@ def files(project_no: str):
 
 
 def _file(file_id: int) -> OrderFile:
-    file = OrderFile.get_or_none(OrderFile.id == file_id)
+    file = backlog_file(file_id)
     if file is None:
         abort(404)
     return file

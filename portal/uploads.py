@@ -231,7 +231,7 @@ def _body():
     With a declared length it is the server's own input stream: gunicorn's ends at
     Content-Length, and ``append_chunk`` reads no more than that length anyway.
     Werkzeug's ``request.stream`` wraps it in a LimitedStream that copies every
-    piece twice more (measured: ~4 % of the worker's CPU per upload). A chunked
+    piece twice more (bench/README.md, benchmark 1). A chunked
     body (no length) keeps the wrapper, which finds where the body ends.
     """
     stream = request.stream  # refuses a body over max_content_length (413) first

@@ -79,8 +79,8 @@ def argon2_slots(security: SecuritySettings) -> int:
     """How many Argon2 computations may run at once in one process.
 
     Each holds its memory cost (64 MiB by default) until it ends and already keeps
-    ``parallelism`` threads busy: more at once only adds memory, not speed (measured:
-    four sign-ins at once on one gunicorn worker peaked at 300 MiB, bench/README.md).
+    ``parallelism`` threads busy: more at once only adds memory, not speed
+    (bench/README.md, benchmark 6).
     """
     return max(1, (os.cpu_count() or 1) // security.argon2_parallelism)
 

@@ -47,3 +47,12 @@ def staff_sign_in(vault: PasswordVault, username: str, password: str) -> StaffUs
             staff.password_hash = vault.hash(password)
             staff.save()
     return staff
+
+
+def all_staff() -> list[StaffUser]:
+    """Every staff user, by name (to choose from)."""
+    return list(StaffUser.select().order_by(StaffUser.name))
+
+
+def staff_by_ids(ids: set[int]) -> list[StaffUser]:
+    return list(StaffUser.select().where(StaffUser.id.in_(ids)))

@@ -118,3 +118,8 @@ def backlog_page(section: str, page: int = 1, per_page: int = PER_PAGE) -> Page:
 
 def _files(section: str, limit: int, offset: int) -> list[BacklogFile]:
     return [BacklogFile(*row) for row in _most_urgent_first(section, limit, offset)]
+
+
+def backlog_file(file_id: int) -> OrderFile | None:
+    """The file staff act on from a backlog list (release, delete), if it exists."""
+    return OrderFile.get_or_none(OrderFile.id == file_id)

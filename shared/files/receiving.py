@@ -269,7 +269,7 @@ def _start_writeback(descriptor: int, start: int, length: int) -> None:
 
     The disk then works while the next bytes arrive, and the fdatasync that ends
     every PATCH finds little left to do instead of stalling the upload for a whole
-    chunk (measured: fdatasync time per GiB 2.3 s → 0.9 s). Only a hint; the
+    chunk (bench/README.md, benchmark 1). Only a hint; the
     fdatasync still decides what is durable.
     """
     function = _sync_file_range()

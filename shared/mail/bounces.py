@@ -75,3 +75,8 @@ def clear_bounce(bounce_id: int) -> str:
     row.delete_instance()
     log.info("address %s cleared from the bounce list", row.email)
     return row.email
+
+
+def bounce_list() -> list[BouncedAddress]:
+    """Every address on the bounce list, newest first."""
+    return list(BouncedAddress.select().order_by(BouncedAddress.created_at.desc()))

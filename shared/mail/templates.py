@@ -149,3 +149,39 @@ def active_signature() -> EmailSignature | None:
         .order_by(EmailSignature.id)
         .first()
     )
+
+
+def all_templates() -> list[EmailTemplate]:
+    """Every template row (one per name and language), by name."""
+    return list(EmailTemplate.select().order_by(EmailTemplate.name, EmailTemplate.language))
+
+
+def template_names() -> list[str]:
+    """The names of the templates, each once."""
+    query = EmailTemplate.select(EmailTemplate.name).distinct().order_by(EmailTemplate.name)
+    return [row.name for row in query]
+
+
+def template_ids_by_name() -> dict[str, int]:
+    """For each template name, the id of one of its rows (to link the editor)."""
+    ids: dict[str, int] = {}
+    for row in EmailTemplate.select().order_by(EmailTemplate.language):
+        ids.setdefault(row.name, row.id)
+    return ids
+
+
+def template_by_id(template_id: int) -> EmailTemplate | None:
+    return EmailTemplate.get_or_none(EmailTemplate.id == template_id)
+
+
+def sample_template(name: str) -> EmailTemplate | None:
+    """The template ``name`` (any language), else any template: to preview a signature."""
+    return EmailTemplate.get_or_none(EmailTemplate.name == name) or EmailTemplate.select().first()
+
+
+def all_signatures() -> list[EmailSignature]:
+    return list(EmailSignature.select().order_by(EmailSignature.name))
+
+
+def signature_by_id(signature_id: int) -> EmailSignature | None:
+    return EmailSignature.get_or_none(EmailSignature.id == signature_id)

@@ -160,3 +160,12 @@ def order_summary(order: Order) -> dict:
             for t in order.tickets.order_by(Ticket.created_at, Ticket.id)
         ],
     }
+
+
+def find_order(project_no: str) -> Order | None:
+    return Order.get_or_none(Order.project_no == project_no)
+
+
+def recent_orders(limit: int = 50) -> list[Order]:
+    """The newest orders (to pick one for a preview)."""
+    return list(Order.select().order_by(Order.created_at.desc(), Order.id.desc()).limit(limit))
