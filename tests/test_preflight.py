@@ -513,6 +513,24 @@ def test_unreadable_pdf_is_an_error(tmp_path):
     assert report.findings[0].params["kind"] == "unreadable"
 
 
+def test_font_data_that_cannot_be_decoded_is_an_error(tmp_path):
+    """Like qpdf --check, every stream but images is decoded once; the bad one is named."""
+    pdf = pikepdf.new()
+    font = dejavu_embedded(pdf)
+    program = font.FontDescriptor.FontFile2
+    program.write(b"x\x9c not deflate data at all", filter=pikepdf.Name.FlateDecode)
+    new_page(pdf, content=text("/F1"), resources=resources(Font=resources(F1=font)))
+    report = preflight(save(pdf, tmp_path / "a.pdf"))
+    damaged = report.finding("damaged")
+    assert (damaged.severity, damaged.params["kind"]) == (ERROR, "stream_data")
+    assert re.fullmatch(
+        r"a\.pdf \(object \d+,0, offset \d+\): stream inflate: .*", damaged.params["problems"][0]
+    )
+    assert describe(damaged, "en").startswith(
+        "Parts of the file (such as fonts or colour profiles)"
+    )
+
+
 def test_deeply_nested_arrays(tmp_path):
     """100,000 nested arrays in an object the checks read and in the page content."""
     deep = b"[" * 100_000 + b"]" * 100_000
@@ -689,6 +707,10 @@ ENGINE_CODES = [
     "preview_skipped",
     "no_pages",
     "damaged",
+    "damaged.repaired",
+    "damaged.unreadable",
+    "damaged.page_content",
+    "damaged.stream_data",
     "encrypted.password",
     "encrypted.restrictions",
     "encrypted.no_printing",

@@ -195,6 +195,14 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "fr": "Le contenu ne peut pas être lu ({pages_text}). Veuillez exporter le fichier "
         "à nouveau.",
     },
+    "damaged.stream_data": {
+        "de": "Teile der Datei (etwa Schriften oder Farbprofile) sind beschädigt und können "
+        "nicht gelesen werden. Bitte exportieren Sie die Datei neu.",
+        "en": "Parts of the file (such as fonts or colour profiles) are damaged and cannot be "
+        "read. Please export the file again.",
+        "fr": "Des parties du fichier (polices ou profils de couleur, par exemple) sont "
+        "endommagées et ne peuvent pas être lues. Veuillez exporter le fichier à nouveau.",
+    },
     "encrypted.password": {
         "de": "Die PDF-Datei ist mit einem Kennwort geschützt und kann nicht geöffnet werden. "
         "Bitte senden Sie sie ohne Kennwortschutz.",

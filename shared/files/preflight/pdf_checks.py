@@ -19,7 +19,6 @@ line, not 10,000. Rules and thresholds:
 
 from __future__ import annotations
 
-import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,8 +32,6 @@ from shared.files.preflight.options import Expectations, PreflightLimits, Prefli
 from shared.files.preflight.pdf_boxes import BoxError, PageGeometry, group_pages, page_geometry
 from shared.files.preflight.pdf_content import ContentWalker, Summary
 from shared.files.preflight.report import PreflightReport, failure, page_ranges
-
-logger = logging.getLogger(__name__)
 
 MAX_NAMES = 20
 
@@ -78,8 +75,8 @@ def check_pdf(
     if pdf is None:
         return PdfResult(PreflightReport.of(file_type, findings))
     with pdf:
+        page_count = len(pdf.pages)  # reads the page tree: a broken file is repaired by now
         warnings = pdf.get_warnings()[: pdf_structure.MAX_PROBLEMS]
-        page_count = len(pdf.pages)
         if page_count > limits.max_pages:
             too_many = failure("too_many_pages", pages=page_count, max_pages=limits.max_pages)
             return PdfResult(PreflightReport.of(file_type, [too_many], page_count))
@@ -96,9 +93,11 @@ def check_pdf(
                 params["pages"] = page_ranges(tally.javascript_pages)
             findings.append(Finding("javascript", WARNING, params))
         warnings += pdf.get_warnings()[: pdf_structure.MAX_PROBLEMS]
+        bad_streams = pdf_structure.undecodable_streams(pdf)
     # qpdf names the file by its path on the server; the report travels further than that.
     problems = [problem.replace(str(path), path.name) for problem in warnings + tally.problems]
-    damage = pdf_structure.repair_finding(problems, tally.unreadable_pages)
+    bad_streams = [problem.replace(str(path), path.name) for problem in bad_streams]
+    damage = pdf_structure.repair_finding(problems, tally.unreadable_pages, bad_streams)
     if damage is not None:
         findings.insert(0, damage)
     report = PreflightReport.of(file_type, findings, page_count, group_pages(geometries))

@@ -204,7 +204,9 @@ class ContentWalker:
         self._forms[key] = summary
         return summary
 
-    def _image(self, image: pikepdf.Stream, resources: pikepdf.Dictionary, ctm: Matrix):
+    def _image(
+        self, image: pikepdf.Stream, resources: pikepdf.Dictionary, ctm: Matrix
+    ) -> Placement:
         named = _dictionary(resources.get("/ColorSpace"))
         if image.get("/ImageMask") is True:
             colour = ColourSpace("mask")
@@ -218,7 +220,15 @@ class ContentWalker:
             colour,
         )
 
-    def _inline_image(self, summary, instruction, named, ctm, label, number) -> None:
+    def _inline_image(
+        self,
+        summary: Summary,
+        instruction: pikepdf.ContentStreamInlineImage,
+        named: pikepdf.Dictionary,
+        ctm: Matrix,
+        label: str,
+        number: int,
+    ) -> None:
         info = instruction.iimage.obj
         if info.get("/ImageMask") is True:
             colour = ColourSpace("mask")
@@ -241,7 +251,14 @@ class ContentWalker:
         if isinstance(shading, pikepdf.Dictionary | pikepdf.Stream):
             summary.add_colour(classify(shading.get("/ColorSpace"), named))
 
-    def _pattern(self, summary, pattern, named, chain: tuple, label: str) -> None:
+    def _pattern(
+        self,
+        summary: Summary,
+        pattern: object,
+        named: pikepdf.Dictionary,
+        chain: tuple,
+        label: str,
+    ) -> None:
         if not isinstance(pattern, pikepdf.Dictionary | pikepdf.Stream):
             return
         if pattern.get("/PatternType") == 2:

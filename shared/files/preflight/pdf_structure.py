@@ -9,8 +9,12 @@ Encryption (decided here):
 
 Damage: qpdf repairs what it can (a broken cross-reference table is rebuilt by scanning the
 file) and says so in warnings; a repaired file is a warning, as qpdf's repair need not be
-what the author meant; a file qpdf cannot open at all, or a page whose content cannot be
-parsed, is an error.
+what the author meant; a file qpdf cannot open at all, a page whose content cannot be
+parsed, or a stream whose data cannot be decoded is an error. Like ``qpdf --check``, every
+stream except images is decoded once and thrown away (fonts, ICC profiles, forms,
+metadata). Image data is left to the renderer, which decodes what the thumbnail shows:
+decoding every image is most of the work of checking a print PDF, and would put the
+preflight of a Flate-image PDF beyond its time target (figures in bench/PREFLIGHT.md).
 """
 
 from __future__ import annotations
@@ -45,11 +49,31 @@ def open_pdf(path: Path) -> tuple[pikepdf.Pdf | None, list[Finding]]:
     return pdf, findings
 
 
-def repair_finding(warnings: list[str], unreadable_pages: list[int]) -> Finding | None:
-    """``damaged``: an error for pages that cannot be read, a warning when qpdf repaired."""
+def undecodable_streams(pdf: pikepdf.Pdf) -> list[str]:
+    """Decode every stream but images (Flate, LZW, ASCII, RunLength); what went wrong."""
+    problems = []
+    for obj in pdf.objects:
+        if not isinstance(obj, pikepdf.Stream) or obj.get("/Subtype") == pikepdf.Name.Image:
+            continue
+        try:
+            obj.read_bytes(pikepdf.StreamDecodeLevel.generalized)
+        except pikepdf.PdfError as exc:
+            problems.append(_short(exc))  # qpdf's message names the object and offset
+        problems += pdf.get_warnings()
+    return problems
+
+
+def repair_finding(
+    warnings: list[str], unreadable_pages: list[int], bad_streams: list[str]
+) -> Finding | None:
+    """``damaged``: an error for pages or streams that cannot be read, a warning when qpdf
+    repaired the file."""
     if unreadable_pages:
         params = {"kind": "page_content", "pages": page_ranges(unreadable_pages)}
         return Finding("damaged", ERROR, params | {"problems": warnings[:MAX_PROBLEMS]})
+    if bad_streams:
+        params = {"kind": "stream_data", "problems": bad_streams[:MAX_PROBLEMS]}
+        return Finding("damaged", ERROR, params)
     if warnings:
         return Finding(
             "damaged", WARNING, {"kind": "repaired", "problems": warnings[:MAX_PROBLEMS]}

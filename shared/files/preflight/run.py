@@ -11,6 +11,9 @@ Started only by ``shared.files.preflight.sandbox``. Steps, in this order:
    still leaves the checks' findings to the parent; a preview job writes ``{"preview": …}``.
 3. On MemoryError or any other exception write ``{"failure": kind, "detail": …}`` and exit 1.
    Crashes in C code and killed processes are judged by the parent from the exit status.
+4. Last, ``{"usage": {"peak_rss_kib": …}}``: this process's own peak resident memory
+   (VmHWM). The parent's ``wait4`` figure would also count the parent's memory shared with
+   the child between fork and exec.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from shared.files.findings import INFO, Finding
 from shared.files.preflight.options import Expectations, PreflightLimits, PreflightSettings
 from shared.files.preflight.report import PreflightReport
 
+# Named, not __name__: run with -m, this module is "__main__".
 logger = logging.getLogger("shared.files.preflight.run")
 
 PDF_TYPES = ("pdf", "ai")
@@ -163,6 +167,15 @@ def main() -> int:
         logger.exception("preflight of %s failed", request.get("path"))
         emit(failure="error", detail=f"{type(exc).__name__}: {exc}"[:500])
         return 1
+    finally:
+        emit(usage={"peak_rss_kib": _peak_rss_kib()})
+    return 0
+
+
+def _peak_rss_kib() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
     return 0
 
 

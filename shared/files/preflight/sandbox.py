@@ -72,6 +72,8 @@ def run_preflight(
     first-page thumbnail there. Never raises for anything the file does."""
     settings = settings or PreflightSettings()
     limits = limits or PreflightLimits()
+    if preview_dir is not None:
+        Path(preview_dir).mkdir(parents=True, exist_ok=True)
     request = {
         "job": "preflight",
         "path": str(Path(path).resolve()),
@@ -117,6 +119,7 @@ def render_page_preview(
     if target.exists():
         return target
     limits = limits or PreflightLimits()
+    Path(preview_dir).mkdir(parents=True, exist_ok=True)
     request = {
         "job": "preview",
         "path": str(Path(path).resolve()),
@@ -184,22 +187,23 @@ def _run(request: dict[str, Any], limits: PreflightLimits) -> SandboxRun:
             env=environment,
             start_new_session=True,
         )
-        try:
+        # A child that died at once breaks the pipe; its exit status says why.
+        with contextlib.suppress(BrokenPipeError):
             process.stdin.write(json.dumps(request).encode())
+        with contextlib.suppress(BrokenPipeError):
             process.stdin.close()
-        except BrokenPipeError:
-            pass  # the child died at once; its exit status says why
         status, usage, timed_out = _wait(process, limits.wall_seconds)
         answers = _answers(stdout)
         stderr.seek(0, os.SEEK_END)
         stderr.seek(max(0, stderr.tell() - _STDERR_TAIL))
         tail = stderr.read().decode("utf-8", "replace").strip()
+    told = next((answer["usage"] for answer in answers if "usage" in answer), {})
     return SandboxRun(
         answers,
         status,
         timed_out,
         usage.ru_utime + usage.ru_stime,
-        usage.ru_maxrss,
+        told.get("peak_rss_kib", usage.ru_maxrss),  # wait4's counts the pre-exec parent too
         tail,
     )
 
