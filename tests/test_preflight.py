@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import time
 import zlib
 
@@ -756,3 +758,14 @@ def test_describe_formats_numbers_per_language_and_never_raises():
     assert describe(Finding("something_new", INFO, {}), "fr") == (
         "Résultat du contrôle : something_new"
     )
+
+
+def test_callers_import_no_flask_and_no_pdf_libraries():
+    """shared/ stays free of Flask; pikepdf, PDFium and Pillow load only in the sandbox."""
+    code = (
+        "import sys, shared.files.preflight, shared.files.filetypes, shared.files.zips, "
+        "shared.files.messages; "
+        "print(sorted(m for m in ('flask', 'pikepdf', 'pypdfium2', 'PIL') if m in sys.modules))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert loaded.stdout.strip() == "[]", loaded.stderr
