@@ -101,11 +101,12 @@ def main(ctx: click.Context, config: str | None, verbose: bool) -> None:
 @needs_settings
 def init(settings: Settings) -> None:
     """Create the database schema and the default templates (safe to run again)."""
+    from shared.db import url_without_credentials
     from shared.schema import init_database
 
     init_database(settings.portal.shop_name)
     settings.storage.order_root.mkdir(parents=True, exist_ok=True)
-    click.echo(f"database ready: {settings.database.url.split('@')[-1]}")
+    click.echo(f"database ready: {url_without_credentials(settings.database.url)}")
 
 
 @main.command("migrate")
@@ -118,6 +119,41 @@ def migrate_command(settings: Settings) -> None:
     for line in init_database(settings.portal.shop_name):
         click.echo(line)
     click.echo(f"schema version {LATEST}")
+
+
+@main.group()
+def db() -> None:
+    """The database itself: moving a shop to another one."""
+
+
+@db.command("copy")
+@click.option("--to", "target_url", required=True, metavar="URL", help="postgresql://USER@HOST/DB")
+@needs_settings
+def db_copy(settings: Settings, target_url: str) -> None:
+    """Copy every table of this shop's database into an empty one, and check the copy."""
+    from shared.config import database_url_value
+    from shared.database_copy import copy_database, models_in_copy_order
+
+    try:
+        target_url = database_url_value(target_url)
+    except ValueError as exc:
+        raise click.UsageError(f"--to: expected {exc}") from None
+    tables = len(models_in_copy_order())
+    with click.progressbar(length=tables, label="copying", show_pos=True) as bar:
+        done: set[str] = set()
+
+        def progress(table: str, copied: int, total: int) -> None:
+            bar.label = f"{table} {copied:,}/{total:,}"
+            if copied >= total and table not in done:
+                done.add(table)
+                bar.update(1)
+
+        report = copy_database(target_url, progress)
+    for table, rows in report.rows.items():
+        click.echo(f"{table}: {rows} rows")
+    if report.problems:
+        raise click.ClickException("the copy does not match: " + "; ".join(report.problems))
+    click.echo(f"copied and checked: {sum(report.rows.values())} rows in {tables} tables")
 
 
 @main.command("check")

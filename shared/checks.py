@@ -19,7 +19,7 @@ class CheckResult:
 
 
 def _database(settings: Settings) -> str:
-    from shared.db import bind_database
+    from shared.db import bind_database, url_without_credentials
     from shared.migrations import LATEST, current_version
 
     db = bind_database(settings.database.url)
@@ -29,7 +29,7 @@ def _database(settings: Settings) -> str:
         version = current_version()
     finally:
         db.close()
-    where = settings.database.url.rsplit("@", 1)[-1]
+    where = url_without_credentials(settings.database.url)
     if version != LATEST:
         raise RuntimeError(
             f"{where}: schema version {version}, expected {LATEST}: run ptportal migrate"
@@ -54,7 +54,16 @@ def _storage(settings: Settings) -> str:
             f"{storage.staging_root} and {storage.order_root} are on different file systems: "
             "clean files could not be moved atomically"
         )
-    return f"{storage.order_root}, {storage.staging_root}, {storage.quarantine_root} writable"
+    from shared.files.storage_probe import StorageBroken, probe_storage
+
+    try:
+        kept = probe_storage(storage.staging_root, storage.order_root)
+    except StorageBroken as exc:
+        raise RuntimeError(str(exc)) from None
+    return (
+        f"{storage.order_root}, {storage.staging_root}, {storage.quarantine_root} writable; "
+        + ", ".join(kept)
+    )
 
 
 def _clamd(settings: Settings) -> str:

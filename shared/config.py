@@ -117,6 +117,13 @@ def _database_url(raw: str, base: Path) -> str:
     raise ValueError("sqlite:///PATH or postgresql://USER@HOST/DB")
 
 
+def database_url_value(raw: str) -> str:
+    """A PostgreSQL URL as ``[database] url`` accepts it (for ``ptportal db copy --to``)."""
+    if not re.match(r"^postgres(ql)?(\+pool)?://[^/]+/\w+", raw):
+        raise ValueError("postgresql://USER@HOST/DB")
+    return raw
+
+
 def _queue_url(raw: str, base: Path) -> str:
     if raw == "memory://" or raw.startswith(("redis://", "rediss://")):
         return raw

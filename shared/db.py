@@ -31,7 +31,14 @@ def make_database(url: str) -> Database:
         return SqliteDatabase(str(file), pragmas=SQLITE_PRAGMAS, timeout=10)
     if url.startswith("postgres://"):
         url = "postgresql://" + url.removeprefix("postgres://")
-    return connect_url(url)
+    # psycopg 3: the maintained driver (psycopg2 only gets fixes); peewee speaks both.
+    return connect_url(url, prefer_psycopg3=True)
+
+
+def url_without_credentials(url: str) -> str:
+    """``url`` as it may be shown or logged: ``postgresql://HOST/DB``, never user or password."""
+    scheme, separator, rest = url.partition("://")
+    return f"{scheme}{separator}{rest.rsplit('@', 1)[-1]}"
 
 
 def bind_database(url: str) -> Database:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import os
 import pathlib
 import re
 import sys
@@ -19,6 +21,7 @@ from smtp_helpers import RecordingHandler, smtp_server
 from shared.config import Settings, load_settings
 
 SECRET = "test-secret-key-0123456789abcdefghijklmnop"
+TEST_DATABASE_ENV = "PTPORTAL_DATABASE_URL"
 SHIPPED_CLAMD_CONF = pathlib.Path(__file__).resolve().parent.parent / "shared/clamav/clamd.conf"
 CHEAP_ARGON2 = {"argon2_time_cost": "1", "argon2_memory_kib": "64", "argon2_parallelism": "1"}
 
@@ -43,7 +46,9 @@ def base_sections(smtp_port: int, **overrides: dict[str, object]) -> dict[str, d
             "secret_key": SECRET,
             "shop_name": "Testdruck",
         },
-        "database": {"url": "sqlite:///data/ptportal.db"},
+        # The database of the test (``database_url``): SQLite beside the ini, or a fresh
+        # PostgreSQL database when the suite runs with --database postgresql.
+        "database": {"url": os.environ.get(TEST_DATABASE_ENV, "sqlite:///data/ptportal.db")},
         "storage": {"order_root": "data/orders"},
         "workflow": {},
         "smtp": {
@@ -60,6 +65,58 @@ def base_sections(smtp_port: int, **overrides: dict[str, object]) -> dict[str, d
     for section, values in overrides.items():
         sections.setdefault(section, {}).update(values)
     return sections
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--database",
+        choices=("sqlite", "postgresql"),
+        default=os.environ.get("PTPORTAL_TEST_DATABASE", "sqlite"),
+        help="the database every test runs on: SQLite files (default) or a throw-away "
+        "PostgreSQL cluster from Debian's postgresql (also $PTPORTAL_TEST_DATABASE)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "sqlite_only: tests of SQLite itself (its files, pragmas, schema dumps)"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--database") != "postgresql":
+        return
+    skip = pytest.mark.skip(reason="about SQLite itself; the PostgreSQL pass has its own")
+    for item in items:
+        if item.get_closest_marker("sqlite_only"):
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """With --database postgresql: one cluster for the session (URL of its admin database)."""
+    if request.config.getoption("--database") != "postgresql":
+        yield None
+        return
+    from postgres_helpers import postgres_server
+
+    with postgres_server() as url:
+        yield url
+
+
+_DATABASE_NUMBERS = itertools.count(1)
+
+
+@pytest.fixture(autouse=True)
+def database_url(postgres_cluster, tmp_path, monkeypatch) -> str:
+    """The test's own, empty database; ``base_sections`` and child processes use it."""
+    if postgres_cluster is None:
+        return f"sqlite:///{tmp_path / 'data' / 'ptportal.db'}"
+    from postgres_helpers import create_database
+
+    url = create_database(postgres_cluster, f"test_{next(_DATABASE_NUMBERS)}")
+    monkeypatch.setenv(TEST_DATABASE_ENV, url)
+    return url
 
 
 @pytest.fixture

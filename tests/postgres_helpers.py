@@ -42,7 +42,7 @@ def _free_port() -> int:
 @contextmanager
 def postgres_server() -> Iterator[str]:
     """A running server; yields the URL of its (empty) ``ptportal`` database."""
-    import psycopg2
+    import psycopg
 
     binaries = _binaries()
     directory = tempfile.mkdtemp(prefix="ptportal-postgres-")
@@ -57,6 +57,8 @@ def postgres_server() -> Iterator[str]:
     port = _free_port()
     settings = ["-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={directory}"]
     settings += ["-c", "fsync=off", "-c", "full_page_writes=off", "-p", str(port)]
+    # Every test has its own database, and portal, worker and agent processes connect too.
+    settings += ["-c", "max_connections=300"]
     with open(os.path.join(directory, "server.log"), "wb") as log:
         server = subprocess.Popen(
             _as_server_user([f"{binaries}/postgres", "-D", data, *settings]),
@@ -64,7 +66,7 @@ def postgres_server() -> Iterator[str]:
             stderr=subprocess.STDOUT,
         )
     try:
-        connection = _connect_when_up(psycopg2, port, server, directory)
+        connection = _connect_when_up(psycopg, port, server, directory)
         connection.autocommit = True
         with connection.cursor() as cursor:
             cursor.execute("CREATE DATABASE ptportal")
@@ -76,12 +78,12 @@ def postgres_server() -> Iterator[str]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def _connect_when_up(psycopg2, port: int, server: subprocess.Popen, directory: str):
+def _connect_when_up(psycopg, port: int, server: subprocess.Popen, directory: str):
     deadline = time.monotonic() + 30
     while True:
         try:
-            return psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres")
-        except psycopg2.OperationalError:
+            return psycopg.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres")
+        except psycopg.OperationalError:
             if server.poll() is not None or time.monotonic() > deadline:
                 with open(os.path.join(directory, "server.log"), encoding="utf-8") as log_file:
                     log = log_file.read()
@@ -91,10 +93,20 @@ def _connect_when_up(psycopg2, port: int, server: subprocess.Popen, directory: s
 
 def empty_schema(url: str) -> None:
     """Drop every table, function and trigger of the test database."""
-    import psycopg2
+    import psycopg
 
-    connection = psycopg2.connect(url)
-    connection.autocommit = True
+    connection = psycopg.connect(url, autocommit=True)
     with connection.cursor() as cursor:
         cursor.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
     connection.close()
+
+
+def create_database(admin_url: str, name: str) -> str:
+    """A new empty database ``name`` on the cluster of ``admin_url``; returns its URL."""
+    import psycopg
+
+    connection = psycopg.connect(admin_url, autocommit=True)
+    with connection.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    connection.close()
+    return admin_url.rsplit("/", 1)[0] + f"/{name}"

@@ -20,8 +20,8 @@ from shared.schema import init_database
 
 
 @pytest.fixture
-def order(tmp_path):
-    bind_database(f"sqlite:///{tmp_path / 'ptportal.db'}")
+def order(database_url):
+    bind_database(database_url)
     init_database("Testdruck")
     with write_transaction():
         customer = Customer.create(customer_no="K1", name="Muster & Co")

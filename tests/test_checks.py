@@ -93,13 +93,53 @@ def test_each_failure_is_named_and_the_exit_status_is_1(tmp_path, clamd):
 
 def test_mail_server_down_and_old_schema_are_reported(tmp_path, clamd):
     ini = prepared_ini(tmp_path, clamd, free_port())
-    database.close()
-    import sqlite3
+    from shared.migrations import SchemaVersion
 
-    with sqlite3.connect(tmp_path / "data" / "ptportal.db") as connection:
-        connection.execute("DELETE FROM schema_version")
+    SchemaVersion.delete().execute()
+    database.close()
     result = run_check(ini)
     assert result.returncode == 1
     parts = lines_by_part(result.stdout)
     assert parts["smtp"] == "FAIL"
     assert parts["database"] == "FAIL" and "ptportal migrate" in result.stdout
+
+
+def test_the_storage_probe_tries_every_promise_and_leaves_nothing(tmp_path):
+    from shared.files.storage_probe import probe_storage
+
+    staging, orders = tmp_path / "staging", tmp_path / "orders"
+    staging.mkdir()
+    orders.mkdir()
+
+    kept = probe_storage(staging, orders)
+
+    assert kept == [
+        "exclusive create",
+        "fsync of files and folders",
+        "hard links that never replace a name",
+        "atomic rename",
+        "advisory locks",
+    ]
+    assert list(staging.iterdir()) == list(orders.iterdir()) == []
+
+
+def test_storage_without_hard_links_fails_the_check(tmp_path, monkeypatch):
+    import os
+
+    import pytest
+
+    from shared.files import storage_probe
+
+    staging, orders = tmp_path / "staging", tmp_path / "orders"
+    staging.mkdir()
+    orders.mkdir()
+
+    def no_links(*_args):
+        raise OSError(
+            1, "Operation not permitted"
+        )  # what a CIFS mount without unix extensions says
+
+    monkeypatch.setattr(os, "link", no_links)
+    with pytest.raises(storage_probe.StorageBroken, match=r"hard link from .* into"):
+        storage_probe.probe_storage(staging, orders)
+    assert list(staging.iterdir()) == list(orders.iterdir()) == []

@@ -6,6 +6,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from shared.db import bind_database, database, write_transaction
 from shared.mail.defaults import ACTIVATION_TEMPLATE
 from shared.models import EmailTemplate, SystemDefault
@@ -27,6 +29,7 @@ WRITER = textwrap.dedent(
 )
 
 
+@pytest.mark.sqlite_only
 def test_sqlite_runs_in_wal_mode_with_busy_timeout(tmp_path):
     db = bind_database(f"sqlite:///{tmp_path / 'sub' / 'p.db'}")
     assert (tmp_path / "sub").is_dir()
@@ -36,8 +39,8 @@ def test_sqlite_runs_in_wal_mode_with_busy_timeout(tmp_path):
     database.close()
 
 
-def test_init_twice_is_safe_and_creates_defaults(tmp_path):
-    bind_database(f"sqlite:///{tmp_path / 'p.db'}")
+def test_init_twice_is_safe_and_creates_defaults(database_url):
+    bind_database(database_url)
     init_database("Testdruck")
     init_database("Testdruck")
     assert SystemDefault.select().count() == 1
@@ -49,8 +52,8 @@ def test_init_twice_is_safe_and_creates_defaults(tmp_path):
     database.close()
 
 
-def test_concurrent_writers_in_separate_processes_never_see_locked(tmp_path):
-    url = f"sqlite:///{tmp_path / 'p.db'}"
+def test_concurrent_writers_in_separate_processes_never_see_locked(database_url):
+    url = database_url
     bind_database(url)
     init_database("Testdruck")
     database.close()
@@ -69,8 +72,8 @@ def test_concurrent_writers_in_separate_processes_never_see_locked(tmp_path):
     assert ApiToken.select().count() == 600
 
 
-def test_nested_write_transactions_roll_back_together(tmp_path):
-    bind_database(f"sqlite:///{tmp_path / 'p.db'}")
+def test_nested_write_transactions_roll_back_together(database_url):
+    bind_database(database_url)
     init_database("Testdruck")
     from shared.models import ApiToken
 

@@ -29,8 +29,8 @@ from shared.models import ALL_MODELS, OutboxMail
 
 
 @pytest.fixture
-def db(tmp_path):
-    bind_database(f"sqlite:///{tmp_path}/t.db")
+def db(database_url):
+    bind_database(database_url)
     database.create_tables(ALL_MODELS)
     yield database
     database.close()

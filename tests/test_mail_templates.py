@@ -25,8 +25,8 @@ SEED_PLACEHOLDERS = (
 
 
 @pytest.fixture
-def db(tmp_path):
-    bind_database(f"sqlite:///{tmp_path / 't.db'}")
+def db(database_url):
+    bind_database(database_url)
     database.create_tables(ALL_MODELS)
     yield
     database.close()

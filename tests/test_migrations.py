@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import base_sections, write_ini
 
 OLD_SCHEMAS = Path(__file__).parent / "data"
@@ -35,6 +36,7 @@ def ptportal(ini: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.sqlite_only
 def test_release_1_database_is_migrated_to_the_current_schema_keeping_its_data(tmp_path):
     old = tmp_path / "old"
     fresh = tmp_path / "fresh"
@@ -66,6 +68,7 @@ def test_release_1_database_is_migrated_to_the_current_schema_keeping_its_data(t
     assert "added column" not in again.stdout and "created table" not in again.stdout
 
 
+@pytest.mark.sqlite_only
 def test_missing_columns_tables_and_indexes_are_added(tmp_path):
     ini = write_ini(tmp_path, base_sections(25))
     db_file = tmp_path / "data" / "ptportal.db"
@@ -115,6 +118,7 @@ def _triggers_and_version_tables(connection) -> tuple[list, list]:
     return triggers, tables
 
 
+@pytest.mark.sqlite_only
 def test_release_2_list_version_triggers_and_tables_are_dropped(tmp_path):
     old = tmp_path / "old"
     fresh = tmp_path / "fresh"
