@@ -78,10 +78,13 @@ class BackgroundTasks:
 
         @huey.periodic_task(crontab(hour="3", minute="15"), name="retention")
         def retention() -> None:
+            from shared.audit import delete_expired as delete_old_entries
             from shared.files.retention import delete_expired
 
             deleted = delete_expired(settings)
             log.info("retention run deleted %d files", len(deleted))
+            entries = delete_old_entries(settings.audit.retention_days)
+            log.info("retention run deleted %d audit log entries", entries)
 
         self._deliver = deliver_outbox
         self._scan = scan_file

@@ -55,6 +55,10 @@ PROTECTED = [
     ("post", "/api/v1/orders"),
     ("post", "/api/v1/orders/A-1/tickets"),
     ("get", "/api/v1/orders/A-1"),
+    ("patch", "/api/v1/orders/A-1"),
+    ("get", "/api/v1/orders"),
+    ("get", "/api/v1/customers"),
+    ("get", "/api/v1/customers/K100"),
 ]
 
 
@@ -434,11 +438,15 @@ def test_unknown_order_is_404(api):
 # --- OpenAPI ------------------------------------------------------------------------
 
 OPERATIONS = {
+    ("/customers", "get"),
     ("/customers", "post"),
+    ("/customers/{customer_no}", "get"),
     ("/customers/{customer_no}/contacts", "post"),
+    ("/orders", "get"),
     ("/orders", "post"),
     ("/orders/{project_no}/tickets", "post"),
     ("/orders/{project_no}", "get"),
+    ("/orders/{project_no}", "patch"),
 }
 
 # A valid body per operation; each test drops or breaks one field of it.
@@ -473,7 +481,7 @@ def test_openapi_document_structure(spec):
         assert "401" in operation["responses"]
         names = [p["name"] for p in operation.get("parameters", []) if p["in"] == "path"]
         assert names == [n for n in ("customer_no", "project_no") if "{" + n + "}" in path]
-        if method == "post":
+        if method in ("post", "patch"):
             assert operation["requestBody"]["required"] is True
 
 
