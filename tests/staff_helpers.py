@@ -1,7 +1,7 @@
 """Helpers for tests of the staff pages: signed-in admins and staff on their own clients.
 
-Import the fixtures ``admin`` and ``clerk`` (a staff user who is no admin) into a test
-module to use them.
+Import ``admin_fixture`` and ``clerk_fixture`` into a test module for the fixtures
+``admin`` and ``clerk`` (a staff user who is no admin).
 """
 
 from __future__ import annotations
@@ -60,13 +60,15 @@ def signed_in_staff(app, settings, username: str, admin: bool) -> StaffSession:
     return StaffSession(browser, user, csrf_from(browser.get("/staff/").text))
 
 
-@pytest.fixture
-def admin(app, settings) -> StaffSession:
+@pytest.fixture(name="admin")
+def admin_fixture(app, settings) -> StaffSession:
+    """An admin, ``ada``, signed in."""
     return signed_in_staff(app, settings, "ada", admin=True)
 
 
-@pytest.fixture
-def clerk(app, settings) -> StaffSession:
+@pytest.fixture(name="clerk")
+def clerk_fixture(app, settings) -> StaffSession:
+    """A staff user who is no admin, ``carl``, signed in."""
     return signed_in_staff(app, settings, "carl", admin=False)
 
 

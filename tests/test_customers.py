@@ -7,7 +7,12 @@ import re
 import pytest
 from conftest import activation_link_in, csrf_from
 from portal_helpers import PASSWORD
-from staff_helpers import admin, clerk, field_error, typed_value  # noqa: F401  (fixtures)
+from staff_helpers import (  # noqa: F401  (fixtures admin and clerk)
+    admin_fixture,
+    clerk_fixture,
+    field_error,
+    typed_value,
+)
 
 from shared.accounts.customers import create_customer
 from shared.db import write_transaction
@@ -193,7 +198,9 @@ def test_unknown_customer_is_404(app, clerk):
 
 def test_contacts_with_one_favorite(app, clerk):
     create_customer("K1", name="Kunde")
-    first = clerk.post("/staff/customers/K1/contacts", htmx=True, email="anna@x.example", name="Anna")
+    first = clerk.post(
+        "/staff/customers/K1/contacts", htmx=True, email="anna@x.example", name="Anna"
+    )
     assert first.text.lstrip().startswith('<section class="card" id="contacts">')
     clerk.post("/staff/customers/K1/contacts", htmx=True, email="ben@x.example", favorite="1")
     anna = Contact.get(Contact.email == "anna@x.example")
@@ -263,7 +270,9 @@ def test_activation_is_shown_checked_with_its_time_after_the_first_sign_in(
     assert "not yet" in customer_page(clerk)
     path = activation_link_in(mailserver).removeprefix(BASE_URL)
     token = csrf_from(client.get(path).text)
-    client.post(path, data={"password": PASSWORD, "password_confirm": PASSWORD, "csrf_token": token})
+    client.post(
+        path, data={"password": PASSWORD, "password_confirm": PASSWORD, "csrf_token": token}
+    )
     token = csrf_from(client.get("/login").text)
     signed_in = client.post(
         "/login", data={"username": "k1", "password": PASSWORD, "csrf_token": token}

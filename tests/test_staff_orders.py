@@ -12,7 +12,12 @@ from conftest import links_for
 from mail_helpers import flush, make_customer, to
 from order_helpers import CHUNK_TYPE, PDF, TUS, announce
 from portal_helpers import signed_in_customer
-from staff_helpers import admin, clerk, field_error, typed_value  # noqa: F401  (fixtures)
+from staff_helpers import (  # noqa: F401  (fixtures admin and clerk)
+    admin_fixture,
+    clerk_fixture,
+    field_error,
+    typed_value,
+)
 
 from shared.clock import utcnow
 from shared.db import write_transaction
