@@ -214,7 +214,7 @@ def test_the_order_list_filters_by_state_owner_and_customer(app, clerk, settings
     assert listed(customer="K1") == ["A-2", "A-1"]
     assert listed(q="B-") == ["B-1"]
     page = clerk.get("/staff/orders/").text
-    assert 'data-state="cancelled"' in page and "Cancelled" in page
+    assert 'data-state="cancelled"' in page and "Order cancelled" in page
 
 
 # --- tickets -----------------------------------------------------------------------------------
@@ -256,7 +256,7 @@ def test_the_customer_sees_tickets_and_a_closed_order_as_closed(app, client, cus
     assert 'id="order-closed"' in page and "This order is closed." in page
     assert 'id="upload"' not in page
     listing = client.get("/orders").text
-    assert "Closed" in listing
+    assert "Order closed" in listing
 
 
 def test_what_the_portal_shows_follows_the_system_defaults(app, client, customer):
