@@ -4,6 +4,10 @@ only after a preview of what would change."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+from dataclasses import asdict
+
 from flask import Blueprint, flash, render_template, request, url_for
 from flask_babel import gettext as _
 
@@ -39,14 +43,21 @@ def _values(row: SystemDefault) -> dict[str, str]:
     }
 
 
-def _context(form: Form, changes=None) -> dict:
+def _context(form: Form, changes=None, confirms: str = "") -> dict:
     return {
         "form": form,
         "schemes": SystemDefault.USERNAME_SCHEMES,
         "login_states": PortalLogin.STATES,
         "changes": changes,
+        "confirms": confirms,
         "row": SystemDefault.portal(),
     }
+
+
+def previewed(draft: DefaultsDraft) -> str:
+    """What a confirmation carries: which values the admin saw the preview of. Changed
+    after the preview, they get a new preview instead of being applied unseen."""
+    return hashlib.sha256(json.dumps(asdict(draft), sort_keys=True).encode()).hexdigest()[:16]
 
 
 @bp.get("/")
@@ -80,15 +91,17 @@ def save():
     draft = _draft(form)
     if draft is None:
         return reply("staff/_defaults_form.html", "staff/defaults.html", **_context(form))
-    if apply_to == APPLY_EXISTING and request.form.get("confirmed") != "1":
+    if apply_to == APPLY_EXISTING and request.form.get("confirmed") != previewed(draft):
         # Not a problem with the form: what would change, to confirm.
-        partial = wants_fragment()
-        template = "staff/_defaults_form.html" if partial else "staff/defaults.html"
-        return render_template(template, **_context(form, preview(draft)))
+        template = "staff/_defaults_form.html" if wants_fragment() else "staff/defaults.html"
+        return render_template(template, **_context(form, preview(draft), previewed(draft)))
     applied = save_defaults(draft, apply_to_existing=apply_to == APPLY_EXISTING)
     if apply_to == APPLY_EXISTING:
         flash(
-            _("The defaults were saved and applied to %(count)d existing customers.", count=applied)
+            _(
+                "The defaults were saved and applied to the existing customers (changed: %(count)d).",
+                count=applied,
+            )
         )
     else:
         flash(_("The defaults were saved; they apply to new customers."))

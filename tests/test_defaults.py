@@ -3,6 +3,8 @@ preview, for the existing ones too; both recorded in the audit log."""
 
 from __future__ import annotations
 
+import re
+
 from staff_helpers import (  # noqa: F401  (fixtures admin and clerk)
     admin_fixture,
     clerk_fixture,
@@ -61,23 +63,32 @@ def test_existing_customers_too_after_a_preview(app, admin):
     assert preview.status_code == 200
     html = preview.text
     assert 'id="defaults-preview"' in html
-    assert "2 existing customers would change:" in html
+    assert "Existing customers that would change: 2" in html
     assert "Eins (K1)" in html and "Drei (K3)" in html and "Zwei (K2)" not in html
     assert "30 → 60" in html
-    assert 'name="confirmed" value="1"' in html
+    confirms = re.search(r'name="confirmed" value="(\w+)"', html).group(1)
     # Nothing written yet.
     assert SystemDefault.portal().hotfolder_delete_after_days == 30
     assert get_customer("K1").hotfolder_delete_after_days == 30
     assert not AuditEntry.select().where(AuditEntry.action.startswith("defaults.")).exists()
 
-    done = admin.post("/staff/defaults/", htmx=True, apply_to="existing", confirmed="1", **FORM)
+    changed_since = FORM | {"hotfolder_delete_after_days": "90"}
+    again = admin.post(
+        "/staff/defaults/", htmx=True, apply_to="existing", confirmed=confirms, **changed_since
+    )
+    assert "Existing customers that would change: 3" in again.text  # a new preview
+    assert get_customer("K2").hotfolder_delete_after_days == 60
+
+    done = admin.post(
+        "/staff/defaults/", htmx=True, apply_to="existing", confirmed=confirms, **FORM
+    )
 
     assert done.headers["HX-Redirect"] == "/staff/defaults/"
     values = {(c.customer_no, c.create_hotfolder, c.hotfolder_delete_after_days) for c in Customer}
     assert values == {("K1", False, 60), ("K2", False, 60), ("K3", False, 60)}
     applied = AuditEntry.get(AuditEntry.action == "defaults.apply")
     assert applied.detail.startswith("2 existing customers")
-    assert "applied to 2 existing customers" in admin.get("/staff/defaults/").text
+    assert "existing customers (changed: 2)" in admin.get("/staff/defaults/").text
 
 
 def test_bad_defaults_are_refused_inline_keeping_what_was_typed(app, admin):
