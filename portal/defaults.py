@@ -99,7 +99,8 @@ def save():
     if apply_to == APPLY_EXISTING:
         flash(
             _(
-                "The defaults were saved and applied to the existing customers (changed: %(count)d).",
+                "The defaults were saved and applied to the existing customers "
+                "(changed: %(count)d).",
                 count=applied,
             )
         )
