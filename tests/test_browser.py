@@ -481,6 +481,7 @@ def test_staff_create_a_customer_and_an_order_set_the_owner_and_the_customer_is_
 
 
 def test_admin_pages_defaults_preview_and_staff_users(system, context):
+    username, project_no = new_customer_with_order(system)
     page = context.new_page()
     staff_password_step(page, system, "anna", STAFF_PASSWORD)
     expect(page).to_have_url(re.compile(r"/staff/$"))
@@ -495,6 +496,21 @@ def test_admin_pages_defaults_preview_and_staff_users(system, context):
     shot(page, "defaults")
     page.goto(f"{system.base_url}/staff/users/")
     shot(page, "users")
+    for path in (
+        "/staff/customers/",
+        "/staff/new-customer",
+        "/staff/orders/",
+        "/staff/new-order",
+        "/staff/defaults/",
+        "/staff/users/",
+        "/staff/users/1",
+        "/staff/audit/",
+        "/staff/account/",
+        f"/staff/customers/{username.upper()}",
+        f"/staff/orders/{project_no}",
+    ):
+        page.goto(system.base_url + path)
+        assert page.evaluate(UNLABELLED) == [], path
 
 
 def test_a_new_staff_user_sets_a_password_and_signs_in_with_a_totp_code(system, browser, context):
