@@ -457,6 +457,8 @@ def test_staff_create_a_customer_and_an_order_set_the_owner_and_the_customer_is_
 
     page.click("#staff-nav >> text=Aufträge")
     page.select_option("#order-owner", "anna")
+    expect(page).to_have_url(re.compile(r"owner=anna"))  # the filtered list, live
+    expect(page.locator("#order-table tr[data-state]")).to_have_count(1)
     expect(page.locator("#order-table")).to_contain_text(project_no)
     shot(page, "orders")
     page.goto(f"{system.base_url}/staff/customers/{customer_no}")
