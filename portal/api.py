@@ -6,12 +6,28 @@ from flask import Blueprint, current_app, g, jsonify, request, url_for
 
 from portal import api_schema as schema
 from shared.accounts.api_tokens import authenticate_token
-from shared.accounts.customers import add_contact, get_customer, upsert_customer
+from shared.accounts.customers import (
+    add_contact,
+    contacts_of,
+    get_customer,
+    search_customers,
+    upsert_customer,
+)
+from shared.accounts.logins import is_activated, logins_of
 from shared.db import write_transaction
 from shared.errors import Conflict, Invalid, NotFound, ServiceError
 from shared.mail.templates import TemplateProblem
-from shared.models import Contact, Customer
-from shared.orders.orders import add_ticket, create_order, get_order, order_summary
+from shared.models import Contact, Customer, Order, StaffUser
+from shared.orders.listing import OrderFilter, filter_orders
+from shared.orders.orders import (
+    add_ticket,
+    create_order,
+    get_order,
+    order_summary,
+    set_order_state,
+    update_order,
+)
+from shared.paging import PER_PAGE, Page
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -36,7 +52,7 @@ def require_token():
         response = jsonify(error="missing, wrong or revoked API token")
         response.headers["WWW-Authenticate"] = 'Bearer realm="ptportal"'
         return response, 401
-    g.api_token = row
+    g.api_token = row  # also names the token as who acts in the audit log
     return None
 
 
@@ -61,6 +77,46 @@ def _customer_json(customer: Customer) -> dict:
 
 def _contact_json(contact: Contact) -> dict:
     return {"email": contact.email, "name": contact.name, "favorite": contact.favorite}
+
+
+def _page_json(page: Page, items: list[dict]) -> dict:
+    return {
+        "items": items,
+        "page": page.number,
+        "per_page": page.per_page,
+        "total": page.total,
+        "pages": page.pages,
+    }
+
+
+@bp.get("/customers")
+def list_customers():
+    """Customers, by number, a page at a time; ``q`` searches number, name and email."""
+    query = schema.parse_query(request.args, schema.CUSTOMER_LIST)
+    page = search_customers(
+        query.get("q", ""), query.get("page", 1), query.get("per_page", PER_PAGE)
+    )
+    return jsonify(_page_json(page, [_customer_json(customer) for customer in page.items]))
+
+
+@bp.get("/customers/<customer_no>")
+def show_customer(customer_no: str):
+    """A customer with its contacts and portal logins."""
+    customer = get_customer(customer_no)
+    body = _customer_json(customer) | {
+        "contacts": [_contact_json(contact) for contact in contacts_of(customer)],
+        "portal_logins": [
+            {
+                "username": login.username,
+                "email": login.email,
+                "state": login.state,
+                "language": login.language,
+                "activated": is_activated(login),
+            }
+            for login in logins_of(customer)
+        ],
+    }
+    return jsonify(body)
 
 
 @bp.post("/customers")
@@ -106,6 +162,62 @@ def add_ticket_view(project_no: str):
 def show_order(project_no: str):
     """An order's state: portal login, folders, tickets."""
     return jsonify(order_summary(get_order(project_no)))
+
+
+@bp.patch("/orders/<project_no>")
+def update_order_view(project_no: str):
+    """Change an order: job description, due date, contact, owner; close, cancel, reopen."""
+    values = schema.parse_body(_json_body(), schema.ORDER_UPDATE, null_clears=True)
+    state = values.pop("state", None)
+    if state is not None and state not in Order.STATES:
+        raise Invalid("state", "one of " + ", ".join(Order.STATES))
+    # null clears: no date, no chosen contact, no owner, no job description.
+    for name in ("contact_email", "owner", "job_description"):
+        if name in values and values[name] is None:
+            values[name] = ""
+    with write_transaction():
+        get_order(project_no)
+        if values:
+            update_order(project_no, **values)
+        if state is not None:
+            set_order_state(project_no, state)
+    return jsonify(order_summary(get_order(project_no)))
+
+
+def _order_item(order: Order, owners: dict[int, str]) -> dict:
+    return {
+        "project_no": order.project_no,
+        "customer_no": order.customer.customer_no,
+        "job_description": order.job_description,
+        "due_date": order.due_date.isoformat() if order.due_date else None,
+        "state": order.state,
+        "owner": owners.get(order.owner_id),
+        "created_at": order.created_at.isoformat() + "Z",
+    }
+
+
+@bp.get("/orders")
+def list_orders():
+    """Orders, newest first, a page at a time, filtered by text, customer, state, owner
+    and due date."""
+    query = schema.parse_query(request.args, schema.ORDER_LIST)
+    if query.get("state") and query["state"] not in Order.STATES:
+        raise Invalid("state", "one of " + ", ".join(Order.STATES))
+    filters = OrderFilter(
+        query=query.get("q", ""),
+        customer_no=query.get("customer_no", ""),
+        state=query.get("state", ""),
+        owner=query.get("owner", ""),
+        due_from=query.get("due_from"),
+        due_until=query.get("due_until"),
+    )
+    page = filter_orders(filters, query.get("page", 1), query.get("per_page", PER_PAGE))
+    owner_ids = {order.owner_id for order in page.items if order.owner_id}
+    owners = {
+        staff.id: staff.username
+        for staff in StaffUser.select().where(StaffUser.id.in_(list(owner_ids)))
+    }
+    return jsonify(_page_json(page, [_order_item(order, owners) for order in page.items]))
 
 
 @bp.get("/openapi.json")

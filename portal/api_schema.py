@@ -64,8 +64,12 @@ class Field:
         return schema
 
 
-def parse_body(data: Any, fields: tuple[Field, ...]) -> dict:
-    """Check a JSON body against ``fields``; unknown and missing fields are errors."""
+def parse_body(data: Any, fields: tuple[Field, ...], *, null_clears: bool = False) -> dict:
+    """Check a JSON body against ``fields``; unknown and missing fields are errors.
+
+    An optional field sent as null counts as not given, except with ``null_clears``
+    (PATCH), where it is kept as None: "clear this value".
+    """
     if not isinstance(data, dict):
         raise Invalid("body", "must be a JSON object")
     known = {field.name: field for field in fields}
@@ -74,6 +78,9 @@ def parse_body(data: Any, fields: tuple[Field, ...]) -> dict:
             raise Invalid(name, "unknown field; allowed: " + ", ".join(known))
     values = {}
     for field in fields:
+        if null_clears and field.name in data and data[field.name] is None:
+            values[field.name] = None
+            continue
         if field.name not in data or data[field.name] is None:
             if field.required:
                 raise Invalid(field.name, "is required")
@@ -118,8 +125,99 @@ ORDER = (
     Field("job_description", "string", False, "Job description", 2000),
     Field("due_date", "date", False, "Due date (YYYY-MM-DD)"),
     Field("contact_email", "string", False, "Explicitly chosen contact", 254),
+    Field("owner", "string", False, "Username of the staff user who owns the order", 100),
+)
+ORDER_UPDATE = (
+    Field("job_description", "string", False, "Job description", 2000),
+    Field("due_date", "date", False, "Due date (YYYY-MM-DD); null clears it"),
+    Field(
+        "contact_email",
+        "string",
+        False,
+        "Explicitly chosen contact; null goes back to the favorite contact or the customer",
+        254,
+    ),
+    Field("owner", "string", False, "Username of the owning staff user; null: no owner", 100),
+    Field(
+        "state",
+        "string",
+        False,
+        "open, closed or cancelled; closed and cancelled orders take no more uploads "
+        "from the customer and get no reminders",
+        20,
+    ),
 )
 TICKET = (
     Field("ticket_no", "string", True, "Ticket number, unique within the order", 64),
     Field("title", "string", False, "Ticket title", 200),
+)
+
+
+@dataclass(frozen=True)
+class Query:
+    """A query parameter of a list endpoint."""
+
+    name: str
+    kind: str  # "string", "integer", "date"
+    description: str
+    minimum: int = 1
+    maximum: int = 100_000
+
+    def parse(self, raw: str) -> Any:
+        if self.kind == "integer":
+            if (
+                not raw.isascii()
+                or not raw.isdigit()
+                or not self.minimum <= int(raw) <= self.maximum
+            ):
+                raise Invalid(
+                    self.name, f"must be a whole number from {self.minimum} to {self.maximum}"
+                )
+            return int(raw)
+        if self.kind == "date":
+            return Field(self.name, "date").parse(raw)
+        if len(raw) > 100:
+            raise Invalid(self.name, "must be at most 100 characters")
+        return raw.strip()
+
+    def openapi(self) -> dict:
+        schema: dict[str, Any] = {"type": "string" if self.kind == "date" else self.kind}
+        if self.kind == "date":
+            schema["format"] = "date"
+        if self.kind == "integer":
+            schema.update(minimum=self.minimum, maximum=self.maximum)
+        return {
+            "name": self.name,
+            "in": "query",
+            "required": False,
+            "schema": schema,
+            "description": self.description,
+        }
+
+
+def parse_query(args, parameters: tuple[Query, ...]) -> dict:
+    """Check the query string against ``parameters``; unknown ones are errors."""
+    known = {parameter.name: parameter for parameter in parameters}
+    for name in args:
+        if name not in known:
+            raise Invalid(name, "unknown query parameter; allowed: " + ", ".join(known))
+    return {name: known[name].parse(args[name]) for name in args if args[name] != ""}
+
+
+PAGING = (
+    Query("page", "integer", "Page number, from 1", 1, 1_000_000),
+    Query("per_page", "integer", "Items per page (default 25)", 1, 200),
+)
+ORDER_LIST = (
+    *PAGING,
+    Query("q", "string", "Text in the order number, job description, customer number or name"),
+    Query("customer_no", "string", "Only this customer's orders"),
+    Query("state", "string", "open, closed or cancelled"),
+    Query("owner", "string", "Only orders of this staff user (username); - for none"),
+    Query("due_from", "date", "Due on or after (YYYY-MM-DD)"),
+    Query("due_until", "date", "Due on or before (YYYY-MM-DD)"),
+)
+CUSTOMER_LIST = (
+    *PAGING,
+    Query("q", "string", "Text in the customer number, name or email"),
 )

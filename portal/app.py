@@ -13,8 +13,9 @@ from peewee import DatabaseError, InterfaceError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from portal import errors, formatting
+from portal.audit_log import register_actor
 from portal.extensions import babel, csrf, htmx, limiter, login_manager
-from portal.i18n import select_locale
+from portal.i18n import register_language_memory, select_locale
 from portal.links import PortalLinks
 from portal.security import add_security_headers
 from portal.users import load_user
@@ -78,6 +79,8 @@ def build_app(settings: Settings | None = None, *, tasks: BackgroundTasks | None
     login_manager.session_protection = "basic"
 
     register_blueprints(app)
+    register_actor(app)
+    register_language_memory(app)
     links = PortalLinks(app.url_map, settings.portal.base_url)
     app.extensions["ptportal.links"] = links
     app.extensions["ptportal.tasks"] = tasks or BackgroundTasks(settings, links)
@@ -105,12 +108,18 @@ def register_blueprints(app: Flask) -> None:
     """Every page and API route of the portal."""
     from portal import (
         api,
+        audit_log,
         auth,
+        customers,
+        defaults,
         home,
         hotfolder,
         mail_admin,
         orders,
         staff,
+        staff_account,
+        staff_orders,
+        staff_users,
         tokens,
         uploads,
     )
@@ -123,6 +132,12 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(hotfolder.bp)
     app.register_blueprint(tokens.bp)
     app.register_blueprint(mail_admin.bp)
+    app.register_blueprint(customers.bp)
+    app.register_blueprint(staff_orders.bp)
+    app.register_blueprint(staff_users.bp)
+    app.register_blueprint(staff_account.bp)
+    app.register_blueprint(defaults.bp)
+    app.register_blueprint(audit_log.bp)
     app.register_blueprint(api.bp)
     csrf.exempt(api.bp)
     limiter.exempt(api.bp)

@@ -45,14 +45,21 @@ def configure_logging(verbose: bool = False) -> None:
 
 
 def needs_settings(command):
-    """Pass the loaded settings as first argument; turn known errors into one-line messages."""
+    """Pass the loaded settings as first argument; turn known errors into one-line messages.
+
+    What a command changes is recorded in the audit log as done on the command line by
+    the system user running it.
+    """
 
     @wraps(command)
     @click.pass_obj
     # Positional-only, so a command may itself take an argument called "state".
     def wrapper(state: State, /, *args, **kwargs):
+        from shared.audit import ACTOR_COMMAND, Actor, acting_as
+
         try:
-            return command(state.settings, *args, **kwargs)
+            with acting_as(Actor(ACTOR_COMMAND, getpass.getuser())):
+                return command(state.settings, *args, **kwargs)
         except ConfigError as exc:
             raise click.ClickException(str(exc)) from None
         except (ServiceError, TemplateProblem) as exc:
@@ -276,14 +283,17 @@ def login() -> None:
     """Portal logins of customers."""
 
 
-def _login_for(customer_no: str):
+def _login_for(customer_no: str, username: str = ""):
+    """The customer's login called ``username``, else its first login."""
     from shared.accounts.customers import get_customer
-    from shared.accounts.logins import login_of
+    from shared.accounts.logins import find_login, primary_login
     from shared.errors import NotFound
 
-    login = login_of(get_customer(customer_no))
-    if login is None:
-        raise NotFound(f"customer {customer_no!r} has no portal login")
+    customer = get_customer(customer_no)
+    login = find_login(username) if username else primary_login(customer)
+    if login is None or login.customer_id != customer.id:
+        named = f" called {username!r}" if username else ""
+        raise NotFound(f"customer {customer_no!r} has no portal login{named}")
     return login
 
 
@@ -291,15 +301,32 @@ def _login_for(customer_no: str):
 @click.argument("customer_no")
 @click.option("--username", default="")
 @click.option("--active", is_flag=True, help="Set the login active right away.")
+@click.option(
+    "--additional",
+    is_flag=True,
+    help="Add a further login (another person of the customer); needs --email.",
+)
+@click.option("--email", default="", help="The login's own address (its activation mails).")
 @needs_settings
-def login_create(settings: Settings, customer_no: str, username: str, active: bool) -> None:
+def login_create(
+    settings: Settings, customer_no: str, username: str, active: bool, additional: bool, email: str
+) -> None:
     """Create the portal login of CUSTOMER_NO from the system defaults."""
     from shared.accounts.customers import get_customer
-    from shared.accounts.logins import create_login, set_login_state
+    from shared.accounts.logins import create_login, primary_login, set_login_state
+    from shared.errors import Conflict, Invalid
     from shared.models import PortalLogin
 
     with write_transaction():
-        login = create_login(get_customer(customer_no), username)
+        customer = get_customer(customer_no)
+        if primary_login(customer) is not None and not additional:
+            raise Conflict(
+                f"customer {customer_no!r} already has a portal login; for another person "
+                "use --additional --email ADDRESS"
+            )
+        if additional and not email:
+            raise Invalid("--email", "a further login needs its own address")
+        login = create_login(customer, username, email=email)
         if active:
             set_login_state(settings, login, PortalLogin.STATE_ACTIVE)
     click.echo(f"portal login {login.username} created ({login.state})")
@@ -308,13 +335,14 @@ def login_create(settings: Settings, customer_no: str, username: str, active: bo
 @login.command("set-state")
 @click.argument("customer_no")
 @click.argument("state", type=click.Choice(["active", "inactive"]))
+@click.option("--username", default="", help="Which login (default: the first).")
 @needs_settings
-def login_set_state(settings: Settings, customer_no: str, state: str) -> None:
+def login_set_state(settings: Settings, customer_no: str, state: str, username: str) -> None:
     """Set the portal login of CUSTOMER_NO active or inactive."""
     from shared.accounts.logins import set_login_state
 
     with write_transaction():
-        login = _login_for(customer_no)
+        login = _login_for(customer_no, username)
         set_login_state(settings, login, state)
     click.echo(f"portal login {login.username} is {state}")
 
@@ -322,15 +350,18 @@ def login_set_state(settings: Settings, customer_no: str, state: str) -> None:
 @login.command("send-activation")
 @click.argument("customer_no")
 @click.option("--order", "project_no", default="", help="Mention this order in the mail.")
+@click.option("--username", default="", help="Which login (default: the first).")
 @needs_settings
-def login_send_activation(settings: Settings, customer_no: str, project_no: str) -> None:
+def login_send_activation(
+    settings: Settings, customer_no: str, project_no: str, username: str
+) -> None:
     """Send the activation mail (Hotfolder Portalzugang) with a fresh link."""
     from shared.errors import Conflict, Invalid
     from shared.notify.activation import send_activation_mail
     from shared.orders.orders import get_order
 
     with write_transaction():
-        login = _login_for(customer_no)
+        login = _login_for(customer_no, username)
         if not login.is_active:
             # The link of an inactive login is refused on the portal: the mail would be a dead end.
             raise Conflict(
@@ -485,16 +516,18 @@ def worker(settings: Settings, workers: int) -> None:
     """Run the background worker: mail delivery, virus scans, retention."""
     from huey.consumer import Consumer
 
+    from shared.audit import SYSTEM, acting_as
     from shared.worker import BackgroundTasks
 
     queue = BackgroundTasks(settings, _links(settings))
-    Consumer(
-        queue.huey,
-        workers=workers,
-        periodic=True,
-        worker_type="thread",
-        max_delay=QUEUE_POLL_MAX_SECONDS,
-    ).run()
+    with acting_as(SYSTEM):
+        Consumer(
+            queue.huey,
+            workers=workers,
+            periodic=True,
+            worker_type="thread",
+            max_delay=QUEUE_POLL_MAX_SECONDS,
+        ).run()
 
 
 @main.command()

@@ -96,7 +96,7 @@ def _seed(settings: Settings, directory: Path) -> None:
     """Create schema, admin, demo customer and order; queue a fresh activation mail."""
     from portal.links import portal_links
     from shared.accounts.customers import add_contact, upsert_customer
-    from shared.accounts.logins import is_activated, login_of
+    from shared.accounts.logins import is_activated, primary_login
     from shared.accounts.staff import create_staff
     from shared.db import bind_database, write_transaction
     from shared.models import Order, StaffUser
@@ -128,7 +128,7 @@ def _seed(settings: Settings, directory: Path) -> None:
             due_date=date.today() + timedelta(days=7),
         )
     else:
-        login = login_of(customer)
+        login = primary_login(customer)
         if login is not None and not is_activated(login):
             with write_transaction():
                 send_activation_mail(settings, links, login, get_order(DEMO_ORDER))

@@ -38,6 +38,9 @@ class PortalLinks:
     def new_activation_link(self, language: str = "") -> str:
         return self._build("auth.request_link", language=language)
 
+    def staff_activation(self, token: str) -> str:
+        return self._build("staff_account.activation_form", token=token)
+
 
 def portal_links(base_url: str) -> PortalLinks:
     """The links of a portal at ``base_url``, for processes that serve no pages (worker, CLI)."""

@@ -23,17 +23,47 @@ def _body(fields: tuple[schema.Field, ...]) -> dict:
     return {"required": True, "content": {"application/json": {"schema": schema.schema_of(fields)}}}
 
 
-def _operation(summary: str, responses: dict, fields=None, parameter: str | None = None) -> dict:
+_LIST = {
+    "description": "One page of items",
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["items", "page", "per_page", "total", "pages"],
+                "properties": {
+                    "items": {"type": "array", "items": {"type": "object"}},
+                    "page": {"type": "integer"},
+                    "per_page": {"type": "integer"},
+                    "total": {"type": "integer"},
+                    "pages": {"type": "integer"},
+                },
+            }
+        }
+    },
+}
+
+
+def _operation(
+    summary: str,
+    responses: dict,
+    fields=None,
+    parameter: str | None = None,
+    query: tuple[schema.Query, ...] = (),
+) -> dict:
     operation = {
         "summary": summary,
         "responses": responses | {"400": _ERROR, "401": _ERROR},
     }
     if fields:
         operation["requestBody"] = _body(fields)
+    parameters = []
     if parameter:
-        operation["parameters"] = [
+        parameters.append(
             {"name": parameter, "in": "path", "required": True, "schema": {"type": "string"}}
-        ]
+        )
+    parameters += [item.openapi() for item in query]
+    if parameters:
+        operation["parameters"] = parameters
     return operation
 
 
@@ -44,17 +74,31 @@ def document() -> dict:
         "info": {
             "title": "ptportal workflow API",
             "version": "1",
-            "description": "Push customers, contacts, orders and tickets into the upload portal.",
+            "description": "Push customers, contacts, orders and tickets into the upload portal; "
+            "read and change them.",
         },
         "servers": [{"url": "/api/v1"}],
         "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
         "security": [{"bearer": []}],
         "paths": {
             "/customers": {
+                "get": _operation(
+                    "List customers (paged, searchable)",
+                    {"200": _LIST},
+                    query=schema.CUSTOMER_LIST,
+                ),
                 "post": _operation(
                     "Create or update a customer",
                     {"200": _JSON, "201": _JSON},
                     schema.CUSTOMER,
+                ),
+            },
+            "/customers/{customer_no}": {
+                "get": _operation(
+                    "Read a customer with its contacts and portal logins",
+                    {"200": _JSON, "404": _ERROR},
+                    None,
+                    "customer_no",
                 )
             },
             "/customers/{customer_no}/contacts": {
@@ -66,11 +110,16 @@ def document() -> dict:
                 )
             },
             "/orders": {
+                "get": _operation(
+                    "List orders (paged; filter by text, customer, state, owner, due date)",
+                    {"200": _LIST},
+                    query=schema.ORDER_LIST,
+                ),
                 "post": _operation(
                     "Create an order (portal login, activation mail, folders follow)",
                     {"201": _JSON, "409": _ERROR, "422": _ERROR},
                     schema.ORDER,
-                )
+                ),
             },
             "/orders/{project_no}/tickets": {
                 "post": _operation(
@@ -83,7 +132,13 @@ def document() -> dict:
             "/orders/{project_no}": {
                 "get": _operation(
                     "Read an order's state", {"200": _JSON, "404": _ERROR}, None, "project_no"
-                )
+                ),
+                "patch": _operation(
+                    "Change an order (fields given; null clears); close, cancel or reopen it",
+                    {"200": _JSON, "404": _ERROR},
+                    schema.ORDER_UPDATE,
+                    "project_no",
+                ),
             },
         },
     }

@@ -19,12 +19,15 @@ from flask_login import current_user
 from portal.partials import folder_listing, order_list, wants_fragment
 from portal.uploads import refusal_for
 from portal.users import customer_required
+from shared import audit
+from shared.accounts.defaults import portal_shows
 from shared.errors import ServiceError
 from shared.files.access import downloadable_file, reachable_order
 from shared.files.folders import FOLDER_INCOMING
-from shared.files.intake import file_path
+from shared.files.intake import file_audit, file_path
 from shared.files.receiving import append_chunk, start_upload, upload_limit
 from shared.models import Order, OrderFile
+from shared.orders.orders import tickets_of
 
 bp = Blueprint("orders", __name__, url_prefix="/orders")
 
@@ -66,7 +69,15 @@ def show(project_no: str):
         max_upload_bytes=limit,
         chunk_bytes=settings.portal.upload_chunk_bytes,
         plain_upload_bytes=min(PLAIN_UPLOAD_BYTES, limit),
+        **customer_order_panels(order),
     )
+
+
+def customer_order_panels(order: Order) -> dict:
+    """What the customer's order page shows besides the folders: per the system defaults
+    job description, due date and tickets."""
+    shows = portal_shows()
+    return {"shows": shows, "tickets": tickets_of(order) if shows.show_tickets else []}
 
 
 @bp.get("/<project_no>/files")
@@ -122,6 +133,9 @@ def send_stored_file(file: OrderFile):
     path = file_path(current_app.config["PTPORTAL_SETTINGS"], file)
     if path is None or not path.is_file():
         abort(404)
+    # A download resumed at a later byte is the same download: recorded once, at its start.
+    if request.range is None or request.range.ranges[0][0] == 0:
+        file_audit(audit.FILE_DOWNLOAD, file, f"{file.size} bytes")
     return send_file(
         path,
         as_attachment=True,

@@ -4,6 +4,7 @@ from flask import render_template, request
 from markupsafe import Markup
 
 from portal.extensions import htmx
+from shared.accounts.defaults import portal_shows
 from shared.files.folders import ORDER_FOLDERS
 from shared.models import Customer, Order
 from shared.orders.listing import (
@@ -32,7 +33,9 @@ def order_list(template: str, customer: Customer | None, query: str) -> Markup:
     """A page of ``customer``'s orders (everybody's for staff) rendered with ``template``."""
     page = search_orders(customer, query, page_number())
     states = order_states(page.items)
-    return Markup(render_template(template, page=page, query=query, states=states))
+    return Markup(
+        render_template(template, page=page, query=query, states=states, shows=portal_shows())
+    )
 
 
 def folder_listing(order: Order, for_customer: bool) -> dict:

@@ -19,9 +19,11 @@ from portal.auth import begin_session, safe_next
 from portal.extensions import limiter
 from portal.orders import send_stored_file
 from portal.partials import folder_listing, order_list, page_number, wants_fragment
+from portal.staff_account import start_second_step
+from portal.staff_orders import order_panels
 from portal.users import StaffMember, staff_required
 from shared.accounts.sessions import start_session
-from shared.accounts.staff import staff_sign_in
+from shared.accounts.staff import needs_second_factor, staff_sign_in
 from shared.errors import Conflict
 from shared.files.access import STAFF_FOLDERS, downloadable_file, reachable_order
 from shared.files.backlog import SECTIONS, backlog_file, backlog_overview, backlog_page
@@ -61,6 +63,8 @@ def login():
         password = request.form.get("password", "")
         vault = current_app.extensions["ptportal.vault"]
         staff = staff_sign_in(vault, username, password) if len(password) <= 1024 else None
+        if staff is not None and needs_second_factor(staff):
+            return start_second_step(staff, request.args.get("next"))
         if staff is not None:
             key = start_session(_settings().portal.session_hours, staff=staff)
             begin_session(StaffMember(staff, key))
@@ -125,6 +129,7 @@ def show_order(project_no: str):
         events=file_history(order),
         max_upload_bytes=upload_limit(settings),
         chunk_bytes=settings.portal.upload_chunk_bytes,
+        **order_panels(order),
         **STAFF_LISTING,
     )
 

@@ -15,12 +15,14 @@ from flask import (
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from portal.users import staff_required
+from portal.users import require_admin, staff_required
 from shared.accounts.api_tokens import create_token, revoke_token
 from shared.errors import Conflict, Invalid, NotFound
 from shared.models import ApiToken
 
 bp = Blueprint("tokens", __name__, url_prefix="/staff/tokens")
+# Tokens are for admins only, every route of this page (also routes added later).
+bp.before_request(require_admin)
 
 
 def _admins_only() -> None:

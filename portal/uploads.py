@@ -22,7 +22,14 @@ from werkzeug.exceptions import HTTPException
 
 from shared.errors import Invalid, NotFound, ServiceError
 from shared.files import names as filenames
-from shared.files.access import NotAllowed, own_upload, reachable_order, staff_upload_folder
+from shared.files.access import (
+    NotAllowed,
+    OrderClosed,
+    check_upload_continues,
+    own_upload,
+    reachable_order,
+    staff_upload_folder,
+)
 from shared.files.folders import FOLDER_FINAL, FOLDER_INCOMING
 from shared.files.receiving import (
     EmptyFile,
@@ -153,6 +160,10 @@ def refusal_for(exc: ServiceError) -> tuple[int, str]:
         return 400, _("The file is empty.")
     if isinstance(exc, NoSpace):
         return 507, _("The portal has no room for this file right now. Please try again later.")
+    if isinstance(exc, OrderClosed):
+        return 403, _(
+            "This order is closed: it takes no more uploads. Please contact the print shop."
+        )
     if isinstance(exc, NotAllowed):
         return 403, _("You may not upload files here.")
     if isinstance(exc, UploadBusy):
@@ -296,6 +307,7 @@ def append(upload_key: str):
         raise Refused(415, _("Upload data must be sent as %(type)s.", type=CHUNK_TYPE))
     offset = _header_number("Upload-Offset")
     file = _own_file(upload_key)
+    check_upload_continues(file)
     was_open = not is_complete(file)
     new_offset = append_chunk(_settings(), file, offset, _body(), request.content_length)
     if was_open and is_complete(file):

@@ -85,3 +85,26 @@ def staff_required(view):
         return view(*args, **kwargs)
 
     return wrapper
+
+
+def require_admin():
+    """A blueprint's ``before_request``: staff sign in first, and only admins get further
+    (403 for other staff); so every route the blueprint has, or gets later, is guarded."""
+    if not current_user.is_authenticated or not current_user.is_staff:
+        return redirect(url_for("staff.login", next=request.full_path.rstrip("?")))
+    if not current_user.is_admin:
+        abort(403)
+    return None
+
+
+def admin_required(view):
+    """Only a signed-in admin (other staff: 403)."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        refusal = require_admin()
+        if refusal is not None:
+            return refusal
+        return view(*args, **kwargs)
+
+    return wrapper

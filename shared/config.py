@@ -304,6 +304,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "argon2_memory_kib": Key(_integer(8, 4 * 1024 * 1024), "65536"),
         "argon2_parallelism": Key(_integer(1, 64), "4"),
     },
+    "audit": {
+        "retention_days": Key(_integer(30, 3650), "730"),
+    },
     "agent": {
         "hotfolder_root": Key(_path, "data/hotfolders"),
         "hotfolder_pattern": Key(_hotfolder_pattern, "{customer_no}/{project_no}"),
@@ -409,6 +412,11 @@ class SecuritySettings:
 
 
 @dataclass(frozen=True)
+class AuditSettings:
+    retention_days: int
+
+
+@dataclass(frozen=True)
 class AgentSettings:
     hotfolder_root: Path
     hotfolder_pattern: str
@@ -437,6 +445,7 @@ class Settings:
     clamav: ClamavSettings
     worker: WorkerSettings
     security: SecuritySettings
+    audit: AuditSettings
     agent: AgentSettings
 
 
@@ -450,6 +459,7 @@ _SECTION_TYPES = {
     "clamav": ClamavSettings,
     "worker": WorkerSettings,
     "security": SecuritySettings,
+    "audit": AuditSettings,
     "agent": AgentSettings,
 }
 

@@ -23,3 +23,7 @@ class PortalLinks(Protocol):
     def new_activation_link(self, language: str = "") -> str:
         """The page where a customer asks for a new activation link."""
         ...
+
+    def staff_activation(self, token: str) -> str:
+        """The page where a staff user chooses a password with ``token``."""
+        ...

@@ -51,11 +51,28 @@ def _drop_list_versions(migrator: SchemaMigrator) -> None:
 _LIST_VERSION_TRIGGERS = ("order_list_", "file_list_", "upload_list_")
 _LIST_VERSION_TABLES = ("order_list_versions", "file_list_versions", "upload_list_versions")
 
-# (version, what it does, function(migrator)); additive changes need no step.
-STEPS: list[tuple[int, str, Callable[[SchemaMigrator], None]]] = [
-    (2, "drop the list-version triggers and tables", _drop_list_versions),
+
+def _several_logins_per_customer(migrator: SchemaMigrator) -> None:
+    """Up to release 3 a customer had one portal login: ``uplogin.customer_id`` was unique.
+
+    The unique index goes (the same SQL on SQLite and PostgreSQL); the sync that follows
+    creates the model's ordinary index of the same name.
+    """
+    migrator.database.execute_sql('DROP INDEX IF EXISTS "uplogin_customer_id"')
+
+
+BEFORE_SYNC = True
+AFTER_SYNC = False
+
+# (version, what it does, function(migrator), when); additive changes need no step.
+# Steps that only take something away run before the additive sync: adding a NOT NULL
+# column makes peewee copy the table on SQLite, which fails while an old trigger still
+# names it.
+STEPS: list[tuple[int, str, Callable[[SchemaMigrator], None], bool]] = [
+    (2, "drop the list-version triggers and tables", _drop_list_versions, BEFORE_SYNC),
+    (3, "allow several portal logins per customer", _several_logins_per_customer, BEFORE_SYNC),
 ]
-LATEST = max([1, *(version for version, _, _ in STEPS)])
+LATEST = max([1, *(step[0] for step in STEPS)])
 
 
 class SchemaVersion(BaseModel):
@@ -105,16 +122,23 @@ def sync_schema() -> list[str]:
     return done
 
 
+def _run_steps(steps: list) -> list[str]:
+    done = []
+    for version, description, step, _when in steps:
+        with write_transaction():
+            step(_migrator(database.obj))
+        done.append(f"step {version}: {description}")
+    return done
+
+
 def migrate_database() -> list[str]:
     """Apply everything the database lacks and record the version; safe to run again."""
     fresh = not database.table_exists(Customer._meta.table_name)
     start = LATEST if fresh else current_version() or 1
-    done = sync_schema()
-    for version, description, step in STEPS:
-        if version > start:
-            with write_transaction():
-                step(_migrator(database.obj))
-            done.append(f"step {version}: {description}")
+    pending = [step for step in STEPS if step[0] > start]
+    done = _run_steps([step for step in pending if step[3] is BEFORE_SYNC])
+    done += sync_schema()
+    done += _run_steps([step for step in pending if step[3] is AFTER_SYNC])
     if current_version() != LATEST:
         with write_transaction():
             SchemaVersion.create(version=LATEST)

@@ -45,6 +45,20 @@ class StaffUser(BaseModel):
     password_hash = CharField(null=True)
     active = BooleanField(default=True)
     created_at = DateTimeField(default=utcnow)
+    # Two-factor sign-in (TOTP): the shared secret once confirmed, and the last time step
+    # used, so a code seen over someone's shoulder cannot be used a second time.
+    totp_secret = CharField(null=True)
+    totp_enabled_at = DateTimeField(null=True)
+    totp_last_step = BigIntegerField(default=0)
+    password_changed_at = DateTimeField(null=True)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == self.ROLE_ADMIN
+
+    @property
+    def has_two_factor(self) -> bool:
+        return self.totp_enabled_at is not None
 
 
 class Customer(BaseModel):
@@ -79,16 +93,24 @@ class Contact(BaseModel):
 
 
 class SystemDefault(BaseModel):
-    """Portal-wide defaults for new portal logins (seed: Systemstandards, entry ``ptportal``)."""
+    """Portal-wide defaults (seed: Systemstandards, entry ``ptportal``): how new portal
+    logins are made, what new customers get, what the portal shows its customers, and
+    whether staff must sign in with a second factor."""
 
     USERNAME_FROM_CUSTOMER_NO = "customer_no"
     USERNAME_FROM_EMAIL = "email"
+    USERNAME_SCHEMES = (USERNAME_FROM_CUSTOMER_NO, USERNAME_FROM_EMAIL)
 
     name = CharField(unique=True)
     username_from = CharField(default=USERNAME_FROM_CUSTOMER_NO)
     login_state = CharField(default="inactive")
     create_hotfolder = BooleanField(default=True)
     hotfolder_delete_after_days = IntegerField(default=30)
+    show_job_description = BooleanField(default=True)
+    show_due_date = BooleanField(default=True)
+    show_tickets = BooleanField(default=True)
+    staff_two_factor_required = BooleanField(default=False)
+    updated_at = DateTimeField(null=True)
 
     class Meta:
         table_name = "system_default"
@@ -101,13 +123,21 @@ class SystemDefault(BaseModel):
 
 
 class PortalLogin(BaseModel):
-    """The one portal login of a customer (seed table ``uplogin``)."""
+    """A portal login of a customer (seed table ``uplogin``).
+
+    One per customer by default, as in the seed; a customer may have more (each person
+    their own username, password, address and activation), and every one of them sees
+    the customer's orders. ``email`` is the login's own address, for the activation
+    mails of an additional login; empty for the first, whose mail follows the chain.
+    """
 
     STATE_ACTIVE = "active"
     STATE_INACTIVE = "inactive"
+    STATES = (STATE_ACTIVE, STATE_INACTIVE)
 
-    customer = ForeignKeyField(Customer, backref="logins", unique=True, on_delete="CASCADE")
+    customer = ForeignKeyField(Customer, backref="logins", on_delete="CASCADE")
     username = CharField(unique=True)
+    email = CharField(default="")
     password_hash = CharField(null=True)
     state = CharField(default=STATE_INACTIVE)
     deactivated_at = DateTimeField(null=True)
@@ -159,7 +189,16 @@ class PortalSession(BaseModel):
 
 
 class Order(BaseModel):
-    """An order (Auftrag/Vorgang) of a customer, with its three folders."""
+    """An order (Auftrag/Vorgang) of a customer, with its three folders.
+
+    Closed or cancelled, it drops out of reminders and the digest and takes no more
+    uploads from the customer (``shared.files.access``); it can be reopened.
+    """
+
+    STATE_OPEN = "open"
+    STATE_CLOSED = "closed"
+    STATE_CANCELLED = "cancelled"
+    STATES = (STATE_OPEN, STATE_CLOSED, STATE_CANCELLED)
 
     project_no = CharField(unique=True)
     customer = ForeignKeyField(Customer, backref="orders", on_delete="RESTRICT")
@@ -169,11 +208,18 @@ class Order(BaseModel):
     owner = ForeignKeyField(StaffUser, null=True, backref="orders", on_delete="SET NULL")
     folders_created = BooleanField(default=False)
     created_at = DateTimeField(default=utcnow)
+    state = CharField(default=STATE_OPEN, index=True)
+    closed_at = DateTimeField(null=True)
+    updated_at = DateTimeField(null=True)
 
     class Meta:
         table_name = "orders"
         # Order lists, newest first: a customer's, and staff's over all customers.
         indexes = ((("customer", "created_at"), False), (("created_at",), False))
+
+    @property
+    def is_open(self) -> bool:
+        return self.state == self.STATE_OPEN
 
 
 class Ticket(BaseModel):
@@ -493,6 +539,45 @@ class DigestRun(BaseModel):
     created_at = DateTimeField(default=utcnow)
 
 
+class StaffToken(BaseModel):
+    """A single-use link for a staff user to choose a password; only its SHA-256 is kept."""
+
+    staff = ForeignKeyField(StaffUser, backref="tokens", on_delete="CASCADE")
+    token_hash = CharField(unique=True)
+    created_at = DateTimeField(default=utcnow)
+    expires_at = DateTimeField()
+    used_at = DateTimeField(null=True)
+
+
+class RecoveryCode(BaseModel):
+    """A one-time code that stands in for the TOTP code (a lost phone); stored hashed."""
+
+    staff = ForeignKeyField(StaffUser, backref="recovery_codes", on_delete="CASCADE")
+    code_hash = CharField()
+    created_at = DateTimeField(default=utcnow)
+    used_at = DateTimeField(null=True)
+
+
+class AuditEntry(BaseModel):
+    """One line of the audit log: who did what, when and from where (``shared.audit``).
+
+    Names, not foreign keys: an entry must read the same after the staff user, login or
+    customer it mentions is gone, and nothing but the retention deletes it.
+    """
+
+    created_at = DateTimeField(default=utcnow, index=True)
+    actor_kind = CharField()
+    actor_name = CharField(default="")
+    address = CharField(default="")
+    action = CharField(index=True)
+    target = CharField(default="")
+    customer_no = CharField(default="", index=True)
+    detail = TextField(default="")
+
+    class Meta:
+        table_name = "audit_log"
+
+
 ALL_MODELS = [
     StaffUser,
     Customer,
@@ -521,4 +606,7 @@ ALL_MODELS = [
     Notification,
     BouncedAddress,
     DigestRun,
+    StaffToken,
+    RecoveryCode,
+    AuditEntry,
 ]

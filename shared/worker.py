@@ -36,6 +36,18 @@ def make_huey(queue_url: str, immediate: bool = False) -> Huey:
     return SqlHuey(database=queue_url, **options)
 
 
+def nightly_retention(settings: Settings) -> None:
+    """Files past their customer's retention, and audit log entries past ``[audit]
+    retention_days``."""
+    from shared.audit import delete_expired as delete_old_entries
+    from shared.files.retention import delete_expired
+
+    deleted = delete_expired(settings)
+    log.info("retention run deleted %d files", len(deleted))
+    entries = delete_old_entries(settings.audit.retention_days)
+    log.info("retention run deleted %d audit log entries", entries)
+
+
 class BackgroundTasks:
     """Enqueue work for ``ptportal worker``; the minute sweeps catch anything missed."""
 
@@ -78,10 +90,7 @@ class BackgroundTasks:
 
         @huey.periodic_task(crontab(hour="3", minute="15"), name="retention")
         def retention() -> None:
-            from shared.files.retention import delete_expired
-
-            deleted = delete_expired(settings)
-            log.info("retention run deleted %d files", len(deleted))
+            nightly_retention(settings)
 
         self._deliver = deliver_outbox
         self._scan = scan_file

@@ -55,6 +55,10 @@ PROTECTED = [
     ("post", "/api/v1/orders"),
     ("post", "/api/v1/orders/A-1/tickets"),
     ("get", "/api/v1/orders/A-1"),
+    ("patch", "/api/v1/orders/A-1"),
+    ("get", "/api/v1/orders"),
+    ("get", "/api/v1/customers"),
+    ("get", "/api/v1/customers/K100"),
 ]
 
 
@@ -434,11 +438,15 @@ def test_unknown_order_is_404(api):
 # --- OpenAPI ------------------------------------------------------------------------
 
 OPERATIONS = {
+    ("/customers", "get"),
     ("/customers", "post"),
+    ("/customers/{customer_no}", "get"),
     ("/customers/{customer_no}/contacts", "post"),
+    ("/orders", "get"),
     ("/orders", "post"),
     ("/orders/{project_no}/tickets", "post"),
     ("/orders/{project_no}", "get"),
+    ("/orders/{project_no}", "patch"),
 }
 
 # A valid body per operation; each test drops or breaks one field of it.
@@ -473,7 +481,7 @@ def test_openapi_document_structure(spec):
         assert "401" in operation["responses"]
         names = [p["name"] for p in operation.get("parameters", []) if p["in"] == "path"]
         assert names == [n for n in ("customer_no", "project_no") if "{" + n + "}" in path]
-        if method == "post":
+        if method in ("post", "patch"):
             assert operation["requestBody"]["required"] is True
 
 
@@ -522,3 +530,161 @@ def test_schema_types_match_validation(api, order, spec, path):
         if prop.get("format") == "date":
             body[name] = "31.12.2026"
             assert_error(api.post(concrete(path), body), 400, name)
+
+
+# --- changing orders, lists ------------------------------------------------------------------
+
+
+@pytest.fixture
+def owner(app, settings):
+    from shared.accounts.staff import create_staff
+
+    return create_staff(
+        settings, "olga", "Olga", "olga@druck.example", False, "Setzkasten-und-Bleilettern"
+    )
+
+
+def patch(client, api, path: str, body: object):
+    return client.patch(f"/api/v1{path}", json=body, headers=api.headers)
+
+
+def test_order_created_with_owner(api, customer, owner):
+    response = api.post("/orders", {"project_no": "B-7", "customer_no": customer, "owner": "olga"})
+    assert response.status_code == 201
+    assert response.get_json()["owner"] == "olga"
+    assert_error(
+        api.post("/orders", {"project_no": "B-8", "customer_no": customer, "owner": "nobody"}),
+        400,
+        "owner",
+    )
+    assert not Order.select().where(Order.project_no == "B-8").exists()
+
+
+def test_patch_changes_the_given_fields_and_null_clears(client, api, order, owner):
+    changed = patch(
+        client,
+        api,
+        "/orders/A-1",
+        {"job_description": "Plakat", "due_date": "2027-02-01", "owner": "olga"},
+    )
+    assert changed.status_code == 200, changed.get_json()
+    body = changed.get_json()
+    assert (body["job_description"], body["due_date"], body["owner"]) == (
+        "Plakat",
+        "2027-02-01",
+        "olga",
+    )
+
+    cleared = patch(client, api, "/orders/A-1", {"due_date": None, "owner": None}).get_json()
+    assert cleared["due_date"] is None and cleared["owner"] is None
+    assert cleared["job_description"] == "Plakat"
+
+
+def test_patch_closes_cancels_and_reopens(client, api, order):
+    closed = patch(client, api, "/orders/A-1", {"state": "closed"}).get_json()
+    assert closed["state"] == "closed" and closed["closed_at"]
+    assert patch(client, api, "/orders/A-1", {"state": "cancelled"}).get_json()["state"] == (
+        "cancelled"
+    )
+    reopened = patch(client, api, "/orders/A-1", {"state": "open"}).get_json()
+    assert reopened["state"] == "open" and reopened["closed_at"] is None
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"state": "finished"}, "state"),
+        ({"due_date": "1.2.2027"}, "due_date"),
+        ({"owner": "nobody"}, "owner"),
+        ({"contact_email": "no-address"}, "contact_email"),
+        ({"project_no": "X"}, "project_no"),
+    ],
+)
+def test_patch_refusals_name_the_field_and_change_nothing(client, api, order, body, field):
+    before = Order.get(Order.project_no == "A-1")
+    assert_error(patch(client, api, "/orders/A-1", body | {"job_description": "neu"}), 400, field)
+    after = Order.get(Order.project_no == "A-1")
+    assert (after.job_description, after.state) == (before.job_description, before.state)
+
+
+def test_patch_of_an_unknown_order_is_404(client, api):
+    assert_error(patch(client, api, "/orders/NOPE", {"state": "closed"}), 404)
+
+
+def test_order_list_pages_and_filters(client, api, customer, owner):
+    api.post("/customers", {"customer_no": "K200", "name": "Süd"})
+    for number in range(5):
+        api.post("/orders", {"project_no": f"N-{number}", "customer_no": customer})
+    api.post("/orders", {"project_no": "S-1", "customer_no": "K200", "due_date": "2027-03-01"})
+    patch(client, api, "/orders/N-1", {"state": "closed", "owner": "olga"})
+
+    first = api.get("/orders?per_page=2").get_json()
+    assert (first["total"], first["pages"], first["page"]) == (6, 3, 1)
+    assert [item["project_no"] for item in first["items"]] == ["S-1", "N-4"]
+    assert api.get("/orders?per_page=2&page=3").get_json()["items"][-1]["project_no"] == "N-0"
+    only = api.get("/orders?customer_no=K200").get_json()["items"]
+    assert [item["project_no"] for item in only] == ["S-1"]
+    assert [i["project_no"] for i in api.get("/orders?state=closed").get_json()["items"]] == ["N-1"]
+    owned = api.get("/orders?owner=olga").get_json()["items"]
+    assert [(i["project_no"], i["owner"]) for i in owned] == [("N-1", "olga")]
+    due = api.get("/orders?due_from=2027-01-01&due_until=2027-12-31").get_json()["items"]
+    assert [i["project_no"] for i in due] == ["S-1"]
+    assert [i["project_no"] for i in api.get("/orders?q=S-").get_json()["items"]] == ["S-1"]
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("per_page=0", "per_page"),
+        ("page=x", "page"),
+        ("state=alt", "state"),
+        ("due_from=morgen", "due_from"),
+        ("colour=red", "colour"),
+    ],
+)
+def test_list_query_errors_name_the_parameter(api, query, field):
+    assert_error(api.get(f"/orders?{query}"), 400, field)
+
+
+def test_customer_list_and_one_customer(api, customer):
+    api.post("/customers", {"customer_no": "K200", "name": "Süd", "email": "s@sued.example"})
+    api.post("/customers/K200/contacts", {"email": "anna@sued.example", "favorite": True})
+    listing = api.get("/customers?q=sued").get_json()
+    assert listing["total"] == 1 and listing["items"][0]["customer_no"] == "K200"
+    assert api.get("/customers").get_json()["total"] == 2
+    one = api.get("/customers/K200").get_json()
+    assert one["contacts"] == [{"email": "anna@sued.example", "name": "", "favorite": True}]
+    assert one["portal_logins"] == []
+    assert_error(api.get("/customers/NOPE"), 404)
+
+
+def test_api_changes_are_in_the_audit_log_under_the_token_name(client, api, order):
+    from shared.models import AuditEntry
+
+    patch(client, api, "/orders/A-1", {"state": "closed"})
+    entry = AuditEntry.get(AuditEntry.action == "order.state")
+    assert (entry.actor_kind, entry.actor_name, entry.target) == ("api", "tests", "order A-1")
+    assert entry.address == "127.0.0.1"
+
+
+def test_openapi_lists_the_query_parameters(spec):
+    parameters = spec["paths"]["/orders"]["get"]["parameters"]
+    names = {p["name"] for p in parameters if p["in"] == "query"}
+    assert names == {
+        "page",
+        "per_page",
+        "q",
+        "customer_no",
+        "state",
+        "owner",
+        "due_from",
+        "due_until",
+    }
+    patch_schema = spec["paths"]["/orders/{project_no}"]["patch"]["requestBody"]["content"]
+    assert set(patch_schema["application/json"]["schema"]["properties"]) == {
+        "job_description",
+        "due_date",
+        "contact_email",
+        "owner",
+        "state",
+    }

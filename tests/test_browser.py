@@ -17,6 +17,7 @@ from importlib import resources
 from itertools import count
 from pathlib import Path
 
+import pyotp
 import pytest
 from clamd_helpers import EICAR
 from lxml import etree
@@ -366,3 +367,206 @@ def test_every_form_field_has_a_label(system, context):
     for path in ("/orders", f"/orders/{project_no}"):
         page.goto(system.base_url + path)
         assert page.evaluate(UNLABELLED) == [], path
+
+
+# --- staff run the shop from the browser ----------------------------------------------------
+
+
+def shot(page: Page, name: str) -> None:
+    """A screenshot of a staff page for test-artifacts/screenshots/."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"staff-{name}.png"), full_page=True)
+
+
+def staff_password_step(page: Page, system, username: str, password: str) -> None:
+    page.goto(f"{system.base_url}/staff/login")
+    page.fill("#username", username)
+    page.fill("#password", password)
+    page.click("button[type=submit]")
+
+
+def mail_to(system, address: str, after: int) -> str:
+    """The plain text of the first mail to ``address`` after the ``after``-th, waiting."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        for received in system.mail.received[after:]:
+            if address in received.rcpt_tos:
+                return received.message.get_body(preferencelist=("plain",)).get_content()
+        time.sleep(0.2)
+    raise AssertionError(f"no mail to {address}")
+
+
+def test_staff_create_a_customer_and_an_order_set_the_owner_and_the_customer_is_mailed(
+    system, context
+):
+    number = next(numbers)
+    customer_no, project_no = f"UI{number}", f"UI-A{number}"
+    address = f"ui{number}@kunde.example"
+    page = context.new_page()
+    staff_password_step(page, system, "anna", STAFF_PASSWORD)
+    expect(page).to_have_url(re.compile(r"/staff/$"))
+
+    page.click("#staff-nav >> text=Kunden")
+    expect(page.locator("h1")).to_have_text("Kunden")
+    page.click("text=Neuer Kunde")
+    page.fill("#customer_no", customer_no)
+    page.fill("#name", "")
+    page.fill("#email", "keine-adresse")
+    page.click("#customer-form button[type=submit]")
+    # Refused inline: the form stays with what was typed, the problems next to the fields.
+    expect(page.locator("#name-error")).to_have_text("Bitte ausfüllen.")
+    expect(page.locator("#email-error")).to_be_visible()
+    expect(page.locator("#customer_no")).to_have_value(customer_no)
+    shot(page, "customer-new-refused")
+    page.fill("#name", f"Werbeagentur {number}")
+    page.fill("#email", address)
+    page.check("#portal_enabled")
+    page.click("#customer-form button[type=submit]")
+    expect(page).to_have_url(re.compile(rf"/staff/customers/{customer_no}$"))
+    page.fill("#contact-email", f"grafik{number}@kunde.example")
+    page.fill("#contact-name", "Greta Grafik")
+    page.click("#contacts button:has-text('Ansprechpartner speichern')")
+    expect(page.locator("#contacts")).to_contain_text("Greta Grafik")
+    shot(page, "customer")
+
+    page.click("text=Neuer Auftrag")
+    expect(page.locator("#customer_no")).to_have_value(customer_no)
+    page.fill("#project_no", project_no)
+    page.fill("#job_description", "Plakat A1, 4/0-farbig")
+    page.fill("#due_date", "2027-03-01")
+    page.select_option("#owner", "")
+    shot(page, "order-new")
+    mails_before = len(system.mail.received)
+    page.click("#order-new-form button[type=submit]")
+    expect(page).to_have_url(re.compile(rf"/staff/orders/{project_no}$"))
+    expect(page.locator(".flashes")).to_contain_text("Aktivierungsmail ist auf dem Weg")
+
+    page.click("#order-details summary")
+    page.select_option("#owner", "anna")
+    page.click("#order-form button[type=submit]")
+    expect(page.locator("#order-owner")).to_have_text("Anna Muster")
+    page.fill("#ticket-ticket_no", "T1")
+    page.fill("#ticket-title", "Korrekturabzug")
+    page.click("#tickets button[type=submit]")
+    expect(page.locator("#tickets")).to_contain_text("Korrekturabzug")
+    shot(page, "order")
+
+    text = mail_to(system, address, mails_before)
+    assert project_no in text and customer_no.lower() in text
+    link = LINK.search(text).group(0)
+
+    page.click("#staff-nav >> text=Aufträge")
+    page.select_option("#order-owner", "anna")
+    expect(page).to_have_url(re.compile(r"owner=anna"))  # the filtered list, live
+    expect(page.locator("#order-table tr[data-state]")).to_have_count(1)
+    expect(page.locator("#order-table")).to_contain_text(project_no)
+    shot(page, "orders")
+    page.goto(f"{system.base_url}/staff/customers/{customer_no}")
+    expect(page.locator("#logins tr[data-state=active]")).to_contain_text(customer_no.lower())
+    shot(page, "customer-logins")
+    page.goto(f"{system.base_url}/staff/audit/?customer={customer_no}")
+    expect(page.locator("#audit-list")).to_contain_text("Auftrag angelegt")
+    shot(page, "audit")
+    page.goto(f"{system.base_url}/staff/customers/")
+    shot(page, "customers")
+
+    customer = context.browser.new_context(locale="de-DE", viewport={"width": 1100, "height": 900})
+    try:
+        visitor = customer.new_page()
+        set_password_and_sign_in(visitor, link, customer_no.lower())
+        visitor.click(f"text={project_no}")
+        expect(visitor.locator("#tickets")).to_contain_text("Korrekturabzug")
+        expect(visitor.locator("#upload")).to_be_visible()
+        shot(visitor, "customer-order-with-ticket")
+    finally:
+        customer.close()
+
+
+def test_admin_pages_defaults_preview_and_staff_users(system, context):
+    username, project_no = new_customer_with_order(system)
+    page = context.new_page()
+    staff_password_step(page, system, "anna", STAFF_PASSWORD)
+    expect(page).to_have_url(re.compile(r"/staff/$"))
+    page.goto(f"{system.base_url}/staff/defaults/")
+    page.fill("#hotfolder_delete_after_days", "45")
+    page.check("input[name=apply_to][value=existing]")
+    page.click("#defaults-form button[type=submit]")
+    expect(page.locator("#defaults-preview")).to_be_visible()
+    shot(page, "defaults-preview")
+    page.click("#confirm-apply")
+    expect(page.locator(".flashes")).to_contain_text("angewendet")
+    shot(page, "defaults")
+    page.goto(f"{system.base_url}/staff/users/")
+    shot(page, "users")
+    for path in (
+        "/staff/customers/",
+        "/staff/new-customer",
+        "/staff/orders/",
+        "/staff/new-order",
+        "/staff/defaults/",
+        "/staff/users/",
+        "/staff/users/1",
+        "/staff/audit/",
+        "/staff/account/",
+        f"/staff/customers/{username.upper()}",
+        f"/staff/orders/{project_no}",
+    ):
+        page.goto(system.base_url + path)
+        assert page.evaluate(UNLABELLED) == [], path
+
+
+def test_a_new_staff_user_sets_a_password_and_signs_in_with_a_totp_code(system, browser, context):
+    number = next(numbers)
+    username, address = f"tom{number}", f"tom{number}@druckerei.example"
+    admin = context.new_page()
+    staff_password_step(admin, system, "anna", STAFF_PASSWORD)
+    expect(admin).to_have_url(re.compile(r"/staff/$"))
+    admin.click("#staff-nav >> text=Mitarbeiter")
+    admin.fill("#username", username)
+    admin.fill("#name", "Tom Typo")
+    admin.fill("#email", address)
+    mails_before = len(system.mail.received)
+    admin.click("#staff-new-form button[type=submit]")
+    expect(admin.locator(".flashes")).to_contain_text(address)
+    shot(admin, "user")
+
+    text = mail_to(system, address, mails_before)
+    link = re.search(r"http://127\.0\.0\.1:\d+/staff/activate/[\w-]+", text).group(0)
+    assert "Passwort" in text and PASSWORD not in text
+    tom_context = browser.new_context(locale="de-DE", viewport={"width": 1100, "height": 900})
+    try:
+        tom = tom_context.new_page()
+        tom.goto(link)
+        tom.fill("#password", PASSWORD)
+        tom.fill("#password_confirm", PASSWORD)
+        tom.click("button[type=submit]")
+        expect(tom).to_have_url(re.compile(r"/staff/login"))
+        staff_password_step(tom, system, username, PASSWORD)
+        expect(tom).to_have_url(re.compile(r"/staff/$"))
+
+        tom.click("#staff-nav >> text=Mein Konto")
+        tom.click("text=Zwei-Faktor-Anmeldung einrichten")
+        expect(tom.locator("img.qr")).to_be_visible()
+        secret = tom.locator("#totp-secret").inner_text().replace(" ", "")
+        shot(tom, "two-factor-setup")
+        totp = pyotp.TOTP(secret)
+        tom.fill("#code", totp.now())
+        tom.click("#two-factor button[type=submit]")
+        expect(tom.locator("#recovery-codes li")).to_have_count(10)
+        shot(tom, "two-factor-recovery-codes")
+        tom.click("button:has-text('Abmelden')")
+
+        staff_password_step(tom, system, username, PASSWORD)
+        expect(tom).to_have_url(re.compile(r"/staff/login/code$"))
+        shot(tom, "two-factor-sign-in")
+        tom.fill("#code", "000000")
+        tom.click("button[type=submit]")
+        expect(tom.locator("#code-error")).to_be_visible()
+        # The code the app shows in the next 30-second step (the one used to set it up
+        # cannot be used twice).
+        tom.fill("#code", totp.at(time.time() + 30))
+        tom.click("button[type=submit]")
+        expect(tom).to_have_url(re.compile(r"/staff/$"))
+        expect(tom.locator(".who")).to_have_text("Tom Typo")
+    finally:
+        tom_context.close()

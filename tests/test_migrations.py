@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from conftest import base_sections, write_ini
 
+from shared.migrations import LATEST
+
 OLD_SCHEMAS = Path(__file__).parent / "data"
 
 
@@ -154,7 +156,7 @@ def test_release_2_list_version_triggers_and_tables_are_dropped(tmp_path):
         assert connection.execute("SELECT project_no FROM orders").fetchall() == [("A1",)]
         # Changing what the triggers watched now works without them.
         connection.execute("UPDATE orders SET job_description = 'Plakat'")
-        assert connection.execute("SELECT max(version) FROM schema_version").fetchone() == (2,)
+        assert connection.execute("SELECT max(version) FROM schema_version").fetchone() == (LATEST,)
     assert columns(old_db) == columns(fresh / "data" / "ptportal.db")
 
 
@@ -188,5 +190,92 @@ def test_release_2_list_versions_are_dropped_on_postgresql():
             assert database.execute_sql(functions, ("%list_on_%",)).fetchone() == (0,)
             assert not [t for t in database.get_tables() if t.endswith("list_versions")]
             database.execute_sql("UPDATE clients SET name = 'Neu'")
+        finally:
+            database.close()
+
+
+def test_release_3_database_allows_several_logins_per_customer_after_migrate(tmp_path):
+    old = tmp_path / "old"
+    fresh = tmp_path / "fresh"
+    for directory in (old, fresh):
+        directory.mkdir()
+    old_ini = write_ini(old, base_sections(25))
+    fresh_ini = write_ini(fresh, base_sections(25))
+    old_db = old / "data" / "ptportal.db"
+    old_db.parent.mkdir()
+    with sqlite3.connect(old_db) as connection:
+        connection.executescript((OLD_SCHEMAS / "schema_v3.sql").read_text())
+        connection.execute("INSERT INTO schema_version (version, applied_at) VALUES (2, '2026')")
+        connection.execute(
+            "INSERT INTO clients (customer_no, name, email, portal_enabled, create_hotfolder,"
+            " hotfolder_delete_after_days, language, created_at, updated_at)"
+            " VALUES ('K1', 'Kunde', 'k@example.com', 1, 1, 30, 'de', '2026-01-01', '2026-01-01')"
+        )
+        connection.execute(
+            "INSERT INTO uplogin (customer_id, username, state, language, created_at)"
+            " VALUES (1, 'k1', 'active', '', '2026-01-01')"
+        )
+        connection.execute(
+            "INSERT INTO orders (project_no, customer_id, job_description, folders_created,"
+            " created_at) VALUES ('A1', 1, 'Flyer', 1, '2026-01-02')"
+        )
+        unique = "SELECT \"unique\" FROM pragma_index_list('uplogin') WHERE name = ?"
+        assert connection.execute(unique, ("uplogin_customer_id",)).fetchone() == (1,)
+
+    migrated = ptportal(old_ini, "migrate")
+
+    assert migrated.returncode == 0, migrated.stderr
+    assert "step 3: allow several portal logins per customer" in migrated.stderr
+    assert ptportal(fresh_ini, "init").returncode == 0
+    assert columns(old_db) == columns(fresh / "data" / "ptportal.db")
+    with sqlite3.connect(old_db) as connection:
+        assert connection.execute(unique, ("uplogin_customer_id",)).fetchone() == (0,)
+        connection.execute(
+            "INSERT INTO uplogin (customer_id, username, email, state, language, created_at)"
+            " VALUES (1, 'k1-agentur', 'a@x.example', 'inactive', '', '2026-02-01')"
+        )
+        # Existing rows got the new columns' defaults.
+        assert connection.execute("SELECT state FROM orders").fetchall() == [("open",)]
+        assert connection.execute("SELECT email FROM uplogin ORDER BY id").fetchall() == [
+            ("",),
+            ("a@x.example",),
+        ]
+        assert connection.execute("SELECT max(version) FROM schema_version").fetchone() == (LATEST,)
+        # Usernames stay unique.
+        with pytest.raises(sqlite3.IntegrityError):
+            connection.execute(
+                "INSERT INTO uplogin (customer_id, username, email, state, language, created_at)"
+                " VALUES (1, 'k1', '', 'inactive', '', '2026-02-01')"
+            )
+    again = ptportal(old_ini, "migrate")
+    assert again.returncode == 0 and "step 3" not in again.stderr
+
+
+def test_several_logins_step_on_postgresql():
+    from postgres_helpers import postgres_server
+
+    from shared.db import bind_database, database
+    from shared.migrations import SchemaVersion, migrate_database
+
+    with postgres_server() as url:
+        bind_database(url)
+        database.connect()
+        try:
+            migrate_database()
+            database.execute_sql('DROP INDEX "uplogin_customer_id"')
+            database.execute_sql(
+                'CREATE UNIQUE INDEX "uplogin_customer_id" ON "uplogin" ("customer_id")'
+            )
+            SchemaVersion.delete().execute()
+            SchemaVersion.create(version=2)
+
+            done = migrate_database()
+
+            assert "step 3: allow several portal logins per customer" in done
+            unique = (
+                "SELECT indisunique FROM pg_index JOIN pg_class ON pg_class.oid = indexrelid"
+                " WHERE relname = 'uplogin_customer_id'"
+            )
+            assert database.execute_sql(unique).fetchone() == (False,)
         finally:
             database.close()

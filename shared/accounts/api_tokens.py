@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from peewee import IntegrityError
 
+from shared import audit
 from shared.clock import utcnow
 from shared.db import write_transaction
 from shared.errors import Conflict, Invalid, NotFound
@@ -24,6 +25,7 @@ def create_token(name: str) -> str:
     try:
         with write_transaction():
             ApiToken.create(name=name, token_hash=token_hash(token))
+            audit.record(audit.TOKEN_CREATE, f"token {name}")
     except IntegrityError:
         raise Conflict(f"a token named {name!r} exists already") from None
     return token
@@ -33,6 +35,7 @@ def revoke_token(name: str) -> None:
     with write_transaction():
         if not ApiToken.update(revoked_at=utcnow()).where(ApiToken.name == name).execute():
             raise NotFound(f"no token named {name!r}")
+        audit.record(audit.TOKEN_REVOKE, f"token {name}")
 
 
 def authenticate_token(token: str) -> ApiToken | None:

@@ -7,8 +7,9 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from peewee import fn
+from peewee import JOIN, fn
 
+from shared import audit
 from shared.accounts.passwords import PasswordVault, check_password
 from shared.accounts.sessions import end_sessions_of
 from shared.clock import utcnow
@@ -17,7 +18,9 @@ from shared.db import write_transaction
 from shared.errors import Conflict, Invalid
 from shared.events import PASSWORD_SET, notify
 from shared.files.folders import create_order_folders
+from shared.mail.addresses import check_email
 from shared.models import (
+    LANGUAGES,
     Activation,
     ActivationToken,
     Customer,
@@ -43,8 +46,38 @@ class SignInResult:
     inactive: bool = False
 
 
-def login_of(customer: Customer) -> PortalLogin | None:
-    return PortalLogin.get_or_none(PortalLogin.customer == customer)
+USERNAME_MAX = 100
+
+
+def logins_of(customer: Customer) -> list[PortalLogin]:
+    """Every portal login of ``customer``, the first one created first."""
+    return list(
+        PortalLogin.select()
+        .where(PortalLogin.customer == customer)
+        .order_by(PortalLogin.created_at, PortalLogin.id)
+    )
+
+
+def primary_login(customer: Customer) -> PortalLogin | None:
+    """The customer's first portal login: the one the seed's automatic steps look at
+    (create if missing, mail the activation link, set active)."""
+    return (
+        PortalLogin.select()
+        .where(PortalLogin.customer == customer)
+        .order_by(PortalLogin.created_at, PortalLogin.id)
+        .first()
+    )
+
+
+def customer_may_upload(customer: Customer) -> bool:
+    """Whether anybody of ``customer`` can sign in and upload (portal on, a login active)."""
+    if not customer.portal_enabled:
+        return False
+    return (
+        PortalLogin.select()
+        .where((PortalLogin.customer == customer) & (PortalLogin.state == PortalLogin.STATE_ACTIVE))
+        .exists()
+    )
 
 
 def find_login(username: str) -> PortalLogin | None:
@@ -62,6 +95,22 @@ def is_activated(login: PortalLogin) -> bool:
     return bool(activation and activation.checked)
 
 
+def logins_with_activation(customer: Customer) -> list[tuple[PortalLogin, Activation | None]]:
+    """The customer's logins with their activation (checked, updated), first login first."""
+    rows = (
+        PortalLogin.select(PortalLogin, Activation)
+        .join(
+            Activation,
+            JOIN.LEFT_OUTER,
+            on=(Activation.login == PortalLogin.id),
+            attr="activation",
+        )
+        .where(PortalLogin.customer == customer)
+        .order_by(PortalLogin.created_at, PortalLogin.id)
+    )
+    return [(row, getattr(row, "activation", None)) for row in rows]
+
+
 def _free_username(wanted: str) -> str:
     candidate, number = wanted, 1
     while find_login(candidate) is not None:
@@ -70,25 +119,110 @@ def _free_username(wanted: str) -> str:
     return candidate
 
 
-def create_login(customer: Customer, username: str = "", state: str = "") -> PortalLogin:
-    """Create the customer's portal login from the ``ptportal`` system defaults."""
-    if login_of(customer) is not None:
-        raise Conflict(f"customer {customer.customer_no!r} already has a portal login")
-    defaults = SystemDefault.portal()
+def check_username(username: str) -> str:
+    """``username`` stripped if it can be one: printable, no spaces, at most 100 characters."""
+    username = username.strip()
     if not username:
-        if defaults.username_from == SystemDefault.USERNAME_FROM_EMAIL and customer.email:
-            username = customer.email.lower()
+        raise Invalid("username", "required")
+    if (
+        len(username) > USERNAME_MAX
+        or not username.isprintable()
+        or any(character.isspace() for character in username)
+    ):
+        raise Invalid("username", f"at most {USERNAME_MAX} characters without spaces")
+    return username
+
+
+def _check_language(language: str) -> str:
+    if language and language not in LANGUAGES:
+        raise Invalid("language", "one of " + ", ".join(LANGUAGES))
+    return language
+
+
+def create_login(
+    customer: Customer,
+    username: str = "",
+    state: str = "",
+    email: str = "",
+    language: str = "",
+) -> PortalLogin:
+    """Create a portal login of ``customer`` from the ``ptportal`` system defaults.
+
+    Without ``username`` the defaults' scheme names it (customer number, or the login's
+    or customer's address), with ``-2``, ``-3`` … appended when taken. Call inside a
+    write transaction.
+    """
+    defaults = SystemDefault.portal()
+    email = check_email("email", email)
+    language = _check_language(language)
+    state = state or defaults.login_state
+    if state not in PortalLogin.STATES:
+        raise Invalid("state", "active or inactive")
+    if not username.strip():
+        address = email or customer.email
+        if defaults.username_from == SystemDefault.USERNAME_FROM_EMAIL and address:
+            username = address.lower()
         else:
             username = customer.customer_no.lower()
-        username = _free_username(username)
-    elif find_login(username) is not None:
-        raise Conflict(f"username {username!r} is taken")
+        username = _free_username(username[:USERNAME_MAX])
+    else:
+        username = check_username(username)
+        if find_login(username) is not None:
+            raise Conflict(f"username {username!r} is taken")
     login = PortalLogin.create(
-        customer=customer, username=username, state=state or defaults.login_state
+        customer=customer, username=username, state=state, email=email, language=language
     )
     Activation.create(login=login)
+    audit.record(
+        audit.LOGIN_CREATE,
+        f"login {username}",
+        f"state {state}" + (f", email {email}" if email else ""),
+        customer_no=customer.customer_no,
+    )
     log.info("portal login %s created for customer %s", username, customer.customer_no)
     return login
+
+
+def update_login(
+    login: PortalLogin,
+    *,
+    username: str | None = None,
+    email: str | None = None,
+    language: str | None = None,
+) -> PortalLogin:
+    """Adjust a login afterwards (seed: "individuell je Kunde … nachträglich angepasst")."""
+    with write_transaction():
+        login = PortalLogin.get_by_id(login.id)
+        before = {"username": login.username, "email": login.email, "language": login.language}
+        if username is not None:
+            username = check_username(username)
+            other = find_login(username)
+            if other is not None and other.id != login.id:
+                raise Conflict(f"username {username!r} is taken")
+            login.username = username
+        if email is not None:
+            login.email = check_email("email", email)
+        if language is not None:
+            login.language = _check_language(language)
+        login.save()
+        after = {"username": login.username, "email": login.email, "language": login.language}
+        changed = audit.changes(before, after)
+        if changed:
+            audit.record(
+                audit.LOGIN_UPDATE,
+                f"login {before['username']}",
+                changed,
+                customer_no=login.customer.customer_no,
+            )
+    return login
+
+
+def remember_language(login: PortalLogin, language: str) -> None:
+    """Keep the language a customer reads (browser or their choice) for their mails."""
+    if language in LANGUAGES and login.language != language:
+        with write_transaction():
+            PortalLogin.update(language=language).where(PortalLogin.id == login.id).execute()
+        login.language = language
 
 
 def create_folders_for_customer(settings: Settings, customer: Customer) -> int:
@@ -104,11 +238,19 @@ def create_folders_for_customer(settings: Settings, customer: Customer) -> int:
 
 def set_login_state(settings: Settings, login: PortalLogin, state: str) -> None:
     """Activate or deactivate a login; an active login gets its order folders."""
-    if state not in (PortalLogin.STATE_ACTIVE, PortalLogin.STATE_INACTIVE):
+    if state not in PortalLogin.STATES:
         raise Invalid("state", "active or inactive")
+    changed = login.state != state
     login.state = state
     login.deactivated_at = None if state == PortalLogin.STATE_ACTIVE else utcnow()
     login.save()
+    if changed:
+        audit.record(
+            audit.LOGIN_STATE,
+            f"login {login.username}",
+            state,
+            customer_no=login.customer.customer_no,
+        )
     if state == PortalLogin.STATE_INACTIVE:
         end_sessions_of(login)
     else:
@@ -157,6 +299,11 @@ def set_password_with_token(vault: PasswordVault, token: str, password: str) -> 
         ).execute()
         end_sessions_of(login)
         notify(PASSWORD_SET, customer=login.customer)
+        audit.record(
+            audit.LOGIN_PASSWORD_SET,
+            f"login {login.username}",
+            customer_no=login.customer.customer_no,
+        )
     log.info("password set for portal login %s", login.username)
     return login
 
@@ -165,10 +312,18 @@ def sign_in(vault: PasswordVault, username: str, password: str) -> SignInResult:
     """Check credentials; on success mark the activation and upgrade an old hash."""
     login = find_login(username)
     if not vault.verify(login.password_hash if login else None, password):
+        _failed(username, login, "wrong username or password")
         return SignInResult(None)
     if not may_use_portal(login):
+        _failed(username, login, "login inactive or portal off")
         return SignInResult(None, inactive=True)
     with write_transaction():
+        audit.record(
+            audit.SIGN_IN,
+            f"login {login.username}",
+            actor=audit.current_actor().as_(audit.ACTOR_CUSTOMER, login.username),
+            customer_no=login.customer.customer_no,
+        )
         activation, _ = Activation.get_or_create(login=login)
         if not activation.checked:
             activation.checked = 1
@@ -178,3 +333,12 @@ def sign_in(vault: PasswordVault, username: str, password: str) -> SignInResult:
             login.password_hash = vault.hash(password)
             login.save()
     return SignInResult(login)
+
+
+def _failed(username: str, login: PortalLogin | None, reason: str) -> None:
+    audit.record(
+        audit.SIGN_IN_FAILED,
+        f"login {username.strip()[:100]}",
+        reason,
+        customer_no=login.customer.customer_no if login else "",
+    )

@@ -57,3 +57,8 @@ def end_session(key: str) -> None:
 def end_sessions_of(login: PortalLogin) -> int:
     """End every session of ``login``; call inside a write transaction."""
     return PortalSession.delete().where(PortalSession.login == login).execute()
+
+
+def end_staff_sessions(staff: StaffUser) -> int:
+    """End every session of a staff user (disabled, new password); inside a write transaction."""
+    return PortalSession.delete().where(PortalSession.staff == staff).execute()

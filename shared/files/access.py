@@ -6,8 +6,10 @@
   only clean files in the other folders (what staff placed for them).
 - Customers download clean files; staff also download held files (too large to scan) to
   look at them before releasing them. Nothing else is ever handed out.
-- Customers upload into their own order's ``Eingehend`` while their login is active and
-  the customer may use the portal; staff place files in ``In Bearbeitung`` and ``Final``.
+- Customers upload into their own order's ``Eingehend`` while their login is active, the
+  customer may use the portal and the order is open: a closed or cancelled order takes
+  no more uploads from customers (also not the rest of one started before it was
+  closed); staff place files in ``In Bearbeitung`` and ``Final`` whatever its state.
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ STAFF_FOLDERS = (FOLDER_IN_PROGRESS, FOLDER_FINAL)
 
 class NotAllowed(ServiceError):
     """The login may not upload here (inactive, portal off, another customer, another folder)."""
+
+
+class OrderClosed(NotAllowed):
+    """The order is closed or cancelled: the customer may no longer upload into it."""
 
 
 def reachable_order(project_no: str, customer: Customer | None) -> Order | None:
@@ -75,6 +81,20 @@ def check_uploader(order: Order, login: PortalLogin | None, folder: str) -> None
         raise NotAllowed("the order belongs to another customer")
     if not login.is_active or not order.customer.portal_enabled:
         raise NotAllowed("the portal login is not active")
+    check_order_open(order)
+
+
+def check_order_open(order: Order) -> None:
+    """Customers upload only into open orders; the order's state is read anew."""
+    state = Order.select(Order.state).where(Order.id == order.id).scalar()
+    if state != Order.STATE_OPEN:
+        raise OrderClosed(f"order {order.project_no} is {state}")
+
+
+def check_upload_continues(file: OrderFile) -> None:
+    """A customer's unfinished upload takes more bytes only while its order is open."""
+    if file.uploaded_by_login_id is not None:
+        check_order_open(file.order)
 
 
 def own_upload(

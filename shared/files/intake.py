@@ -14,6 +14,7 @@ import os
 from datetime import timedelta
 from pathlib import Path
 
+from shared import audit
 from shared.clock import utcnow
 from shared.config import Settings
 from shared.db import write_transaction
@@ -166,6 +167,7 @@ def release_held(settings: Settings, file: OrderFile, staff: StaffUser) -> Order
         file.save()
         FileEvent.create(file=file, kind=EVENT_RELEASED, staff=staff, detail=file.display_name)
         _notify_placed(file)
+        file_audit(audit.FILE_RELEASE, file, "released unscanned (too large to scan)")
     log.info("staff %s released unscanned file %s", staff.username, file.id)
     return file
 
@@ -183,4 +185,16 @@ def discard_held(settings: Settings, file: OrderFile, staff: StaffUser) -> Order
         file.deleted_at = utcnow()
         file.save()
         FileEvent.create(file=file, kind=EVENT_DISCARDED, staff=staff, detail=file.display_name)
+        file_audit(audit.FILE_DELETE, file, f"deleted by staff ({file.signature or 'held'})")
     return file
+
+
+def file_audit(action: str, file: OrderFile, detail: str = "") -> None:
+    """An audit log entry about ``file`` (its order, folder and name; its customer)."""
+    order = file.order
+    audit.record(
+        action,
+        f"order {order.project_no}: {file.folder}/{file.display_name}",
+        detail,
+        customer_no=order.customer.customer_no,
+    )

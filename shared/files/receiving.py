@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from shared import audit
 from shared.clock import utcnow
 from shared.config import Settings
 from shared.db import write_transaction
@@ -414,6 +415,13 @@ def _mark_received(file: OrderFile, sha256: str) -> None:
                 OrderFile.received_at,
                 OrderFile.state,
             ]
+        )
+        order = file.order
+        audit.record(
+            audit.FILE_UPLOAD,
+            f"order {order.project_no}: {file.folder}/{file.display_name}",
+            f"{file.size} bytes, sha256 {sha256}",
+            customer_no=order.customer.customer_no,
         )
 
 

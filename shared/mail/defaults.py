@@ -12,6 +12,7 @@ from shared.mail.event_templates import EVENT_TEMPLATES
 from shared.models import EmailSignature, EmailTemplate
 
 ACTIVATION_TEMPLATE = "Hotfolder Portalzugang"
+STAFF_ACTIVATION_TEMPLATE = "Mitarbeiterzugang"
 
 _ACTIVATION = {
     "de": (
@@ -57,9 +58,45 @@ If it has expired, request a new link here:
 }
 
 
+_STAFF_ACTIVATION = {
+    "de": (
+        "Ihr Zugang zum Upload-Portal (Mitarbeiter)",
+        """Guten Tag,
+
+für Sie wurde ein Mitarbeiterzugang zum Upload-Portal eingerichtet.
+Ihr Benutzername: {{data_project["portal_client_username"]}}
+
+Bitte legen Sie über diesen Link Ihr Passwort fest:
+{{data_project["portal_first_activation_link"]}}
+
+Der Link ist {{data_project["link_valid_minutes"]}} Minuten gültig und nur einmal verwendbar.
+Ist er abgelaufen, bitten Sie einen Administrator um einen neuen.
+""",
+    ),
+    "en": (
+        "Your access to the upload portal (staff)",
+        """Hello,
+
+a staff login to the upload portal has been set up for you.
+Your username: {{data_project["portal_client_username"]}}
+
+Please choose your password with this link:
+{{data_project["portal_first_activation_link"]}}
+
+The link is valid for {{data_project["link_valid_minutes"]}} minutes and works once.
+If it has expired, ask an administrator for a new one.
+""",
+    ),
+}
+
+
 def install_defaults(shop_name: str) -> None:
     """Create the default templates and signature where none exist yet."""
-    defaults = {ACTIVATION_TEMPLATE: _ACTIVATION, **EVENT_TEMPLATES}
+    defaults = {
+        ACTIVATION_TEMPLATE: _ACTIVATION,
+        STAFF_ACTIVATION_TEMPLATE: _STAFF_ACTIVATION,
+        **EVENT_TEMPLATES,
+    }
     for name, languages in defaults.items():
         for language, (subject, content) in languages.items():
             EmailTemplate.get_or_create(

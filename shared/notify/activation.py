@@ -3,6 +3,8 @@
 A fresh single-use link for a portal login, composed like every other customer mail.
 Where it goes:
 
+0. A login with its own address (an additional person of the customer): there, while it
+   is usable; else on along the chain below.
 1. With an order at hand (a new order, staff sending a link for one): the recipient
    chain for that order (``shared.notify.recipients.customer_address``).
 2. A new link asked for on the portal: where the last activation mail went, while that
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import logging
 
+from shared import audit
 from shared.accounts.logins import find_login, issue_token, may_use_portal
 from shared.config import Settings
 from shared.db import write_transaction
@@ -36,16 +39,29 @@ MAIL_KIND_PREFIX = "activation-"
 
 
 def activation_recipient(login: PortalLogin, order: Order | None) -> Addressee | None:
-    """Where an activation mail for ``login`` goes (steps 1 and 2 above); None if nowhere."""
+    """Where an activation mail for ``login`` goes (steps 0 to 2 above); None if nowhere."""
     customer = login.customer
+    skipped: list[str] = []
+    if login.email:
+        if not bounced([login.email]):
+            return Addressee(login.email, "the login's own address", True)
+        skipped.append(f"the login's own address {login.email} is on the bounce list")
     if order is not None:
-        return customer_address(customer, order)
-    last = (
+        return customer_address(customer, order, skipped)
+    # The last activation mail of this customer, unless it went to another person's login.
+    others = {
+        normalise(row.email)
+        for row in PortalLogin.select(PortalLogin.email).where(
+            (PortalLogin.customer == customer) & (PortalLogin.id != login.id)
+        )
+        if row.email
+    }
+    mails = (
         OutboxMail.select(OutboxMail.recipients)
         .where((OutboxMail.customer == customer) & OutboxMail.kind.startswith(MAIL_KIND_PREFIX))
         .order_by(OutboxMail.id.desc())
-        .first()
     )
+    last = next((m for m in mails.limit(20) if normalise(m.recipients) not in others), None)
     if last is not None and last.recipient_list:
         address = last.recipient_list[0]
         if normalise(address) not in bounced([address]):
@@ -56,7 +72,7 @@ def activation_recipient(login: PortalLogin, order: Order | None) -> Addressee |
         .order_by(Order.created_at.desc(), Order.id.desc())
         .first()
     )
-    return customer_address(customer, latest_order)
+    return customer_address(customer, latest_order, skipped)
 
 
 def send_activation_mail(
@@ -85,6 +101,12 @@ def send_activation_mail(
     mail = render_for(addressee, ACTIVATION_TEMPLATE, language, template_context(**values), order)
     event = LINK_REQUESTED if kind == ActivationToken.KIND_RENEWAL else LOGIN_CREATED
     notify(event, customer=customer, order=order, detail=addressee.email)
+    audit.record(
+        audit.LOGIN_LINK_SENT,
+        f"login {login.username}",
+        f"to {addressee.email} ({addressee.reason})",
+        customer_no=customer.customer_no,
+    )
     return queue_for(
         settings,
         addressee,

@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from peewee import IntegrityError
 
-from shared.accounts.logins import login_of
+from shared.accounts.logins import primary_login
 from shared.config import Settings
 from shared.db import database
 from shared.links import PortalLinks
@@ -25,10 +25,11 @@ _REFERENCE_WORD = {"de": "Auftrag", "en": "Order"}
 
 
 def customer_language(customer: Customer | None) -> str:
-    """The language a customer reads: their portal login's choice, else the customer's."""
+    """The language a customer reads: what their (first) portal login last read the portal
+    in or chose, else the customer's language."""
     if customer is None:
         return "de"
-    login = login_of(customer)
+    login = primary_login(customer)
     return (login.language if login and login.language else "") or customer.language or "de"
 
 
@@ -48,7 +49,7 @@ def order_values(
     """Placeholder values every order-related mail can use."""
     values = {"customer_name": customer.name if customer else ""}
     if customer is not None:
-        login = login_of(customer)
+        login = primary_login(customer)
         values["portal_client_username"] = login.username if login else ""
         values["portal_activation_link"] = links.new_activation_link(language)
     if order is not None:

@@ -107,6 +107,7 @@ def collect(settings: Settings, today: date, now: datetime) -> list[DigestItem]:
             Order.due_date.is_null(False),
             Order.due_date <= horizon,
             Order.due_date >= today - OVERDUE_FOR,
+            Order.state == Order.STATE_OPEN,  # closed and cancelled orders need nothing more
             Customer.portal_enabled == True,  # noqa: E712 (others send data another way)
             Order.id.not_in(clean_upload),
         )
@@ -118,6 +119,7 @@ def collect(settings: Settings, today: date, now: datetime) -> list[DigestItem]:
         .join(Order)
         .join(Customer, JOIN.INNER)
         .where(
+            Order.state == Order.STATE_OPEN,
             (OrderFile.state == OrderFile.STATE_REJECTED)
             | (
                 (OrderFile.state == OrderFile.STATE_CLEAN)
@@ -125,7 +127,7 @@ def collect(settings: Settings, today: date, now: datetime) -> list[DigestItem]:
                 & OrderFile.delivered_at.is_null()
                 & (Customer.create_hotfolder == True)  # noqa: E712
                 & (OrderFile.scanned_at < now - UNDELIVERED_AFTER)
-            )
+            ),
         )
         .order_by(Order.project_no, OrderFile.id)
     )

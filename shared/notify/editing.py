@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from jinja2 import TemplateSyntaxError, meta, nodes
 from peewee import fn
 
+from shared import audit
 from shared.config import Settings
 from shared.errors import NotFound
 from shared.links import PortalLinks
@@ -108,7 +109,13 @@ def save_template(template_id: int | None, draft: TemplateDraft) -> tuple[EmailT
     template.content = draft.content
     template.language = draft.language
     template.owner = draft.owner_id
+    created = template.id is None
     template.save()
+    audit.record(
+        audit.TEMPLATE_SAVE,
+        f"template {template.name} ({template.language})",
+        "created" if created else "changed",
+    )
     return template, {}
 
 
@@ -190,7 +197,13 @@ def save_signature(signature_id: int | None, draft: SignatureDraft) -> tuple[Ema
         return signature, {"name": "a signature with this name exists already"}
     for field in ("name", "head_html", "foot_html", "head_text", "foot_text", "status"):
         setattr(signature, field, getattr(draft, field))
+    created = signature.id is None
     signature.save()
+    audit.record(
+        audit.SIGNATURE_SAVE,
+        f"signature {signature.name}",
+        ("created" if created else "changed") + (", switched on" if draft.status else ""),
+    )
     if draft.status:
         # One signature frames every mail: the others step back.
         EmailSignature.update(status=False).where(EmailSignature.id != signature.id).execute()

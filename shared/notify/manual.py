@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from email.utils import formataddr
 
-from shared.accounts.logins import issue_token, login_of
+from shared.accounts.logins import issue_token, primary_login
 from shared.config import Settings
 from shared.errors import Conflict
 from shared.links import PortalLinks
@@ -52,7 +52,7 @@ def render_manual(
     customer = order.customer
     language = customer_language(customer)
     values = order_values(links, order, customer, language)
-    login = login_of(customer)
+    login = primary_login(customer)
     if FIRST_LINK in template.content and login is not None and login.is_active:
         if with_link:
             token = issue_token(settings, login, ActivationToken.KIND_RENEWAL)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from shared import audit
 from shared.clock import utcnow
 from shared.errors import Invalid
 from shared.events import EVENTS
@@ -107,8 +108,17 @@ def save_rule(
     row.updated_at = utcnow()
     row.save()
     NotificationRuleStaff.delete().where(NotificationRuleStaff.rule == row).execute()
-    for staff in {staff.id: staff for staff in extra_staff}.values():
+    chosen = {staff.id: staff for staff in extra_staff}.values()
+    for staff in chosen:
         NotificationRuleStaff.create(rule=row, staff=staff)
+    audit.record(
+        audit.RULE_SAVE,
+        f"notification {kind}" + (f" for customer {customer.customer_no}" if customer else ""),
+        f"active={active}; roles={row.roles}; staff="
+        + ",".join(staff.username for staff in chosen)
+        + f"; addresses={row.extra_addresses}; template={row.template_name}",
+        customer_no=customer.customer_no if customer else "",
+    )
     return row
 
 
@@ -118,4 +128,10 @@ def delete_override(kind: str, customer: Customer) -> bool:
     if override is None:
         return False
     override.delete_instance(recursive=True)
+    audit.record(
+        audit.RULE_DELETE,
+        f"notification {kind} for customer {customer.customer_no}",
+        "back to the rule for everybody",
+        customer_no=customer.customer_no,
+    )
     return True

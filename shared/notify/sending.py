@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from peewee import fn
 
-from shared.accounts.logins import login_of, may_use_portal
+from shared.accounts.logins import customer_may_upload
 from shared.clock import utcnow
 from shared.config import Settings
 from shared.db import write_transaction
@@ -116,9 +116,10 @@ def _still_relevant(settings: Settings, item: Notification) -> bool:
     if item.kind == UPLOAD_REQUEST:
         mode = settings.workflow.portal_reminder_email_automatically
         wanted = (mode == 1 and item.ticket_id is None) or (mode == 2 and item.ticket_id)
-        login = login_of(item.customer) if item.customer_id else None
-        # Only customers who can upload are asked to.
-        return bool(wanted and login and may_use_portal(login))
+        # Only customers who can upload are asked to, and only into an open order.
+        if item.order_id is not None and not item.order.is_open:
+            return False
+        return bool(wanted and item.customer_id and customer_may_upload(item.customer))
     if item.kind in (UPLOAD_RECEIVED, FILE_FINAL):
         return item.file_id is not None and item.file.state == OrderFile.STATE_CLEAN
     return True

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import date
+
 from shared.files.access import visible_to_customer
 from shared.files.folders import FOLDER_FINAL, FOLDER_INCOMING, ORDER_FOLDERS
-from shared.models import Customer, FileEvent, Order, OrderFile
+from shared.models import Customer, FileEvent, Order, OrderFile, StaffUser
 from shared.paging import PER_PAGE, Page, page_within
 
 ORDER_WAITING = "waiting_for_data"
 ORDER_CHECKING = "checking"
 ORDER_RECEIVED = "data_received"
 ORDER_FINAL = "final_ready"
+ORDER_CLOSED = Order.STATE_CLOSED
+ORDER_CANCELLED = Order.STATE_CANCELLED
+MAX_PER_PAGE = 200
 
 
 # What the order lists show: rows with only these are half the work of whole models.
@@ -43,8 +49,61 @@ def search_orders(
     return Page(list(newest_first.paginate(number, per_page)), total, number, per_page)
 
 
+@dataclass(frozen=True)
+class OrderFilter:
+    """What staff and the API narrow the order list to; empty fields do not narrow."""
+
+    query: str = ""
+    customer_no: str = ""
+    state: str = ""
+    owner: str = ""
+    due_from: date | None = None
+    due_until: date | None = None
+
+
+NO_OWNER = "-"
+
+
+def filter_orders(filters: OrderFilter, page: int = 1, per_page: int = PER_PAGE) -> Page:
+    """Orders matching ``filters``, newest first, with their customer (and owner)."""
+    per_page = min(max(per_page, 1), MAX_PER_PAGE)
+    orders = Order.select(Order, Customer).join(Customer)
+    conditions = []
+    query = filters.query.strip()[:100]
+    if query:
+        pattern = f"%{query}%"
+        conditions.append(
+            (Order.project_no**pattern)
+            | (Order.job_description**pattern)
+            | (Customer.name**pattern)
+            | (Customer.customer_no**pattern)
+        )
+    if filters.customer_no:
+        conditions.append(Customer.customer_no == filters.customer_no)
+    if filters.state in Order.STATES:
+        conditions.append(Order.state == filters.state)
+    if filters.owner == NO_OWNER:
+        conditions.append(Order.owner.is_null())
+    elif filters.owner:
+        owner = StaffUser.select(StaffUser.id).where(StaffUser.username == filters.owner)
+        conditions.append(Order.owner.in_(owner))
+    if filters.due_from is not None:
+        conditions.append(Order.due_date >= filters.due_from)
+    if filters.due_until is not None:
+        conditions.append(Order.due_date <= filters.due_until)
+    if conditions:
+        orders = orders.where(*conditions)
+    total = orders.count()
+    number = page_within(page, total, per_page)
+    newest_first = orders.order_by(Order.created_at.desc(), Order.id.desc())
+    return Page(list(newest_first.paginate(number, per_page)), total, number, per_page)
+
+
 def order_states(orders: list[Order]) -> dict[int, str]:
-    """Each order's state, from one aggregate query over the files of the listed orders."""
+    """Each order's state, from one aggregate query over the files of the listed orders.
+
+    A closed or cancelled order shows just that, whatever its files.
+    """
     ids = [order.id for order in orders]
     seen: dict[int, set[tuple[str, str]]] = {order_id: set() for order_id in ids}
     if ids:
@@ -56,7 +115,11 @@ def order_states(orders: list[Order]) -> dict[int, str]:
         )
         for order_id, folder, state in folder_states:
             seen[order_id].add((folder, state))
-    return {order_id: _state(folders) for order_id, folders in seen.items()}
+    states = {order_id: _state(folders) for order_id, folders in seen.items()}
+    for order in orders:
+        if not order.is_open:
+            states[order.id] = order.state
+    return states
 
 
 def _state(seen: set[tuple[str, str]]) -> str:
