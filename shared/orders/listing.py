@@ -20,7 +20,7 @@ MAX_PER_PAGE = 200
 
 
 # What the order lists show: rows with only these are half the work of whole models.
-_LISTED = (Order.id, Order.project_no, Order.job_description, Order.due_date)
+_LISTED = (Order.id, Order.project_no, Order.job_description, Order.due_date, Order.state)
 
 
 def search_orders(
