@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import unquote, urlsplit
+
 from flask import (
     Blueprint,
     current_app,
@@ -14,6 +16,9 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import RequestRedirect
+from werkzeug.urls import iri_to_uri
 
 from portal.extensions import limiter
 from portal.users import CustomerUser, StaffMember
@@ -43,10 +48,37 @@ def _form_username() -> str:
 
 
 def safe_next(target: str | None) -> str:
-    """``target`` if it is a path on this site, else the start page (no open redirects)."""
-    if target and target.startswith("/") and not target.startswith(("//", "/\\")):
-        return target
-    return url_for("home.index")
+    """``target`` if it names a page of this portal, else the start page (no open redirects).
+
+    Checked in the form it leaves in: Werkzeug writes ``Location`` through ``iri_to_uri``,
+    which drops tabs, newlines and leading control characters, so ``/<TAB>/evil.example``
+    would leave as ``//evil.example``. What remains must be a path starting with a single
+    ``/`` (no scheme, no host, no backslash) whose path is a GET route of this app.
+    """
+    location = _as_location(target)
+    if location is None:
+        return url_for("home.index")
+    return location
+
+
+def _as_location(target: str | None) -> str | None:
+    if not target or "\\" in target:
+        return None
+    try:
+        location = iri_to_uri(target)
+        parts = urlsplit(location)
+    except (ValueError, UnicodeError):
+        return None
+    if parts.scheme or parts.netloc or not location.startswith("/") or location.startswith("//"):
+        return None
+    adapter = current_app.url_map.bind("localhost")
+    try:
+        adapter.match(unquote(parts.path), method="GET")
+    except RequestRedirect:
+        pass  # the route exists with a trailing slash
+    except HTTPException:
+        return None
+    return location
 
 
 def begin_session(user: CustomerUser | StaffMember) -> None:

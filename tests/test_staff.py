@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from urllib.parse import quote
 
 import pytest
 from clamd_helpers import EICAR
@@ -22,7 +23,14 @@ from order_helpers import (
     row_of,
     upload,
 )
-from portal_helpers import PASSWORD, SignedIn, customer_with_order, signed_in_customer
+from mail_helpers import make_customer, make_file, make_order
+from portal_helpers import (
+    OPEN_REDIRECT_BYPASSES,
+    PASSWORD,
+    SignedIn,
+    customer_with_order,
+    signed_in_customer,
+)
 
 from shared.accounts.staff import create_staff
 from shared.files.backlog import OVERVIEW_ROWS
@@ -348,6 +356,34 @@ def test_releasing_and_deleting_from_a_list_returns_to_that_list(client, custome
     assert listed_ids(page) == others
     searched = staff.client.get("/staff/", query_string={"q": "A1", "page": "1"}).text
     assert back_fields(searched) == {"/staff/?q=A1&amp;page=1"}
+
+
+@pytest.mark.parametrize("target", OPEN_REDIRECT_BYPASSES)
+def test_staff_sign_in_never_redirects_off_the_portal(app, staff, target):
+    browser = app.test_client()
+    token = csrf_from(browser.get("/staff/login").text)
+    form = {"username": "anna", "password": STAFF_PASSWORD, "csrf_token": token}
+    query = f"?next={quote(target, safe='', errors='surrogatepass')}"
+
+    response = browser.post(f"/staff/login{query}", data=form)
+
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/"
+
+
+@pytest.mark.parametrize("action", ["release", "discard"])
+@pytest.mark.parametrize("target", OPEN_REDIRECT_BYPASSES)
+def test_back_of_staff_actions_never_leaves_the_portal(staff, action, target):
+    file = make_file(make_order(make_customer()))
+
+    # Encoded by hand: the test client refuses to encode a lone surrogate.
+    body = f"csrf_token={staff.csrf_token}&back={quote(target, safe='', errors='surrogatepass')}"
+    form = "application/x-www-form-urlencoded"
+
+    response = staff.client.post(f"/staff/files/{file.id}/{action}", data=body, content_type=form)
+
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/"
 
 
 # An order as staff see it, and files staff place for the customer
