@@ -17,7 +17,6 @@ from conftest import (
     tasks_for,
     write_ini,
 )
-
 from portal_helpers import OPEN_REDIRECT_BYPASSES
 
 from shared.accounts.logins import set_login_state
@@ -431,7 +430,6 @@ def test_next_never_leaves_the_portal(client, username, target):
     query = f"?next={quote(target, safe='', errors='surrogatepass')}"
 
     response = sign_in(client, username, GOOD_PASSWORD, query=query)
-
 
     assert response.status_code == 302
     assert response.headers["Location"] == "/"

@@ -11,6 +11,7 @@ from clamd_helpers import EICAR
 from conftest import csrf_from
 from file_helpers import files_in
 from flask.testing import FlaskClient
+from mail_helpers import make_customer, make_file, make_order
 from order_helpers import (
     HTMX,
     PDF,
@@ -23,7 +24,6 @@ from order_helpers import (
     row_of,
     upload,
 )
-from mail_helpers import make_customer, make_file, make_order
 from portal_helpers import (
     OPEN_REDIRECT_BYPASSES,
     PASSWORD,
