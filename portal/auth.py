@@ -82,7 +82,14 @@ def _as_location(target: str | None) -> str | None:
 
 
 def begin_session(user: CustomerUser | StaffMember) -> None:
-    """Sign ``user`` in with a fresh session id, keeping only the language choice."""
+    """Sign ``user`` in with a fresh session id, keeping only the language choice.
+
+    Whoever was signed in in this browser before (a customer when staff sign in, or the
+    other way round) is signed out in the same step, on the server too.
+    """
+    if current_user.is_authenticated:
+        end_session(current_user.session_key)
+        logout_user()
     language = session.get("lang")
     session.clear()
     if language:
@@ -99,8 +106,8 @@ def _too_long(password: str) -> bool:
 @limiter.limit(_login_limit, methods=["POST"])
 @limiter.limit(_login_limit, methods=["POST"], key_func=_form_username)
 def login():
-    """Show the sign-in form and sign a customer in."""
-    if current_user.is_authenticated:
+    """Show the sign-in form and sign a customer in (replacing a staff session here)."""
+    if current_user.is_authenticated and not current_user.is_staff:
         return redirect(url_for("home.index"))
     error = None
     username = request.values.get("username", "")

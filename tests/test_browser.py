@@ -366,3 +366,21 @@ def test_every_form_field_has_a_label(system, context):
     for path in ("/orders", f"/orders/{project_no}"):
         page.goto(system.base_url + path)
         assert page.evaluate(UNLABELLED) == [], path
+
+
+def test_staff_and_customer_take_turns_in_one_browser(system, context):
+    page = context.new_page()
+    username, _project_no = new_customer_with_order(system)
+    set_password_and_sign_in(page, activation_link(system, username), username)
+
+    page.goto(f"{system.base_url}/staff/login")
+    page.fill("#username", "anna")
+    page.fill("#password", STAFF_PASSWORD)
+    page.click("button[type=submit]")
+    expect(page).to_have_url(re.compile(r"/staff/$"))
+
+    page.goto(f"{system.base_url}/login")
+    page.fill("#username", username)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page).to_have_url(re.compile(r"/orders$"))

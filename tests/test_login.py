@@ -467,3 +467,66 @@ def test_a_poll_from_another_tab_cannot_put_an_old_session_cookie_back(client, u
     polled = client.get("/orders", headers={"HX-Request": "true"})
     assert polled.status_code == 200
     assert "Set-Cookie" not in polled.headers, "only a changed session sends a cookie"
+
+
+# One browser, customer and staff one after the other
+
+STAFF_PASSWORD = "Kaffee-Druckmaschine-Montag-42"
+
+
+def staff_sign_in(client, password: str = STAFF_PASSWORD):
+    page = client.get("/staff/login")
+    assert page.status_code == 200
+    form = {"csrf_token": csrf_from(page.text), "username": "anna", "password": password}
+    return client.post("/staff/login", data=form)
+
+
+def submit_buttons(html: str) -> list[str]:
+    return re.findall(r'<button type="submit"[^>]*>([^<]*)<', html)
+
+
+@pytest.fixture
+def staff_user(settings):
+    from shared.accounts.staff import create_staff
+
+    return create_staff(settings, "anna", "Anna", "anna@testdruck.example", False, STAFF_PASSWORD)
+
+
+def test_staff_sign_in_replaces_a_customer_session_in_one_step(client, username, staff_user):
+    sign_in(client, username, GOOD_PASSWORD)
+    customer_cookie = cookie_value(client)
+    page = client.get("/staff/login").text
+    assert submit_buttons(page) == ["Sign in"], "no sign-out button to press by mistake"
+    assert "You are signed in as k1." in page
+
+    response = staff_sign_in(client)
+
+    assert response.status_code == 302
+    assert client.get("/staff/").status_code == 200
+    assert client.get("/orders").status_code == 404, "no longer the customer"
+    assert not is_signed_in(client_with_cookie(client.application, customer_cookie))
+    assert PortalSession.select().count() == 1
+
+
+def test_customer_sign_in_replaces_a_staff_session_in_one_step(client, username, staff_user):
+    assert staff_sign_in(client).status_code == 302
+    staff_cookie = cookie_value(client)
+    page = client.get("/login")
+    assert page.status_code == 200, "the form, not a redirect to the staff pages"
+    assert submit_buttons(page.text) == ["Sign in"]
+
+    response = sign_in(client, username, GOOD_PASSWORD)
+
+    assert response.status_code == 302
+    assert is_signed_in(client)
+    assert client.get("/staff/").headers["Location"].startswith("/staff/login")
+    assert client_with_cookie(client.application, staff_cookie).get("/staff/").status_code == 302
+    assert PortalSession.select().count() == 1
+
+
+def test_a_failed_sign_in_keeps_the_other_session(client, username, staff_user):
+    sign_in(client, username, GOOD_PASSWORD)
+
+    assert staff_sign_in(client, "wrong password").status_code == 401
+
+    assert is_signed_in(client)
