@@ -20,6 +20,7 @@ from conftest import (
 from portal_helpers import OPEN_REDIRECT_BYPASSES
 
 from shared.accounts.logins import set_login_state
+from shared.accounts.usernames import username_key
 from shared.config import load_settings
 from shared.db import database
 from shared.models import Activation, PortalLogin, PortalSession
@@ -129,6 +130,69 @@ def test_wrong_password_and_unknown_username_look_the_same(client, username):
 
 def test_username_is_matched_without_surrounding_spaces(client, username):
     assert sign_in(client, f"  {username} ", GOOD_PASSWORD).status_code == 302
+
+
+@pytest.mark.parametrize("typed", ["K1", "k1", " K1 "])
+def test_username_case_does_not_matter(client, username, typed):
+    assert sign_in(client, typed, GOOD_PASSWORD).status_code == 302
+
+
+# Look-alikes of "k1": compatibility characters are refused, never folded into letters.
+LOOK_ALIKES = [
+    "\u212a1",  # KELVIN SIGN, which str.lower() turns into "k"
+    "\uff4b\uff11",  # full-width k1
+    "\uff2b1",  # full-width K
+    "k\u00b9",  # superscript one
+    "k\u2081",  # subscript one
+    "k\u200b1",  # zero-width space
+    "k\u00ad1",  # soft hyphen
+    "\u24da1",  # circled k
+    "\U0001d4801",  # mathematical bold capital K
+    "\u043a1",  # Cyrillic k: another letter, not a form of k
+]
+
+
+@pytest.mark.parametrize("typed", LOOK_ALIKES)
+def test_look_alikes_of_a_username_do_not_sign_in(client, username, typed):
+    response = sign_in(client, typed, GOOD_PASSWORD)
+
+    assert response.status_code == 401
+    assert error_of(response.text) == "Username or password is not correct."
+    assert not is_signed_in(client)
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("K10001", "k10001"),
+        ("  Anna.Muster ", "anna.muster"),
+        ("Stra\u00dfe", "strasse"),
+        ("J\u00fcrgen", "j\u00fcrgen"),
+        ("\u212a10001", None),
+        ("\uff2b10001", None),
+        ("\ufb01le", None),  # the ligature fi
+        ("k\x00", None),
+        ("k\ud800", None),
+        ("", None),
+        ("k" * 201, None),
+    ],
+)
+def test_one_canonical_form_for_usernames(text, key):
+    assert username_key(text) == key
+
+
+def test_names_with_look_alikes_cannot_be_created(app, settings):
+    from shared.accounts.customers import upsert_customer
+    from shared.accounts.logins import create_login
+    from shared.accounts.staff import create_staff
+    from shared.errors import Invalid
+
+    customer, _ = upsert_customer("K9", name="Kunde")
+    with pytest.raises(Invalid):
+        create_login(customer, "\u212a9")
+    with pytest.raises(Invalid):
+        create_staff(settings, "\uff41nna", "Anna", "", False, GOOD_PASSWORD)
+    assert create_login(customer, "Kunde-Neun").username == "kunde-neun"
 
 
 def test_customer_taken_off_the_portal_is_signed_out_and_cannot_sign_in(client, api, username):

@@ -143,6 +143,13 @@ def test_a_wrong_password_or_username_gets_the_same_generic_401(app, staff, user
     assert browser.get("/staff/").status_code == 302
 
 
+@pytest.mark.parametrize(
+    ("typed", "status"), [("ANNA", 302), ("\uff21nna", 401), ("\u0430nna", 401)]
+)
+def test_staff_usernames_compare_like_customers(app, staff, typed, status):
+    assert staff_sign_in(app.test_client(), typed, STAFF_PASSWORD).status_code == status
+
+
 def test_a_customers_credentials_do_not_open_the_staff_pages(app, customer):
     browser = app.test_client()
 

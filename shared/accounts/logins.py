@@ -7,10 +7,9 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from peewee import fn
-
 from shared.accounts.passwords import PasswordVault, check_password
 from shared.accounts.sessions import end_sessions_of
+from shared.accounts.usernames import check_username, username_key
 from shared.clock import utcnow
 from shared.config import Settings
 from shared.db import write_transaction
@@ -48,8 +47,9 @@ def login_of(customer: Customer) -> PortalLogin | None:
 
 
 def find_login(username: str) -> PortalLogin | None:
-    """The login called ``username``; customers may type it in any case."""
-    return PortalLogin.get_or_none(fn.LOWER(PortalLogin.username) == username.strip().lower())
+    """The login called ``username`` as ``shared.accounts.usernames`` compares names."""
+    key = username_key(username)
+    return None if key is None else PortalLogin.get_or_none(PortalLogin.username == key)
 
 
 def may_use_portal(login: PortalLogin) -> bool:
@@ -76,13 +76,14 @@ def create_login(customer: Customer, username: str = "", state: str = "") -> Por
         raise Conflict(f"customer {customer.customer_no!r} already has a portal login")
     defaults = SystemDefault.portal()
     if not username:
+        wanted = None
         if defaults.username_from == SystemDefault.USERNAME_FROM_EMAIL and customer.email:
-            username = customer.email.lower()
-        else:
-            username = customer.customer_no.lower()
-        username = _free_username(username)
-    elif find_login(username) is not None:
-        raise Conflict(f"username {username!r} is taken")
+            wanted = username_key(customer.email)
+        username = _free_username(wanted or check_username(customer.customer_no))
+    else:
+        username = check_username(username)
+        if find_login(username) is not None:
+            raise Conflict(f"username {username!r} is taken")
     login = PortalLogin.create(
         customer=customer, username=username, state=state or defaults.login_state
     )

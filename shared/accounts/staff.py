@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from peewee import IntegrityError, fn
+from peewee import IntegrityError
 
 from shared.accounts.passwords import PasswordVault, check_password
+from shared.accounts.usernames import check_username, username_key
 from shared.config import Settings
 from shared.db import write_transaction
 from shared.errors import Conflict, Invalid
@@ -18,6 +19,7 @@ def create_staff(
     """Create a staff user; the password follows the same rules as customers'."""
     if not username.strip():
         raise Invalid("username", "required")
+    username = check_username(username)
     check = check_password(password, username)
     if not check.ok:
         raise Invalid("password", "breaks the rules: " + ", ".join(sorted(check.broken)))
@@ -25,7 +27,7 @@ def create_staff(
     try:
         with write_transaction():
             return StaffUser.create(
-                username=username.strip(),
+                username=username,
                 name=name,
                 email=check_email("email", email),
                 role=StaffUser.ROLE_ADMIN if admin else StaffUser.ROLE_STAFF,
@@ -37,7 +39,8 @@ def create_staff(
 
 def staff_sign_in(vault: PasswordVault, username: str, password: str) -> StaffUser | None:
     """The active staff user with these credentials, upgrading an outdated hash."""
-    staff = StaffUser.get_or_none(fn.LOWER(StaffUser.username) == username.strip().lower())
+    key = username_key(username)
+    staff = None if key is None else StaffUser.get_or_none(StaffUser.username == key)
     if not vault.verify(staff.password_hash if staff else None, password):
         return None
     if not staff.active:
