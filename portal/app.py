@@ -16,7 +16,7 @@ from portal import errors, formatting
 from portal.extensions import babel, csrf, htmx, limiter, login_manager
 from portal.i18n import select_locale
 from portal.links import PortalLinks
-from portal.security import add_security_headers
+from portal.security import add_security_headers, refuse_foreign_origin
 from portal.users import load_user
 from shared.accounts.passwords import MAX_LENGTH, MIN_LENGTH, PasswordVault
 from shared.config import Settings, config_path, load_settings
@@ -68,6 +68,8 @@ def build_app(settings: Settings | None = None, *, tasks: BackgroundTasks | None
     app.teardown_request(_reset_database)
 
     babel.init_app(app, locale_selector=select_locale)
+    # Before CSRFProtect's own hook: a foreign origin is refused whatever token it carries.
+    app.before_request(refuse_foreign_origin)
     csrf.init_app(app)
     htmx.init_app(app)
     limiter.init_app(app)
