@@ -16,7 +16,7 @@ from portal import errors, formatting
 from portal.extensions import babel, csrf, htmx, limiter, login_manager
 from portal.i18n import select_locale
 from portal.links import PortalLinks
-from portal.security import add_security_headers, refuse_foreign_origin
+from portal.security import add_security_headers, refuse_foreign_origin, refuse_nul_characters
 from portal.users import load_user
 from shared.accounts.passwords import MAX_LENGTH, MIN_LENGTH, PasswordVault
 from shared.config import Settings, config_path, load_settings
@@ -70,6 +70,7 @@ def build_app(settings: Settings | None = None, *, tasks: BackgroundTasks | None
     babel.init_app(app, locale_selector=select_locale)
     # Before CSRFProtect's own hook: a foreign origin is refused whatever token it carries.
     app.before_request(refuse_foreign_origin)
+    app.before_request(refuse_nul_characters)
     csrf.init_app(app)
     htmx.init_app(app)
     limiter.init_app(app)
@@ -105,6 +106,9 @@ def build_app(settings: Settings | None = None, *, tasks: BackgroundTasks | None
 
 def register_blueprints(app: Flask) -> None:
     """Every page and API route of the portal."""
+    from portal import converters
+
+    converters.register(app)
     from portal import (
         api,
         auth,

@@ -10,7 +10,7 @@ from flask_wtf.csrf import CSRFError
 from peewee import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from portal.security import ForeignOrigin
+from portal.security import Explained
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def register(app: Flask) -> None:
     def http_error(exc: HTTPException):
         if exc.code is None or exc.code < 400:
             return exc
-        shown = request.path.startswith("/api/") or isinstance(exc, ForeignOrigin)
+        shown = request.path.startswith("/api/") or isinstance(exc, Explained)
         return render_error(exc.code, exc.description if shown else "")
 
     @app.errorhandler(OperationalError)

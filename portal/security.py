@@ -1,5 +1,5 @@
-"""What every request and response passes: the origin check, and the response headers (CSP
-without inline scripts, no referrer)."""
+"""What every request and response passes: the origin check, no NUL characters in query or
+form values, and the response headers (CSP without inline scripts, no referrer)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from flask import Response, current_app, request
 from flask_babel import gettext as _
-from werkzeug.exceptions import Forbidden
+from werkzeug.exceptions import BadRequest, Forbidden
 
 CONTENT_SECURITY_POLICY = "; ".join(
     (
@@ -27,8 +27,16 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-class ForeignOrigin(Forbidden):
-    """A state-changing request from another site; the description says so to the user."""
+class Explained:
+    """An HTTP error whose description is written for the user: the error page shows it."""
+
+
+class ForeignOrigin(Explained, Forbidden):
+    """A state-changing request from another site."""
+
+
+class NulCharacter(Explained, BadRequest):
+    """A query or form value with a NUL character."""
 
 
 def add_security_headers(response: Response) -> Response:
@@ -83,3 +91,17 @@ def refuse_foreign_origin() -> None:
     own = origin_of(current_app.config["PTPORTAL_SETTINGS"].portal.base_url)
     if origin_of(sent) != own:
         raise ForeignOrigin(_("This request came from another site and was refused."))
+
+
+def refuse_nul_characters() -> None:
+    """Answer 400 to a query or form value with a NUL character (a ``before_request`` hook).
+
+    No field of the portal can hold one, and PostgreSQL refuses it in any query: without
+    this check a search for ``%00`` would be a 500 there. Path segments are checked by their
+    converters (``portal.converters``), JSON bodies by ``portal.api_schema.parse_json``.
+    """
+    values = [*request.args.values()]
+    if request.method not in SAFE_METHODS:
+        values += request.form.values()
+    if any("\x00" in value for value in values):
+        raise NulCharacter(_("The request contains a NUL character."))

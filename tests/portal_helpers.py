@@ -88,3 +88,10 @@ OPEN_REDIRECT_BYPASSES = [
     "/no-such-page",
     "/\ud800",
 ]
+
+
+def assert_stays_on_the_portal(response) -> None:
+    """A redirect to the start page, or a 400 for input no field may hold (NUL)."""
+    assert response.status_code in (302, 400), response.status_code
+    if response.status_code == 302:
+        assert response.headers["Location"] == "/"
