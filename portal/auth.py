@@ -25,6 +25,7 @@ from portal.users import CustomerUser, StaffMember
 from shared.accounts.logins import TokenState, set_password_with_token, sign_in, token_state
 from shared.accounts.passwords import MAX_INPUT_BYTES, check_password
 from shared.accounts.sessions import end_session, start_session
+from shared.accounts.usernames import username_key
 from shared.errors import Conflict, Invalid
 from shared.notify.activation import request_new_link
 
@@ -43,8 +44,10 @@ def _link_limit() -> str:
     return f"{_settings().portal.link_requests_per_hour} per hour"
 
 
-def _form_username() -> str:
-    return request.form.get("username", "").strip().casefold()[:200] or "-"
+def form_username() -> str:
+    """The rate-limit key of the username in the form: its canonical form, so that every
+    spelling of one name counts together; text that can be no username shares one key."""
+    return username_key(request.form.get("username", "")) or "-"
 
 
 def safe_next(target: str | None) -> str:
@@ -104,7 +107,7 @@ def _too_long(password: str) -> bool:
 
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(_login_limit, methods=["POST"])
-@limiter.limit(_login_limit, methods=["POST"], key_func=_form_username)
+@limiter.limit(_login_limit, methods=["POST"], key_func=form_username)
 def login():
     """Show the sign-in form and sign a customer in (replacing a staff session here)."""
     if current_user.is_authenticated and not current_user.is_staff:
@@ -201,7 +204,7 @@ def check(token: str):
 
 @bp.route("/activate", methods=["GET", "POST"])
 @limiter.limit(_link_limit, methods=["POST"])
-@limiter.limit(_link_limit, methods=["POST"], key_func=_form_username)
+@limiter.limit(_link_limit, methods=["POST"], key_func=form_username)
 def request_link():
     """Ask for a new activation link; the answer never tells whether the username exists."""
     if request.method == "POST":

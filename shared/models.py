@@ -14,6 +14,7 @@ from peewee import (
     CharField,
     DateField,
     DateTimeField,
+    FloatField,
     ForeignKeyField,
     IntegerField,
     Model,
@@ -493,6 +494,18 @@ class DigestRun(BaseModel):
     created_at = DateTimeField(default=utcnow)
 
 
+class RateLimitCounter(BaseModel):
+    """Requests counted for one rate limit in its current window, shared by every process.
+
+    ``key`` names the limit and what it counts (an address, a username); ``expires_at`` is
+    the end of the window in seconds since the epoch. See ``shared.accounts.rate_limits``.
+    """
+
+    key = TextField(unique=True)
+    count = IntegerField(default=0)
+    expires_at = FloatField(index=True)
+
+
 ALL_MODELS = [
     StaffUser,
     Customer,
@@ -521,4 +534,5 @@ ALL_MODELS = [
     Notification,
     BouncedAddress,
     DigestRun,
+    RateLimitCounter,
 ]

@@ -23,7 +23,7 @@ from shared.accounts.logins import set_login_state
 from shared.accounts.usernames import username_key
 from shared.config import load_settings
 from shared.db import database
-from shared.models import Activation, PortalLogin, PortalSession
+from shared.models import Activation, PortalLogin, PortalSession, RateLimitCounter
 
 BASE_URL = "http://portal.test"
 GOOD_PASSWORD = "correct horse battery staple"
@@ -343,17 +343,37 @@ def test_session_is_rotated_at_sign_in(client, app, username):
     assert PortalSession.select().count() == 1
 
 
-def test_flask_limiter_counts_do_not_leak_into_the_next_app(settings, client, username):
+def test_sign_in_counts_are_shared_by_every_process_on_the_database(settings, client, username):
     from portal import create_app
 
     limit = settings.portal.login_attempts_per_minute
     for _ in range(limit):
+        sign_in(client, username, "wrong password here")
+
+    # Another worker, another host or a restarted portal: the same count.
+    other = create_app(settings, tasks=tasks_for(settings)).test_client()
+    token = csrf_from(other.get("/login").text)
+    form = {"csrf_token": token, "username": username, "password": GOOD_PASSWORD}
+    response = other.post("/login", data=form, environ_base={"REMOTE_ADDR": "10.9.9.9"})
+
+    assert response.status_code == 429
+    assert RateLimitCounter.select().count() >= 2, "per address and per username"
+
+
+@pytest.mark.parametrize(
+    "ini_overrides", [{"portal": {"rate_limit_storage_url": "memory://"}}], indirect=True
+)
+def test_memory_storage_counts_in_this_process_only(settings, client, username):
+    from portal import create_app
+
+    for _ in range(settings.portal.login_attempts_per_minute):
         sign_in(client, username, "wrong password here")
     assert sign_in(client, username, GOOD_PASSWORD).status_code == 429
 
     fresh = create_app(settings, tasks=tasks_for(settings))
 
     assert sign_in(fresh.test_client(), username, GOOD_PASSWORD).status_code == 302
+    assert RateLimitCounter.select().count() == 0
 
 
 # Cookies and headers

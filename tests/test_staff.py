@@ -502,3 +502,20 @@ def test_staff_search_orders_by_customer_name(api, staff):
     restore = HTMX | {"HX-History-Restore-Request": "true"}
     restored = staff.client.get("/staff/", query_string={"q": "Druckhaus"}, headers=restore)
     assert "Files that need attention" in restored.text
+
+
+def test_staff_sign_in_is_rate_limited_per_username(app, settings, staff):
+    def attempt(username: str, password: str, number: int) -> int:
+        browser = app.test_client()
+        token = csrf_from(browser.get("/staff/login").text)
+        form = {"username": username, "password": password, "csrf_token": token}
+        address = {"REMOTE_ADDR": f"10.0.0.{number}"}
+        return browser.post("/staff/login", data=form, environ_base=address).status_code
+
+    # The fixture's sign-in was the first attempt of this minute.
+    limit = settings.portal.login_attempts_per_minute
+    failures = [attempt("anna", "wrong password", number) for number in range(limit - 1)]
+
+    assert failures == [401] * (limit - 1)
+    assert attempt("ANNA", STAFF_PASSWORD, 99) == 429
+    assert attempt("bob", "wrong password", 98) == 401
