@@ -33,7 +33,7 @@ from shared.files.receiving import (
     UploadClosed,
     abort_upload,
     append_chunk,
-    current_offset,
+    durable_offset,
     is_complete,
     size_in_units,
     start_upload,
@@ -278,11 +278,15 @@ def create(project_no: str):
 @bp.route("/uploads/<upload_key>", methods=["HEAD"])
 @login_required
 def status(upload_key: str):
-    """tus: how many bytes of this upload the server has."""
+    """tus: how many bytes of this upload the server has recorded (completing it if they
+    are all there)."""
     _require_tus()
     file = _own_file(upload_key)
+    offset, completed = durable_offset(_settings(), file)
+    if completed:
+        current_app.extensions["ptportal.tasks"].scan_soon(file.id)
     response = Response(status=200)
-    response.headers["Upload-Offset"] = str(current_offset(_settings(), file))
+    response.headers["Upload-Offset"] = str(offset)
     response.headers["Upload-Length"] = str(file.size)
     return response
 
@@ -297,9 +301,12 @@ def append(upload_key: str):
     offset = _header_number("Upload-Offset")
     file = _own_file(upload_key)
     was_open = not is_complete(file)
-    new_offset = append_chunk(_settings(), file, offset, _body(), request.content_length)
-    if was_open and is_complete(file):
-        current_app.extensions["ptportal.tasks"].scan_soon(file.id)
+    try:
+        new_offset = append_chunk(_settings(), file, offset, _body(), request.content_length)
+    finally:
+        # Also when the request fails after completing a file a killed worker left behind.
+        if was_open and is_complete(file):
+            current_app.extensions["ptportal.tasks"].scan_soon(file.id)
     response = Response(status=204)
     response.headers["Upload-Offset"] = str(new_offset)
     return response
