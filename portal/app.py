@@ -52,8 +52,8 @@ def build_app(settings: Settings | None = None, *, tasks: BackgroundTasks | None
         # server-side session has a fixed end anyway.
         SESSION_REFRESH_EACH_REQUEST=False,
         WTF_CSRF_TIME_LIMIT=settings.portal.session_hours * 3600,
-        # Referrer-Policy: no-referrer means browsers send no Referer, which Flask-WTF's
-        # strict HTTPS check demands; the token plus SameSite=Lax cookies suffice.
+        # Flask-WTF's strict HTTPS check demands a Referer, which tools and privacy settings
+        # leave out; the token, SameSite=Lax cookies and the origin check suffice.
         WTF_CSRF_SSL_STRICT=False,
         RATELIMIT_STORAGE_URI=settings.portal.rate_limit_storage_url,
         RATELIMIT_HEADERS_ENABLED=True,

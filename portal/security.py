@@ -42,7 +42,10 @@ class NulCharacter(Explained, BadRequest):
 def add_security_headers(response: Response) -> Response:
     """Set the headers on ``response`` (an ``after_request`` hook)."""
     response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-    response.headers["Referrer-Policy"] = "no-referrer"
+    # same-origin, not no-referrer: under no-referrer browsers send "Origin: null" with the
+    # portal's own form posts and uploads, and the origin check could not tell them from a
+    # sandboxed foreign frame. Other sites still get no referrer from the portal.
+    response.headers["Referrer-Policy"] = "same-origin"
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["X-Frame-Options"] = "DENY"
     response.vary.add("HX-Request")
@@ -75,9 +78,10 @@ def refuse_foreign_origin() -> None:
     Defence in depth next to the CSRF token (ASVS V3.5): a POST, PATCH, DELETE … whose
     ``Origin`` — or, without one, whose ``Referer`` — is not the origin of ``[portal]
     base_url`` is answered 403, whatever token it carries. ``Origin: null`` (sandboxed
-    frames, data: URLs) is foreign too. A request with neither header goes on to the CSRF
-    check as before: old browsers and tools send none, and the portal's own pages send no
-    Referer (``Referrer-Policy: no-referrer``). The workflow API (``/api/``) is left alone:
+    frames, data: URLs, pages with ``Referrer-Policy: no-referrer``) is foreign too; the
+    portal's own pages say ``same-origin``, so browsers send their real origin. A request
+    with neither header goes on to the CSRF check as before (tools and old browsers send
+    none). The workflow API (``/api/``) is left alone:
     it authenticates with a bearer token that a browser never attaches by itself, not with
     cookies, so another site cannot make a browser send an authenticated request there.
     """

@@ -44,6 +44,8 @@ from shared.models import Order, OrderFile
 bp = Blueprint("uploads", __name__)
 
 TUS_VERSION = "1.0.0"
+# Not tus: which row of the file list this upload is, so the upload widget can follow it.
+FILE_ID_HEADER = "Upload-File-Id"
 TUS_EXTENSIONS = "creation,termination"
 CHUNK_TYPE = "application/offset+octet-stream"
 
@@ -272,6 +274,7 @@ def create(project_no: str):
     file = start_upload(_settings(), order, _metadata().get("filename", ""), size, **_uploader())
     response = Response(status=201)
     response.headers["Location"] = url_for("uploads.status", upload_key=file.upload_key)
+    response.headers[FILE_ID_HEADER] = str(file.id)
     return response
 
 
@@ -287,6 +290,7 @@ def status(upload_key: str):
         current_app.extensions["ptportal.tasks"].scan_soon(file.id)
     response = Response(status=200)
     response.headers["Upload-Offset"] = str(offset)
+    response.headers[FILE_ID_HEADER] = str(file.id)
     response.headers["Upload-Length"] = str(file.size)
     return response
 
@@ -309,6 +313,7 @@ def append(upload_key: str):
             current_app.extensions["ptportal.tasks"].scan_soon(file.id)
     response = Response(status=204)
     response.headers["Upload-Offset"] = str(new_offset)
+    response.headers[FILE_ID_HEADER] = str(file.id)
     return response
 
 

@@ -202,6 +202,11 @@ def test_two_files_upload_with_progress_and_scan_results_appear_live(system, con
     rejected = page.locator("#files tr[data-state=rejected]")
     expect(rejected).to_contain_text("abgewiesen: Test.EICAR", timeout=30000)
     assert page.evaluate("window.stillTheSamePage") is True, "the page was reloaded"
+    # The upload widget's lines follow the list: no "received – scan follows" any more.
+    lines = page.locator(".upload-item")
+    expect(lines.filter(has_text=clean.name)).to_contain_text("sauber")
+    expect(lines.filter(has_text=infected.name)).to_contain_text("abgewiesen: Test.EICAR")
+    expect(lines.filter(has_text="Virenprüfung folgt")).to_have_count(0)
 
 
 def test_interrupted_upload_resumes_after_reload_with_the_right_checksum(system, context, tmp_path):

@@ -406,7 +406,7 @@ def test_session_cookie_is_secure_when_the_base_url_is_https(client):
 
 def assert_security_headers(response) -> None:
     assert response.mimetype == "text/html"
-    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert response.headers["Referrer-Policy"] == "same-origin"
     policy = response.headers["Content-Security-Policy"]
     directives = {part.split()[0]: part.split()[1:] for part in policy.split("; ")}
     assert directives["script-src"] == ["'self'"]
