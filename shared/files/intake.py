@@ -198,14 +198,14 @@ def scan_received(settings: Settings, scanner: Scanner, file_id: int) -> OrderFi
         return file
     if file.stored_name is not None:
         # Scanned clean already: the intent to place it was recorded (see _place).
-        _place(settings, file, _finish_clean)
-        return OrderFile.get_by_id(file_id)
+        return file if _place(settings, file, _finish_clean) else OrderFile.get_by_id(file_id)
     result = scanner.scan_file(staging_path(settings, file))
     if result.verdict is ScanVerdict.CLEAN:
         _count_attempt(file_id)
         file = OrderFile.get_by_id(file_id)
-        if file.state in (OrderFile.STATE_SCANNING, OrderFile.STATE_WAITING):
-            _place(settings, file, _finish_clean)
+        open_states = (OrderFile.STATE_SCANNING, OrderFile.STATE_WAITING)
+        if file.state in open_states and _place(settings, file, _finish_clean):
+            return file  # updated in place
         return OrderFile.get_by_id(file_id)
     with write_transaction():
         file = OrderFile.get_by_id(file_id)
