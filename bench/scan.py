@@ -76,10 +76,13 @@ def main() -> None:
     parser.add_argument(
         "--busy", type=int, default=0, help="other processes keeping the CPUs busy meanwhile"
     )
+    parser.add_argument(
+        "--busy-kind", choices=sorted(BUSY), default="cpu", help="what the busy processes do"
+    )
     parser.add_argument("--profile", action="store_true", help="py-spy on the worker")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     options = parser.parse_args()
-    load = f", {options.busy} other processes busy" if options.busy else ""
+    load = f", {options.busy} other processes busy ({options.busy_kind})" if options.busy else ""
     heading(f"3. Scan cost, {size_text(options.size)}, scan_mode = {options.mode}{load}")
     with workdir(options.keep) as directory:
         run(
@@ -88,15 +91,33 @@ def main() -> None:
             options.mode,
             options.experiments,
             busy=options.busy,
+            busy_kind=options.busy_kind,
             profile=options.profile,
         )
 
 
+# A busy process: spins on a CPU, or ("io") rewrites 64 MiB of its own file on the bench's
+# disk with a data sync after each, like another upload; bounded to 30 minutes either way.
+BUSY = {
+    "cpu": "import time\nend = time.monotonic() + 1800\nwhile time.monotonic() < end: pass",
+    "io": (
+        "import os, sys, time\nend = time.monotonic() + 1800\nblock = os.urandom(1 << 20)\n"
+        "with open(sys.argv[1], 'wb') as out:\n"
+        "    while time.monotonic() < end:\n"
+        "        out.seek(0)\n"
+        "        for _ in range(64): out.write(block)\n"
+        "        out.flush(); os.fdatasync(out.fileno())\n"
+    ),
+}
+
+
 @contextlib.contextmanager
-def busy_processes(count: int) -> Iterator[None]:
-    """``count`` processes spinning on a CPU each while the block runs (bounded: 30 min)."""
-    spin = "import time\nend = time.monotonic() + 1800\nwhile time.monotonic() < end: pass"
-    processes = [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(count)]
+def busy_processes(count: int, kind: str = "cpu", directory: Path | None = None) -> Iterator[None]:
+    """``count`` busy processes of ``kind`` (see BUSY) while the block runs."""
+    processes = [
+        subprocess.Popen([sys.executable, "-c", BUSY[kind], str(directory / f"busy-{number}")])
+        for number in range(count)
+    ]
     try:
         yield
     finally:
@@ -126,7 +147,13 @@ def wait_until_clean(ini: Path, key: str, timeout: float = 900) -> float:
 
 
 def run(
-    directory: Path, size: int, mode: str, experiments: bool, busy: int = 0, profile: bool = False
+    directory: Path,
+    size: int,
+    mode: str,
+    experiments: bool,
+    busy: int = 0,
+    busy_kind: str = "cpu",
+    profile: bool = False,
 ) -> None:
     """The experiments first, if asked (the worker idles meanwhile, as between uploads),
     then upload, wait until clean, and clamdscan the stored file."""
@@ -151,7 +178,7 @@ def run(
                 )
             else:
                 time.sleep(IDLE_SECONDS)
-            with busy_processes(busy):
+            with busy_processes(busy, busy_kind, directory):
                 cookie, csrf = sign_in(portal.base, USERNAME, portal.password)
                 times = tus_upload(portal, cookie, csrf, FileBody(source), 64 * MiB)
                 with profiled(portal.worker.pid, directory / "worker.pyspy", profile, idle=True):
@@ -161,7 +188,7 @@ def run(
                 clamdscan = clamd.clamdscan_seconds(stored)
     finally:
         clamd.stop()
-    bench = f"3 scan/{mode}" + (f" busy {busy}" if busy else "")
+    bench = f"3 scan/{mode}" + (f" busy {busy} {busy_kind}" if busy else "")
     last_to_clean = clean_at - times.last_answer
     report(bench, "upload (first → last byte)", times.last_answer - times.first_byte, "s")
     report(
