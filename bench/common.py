@@ -752,8 +752,11 @@ def stored_file(portal: Portal, key: str):
 
 
 @contextlib.contextmanager
-def profiled(pid: int, output: Path, enabled: bool) -> Iterator[None]:
-    """Sample ``pid`` with py-spy (``--profile``) while the block runs; print the top frames."""
+def profiled(pid: int, output: Path, enabled: bool, idle: bool = False) -> Iterator[None]:
+    """Sample ``pid`` with py-spy (``--profile``) while the block runs; print the top frames.
+
+    ``idle`` counts waiting threads too (sleeps, fsyncs, sockets): where the time goes, not
+    only where the CPU goes."""
     if not enabled:
         yield
         return
@@ -773,6 +776,7 @@ def profiled(pid: int, output: Path, enabled: bool) -> Iterator[None]:
             "-o",
             str(output),
             "--nonblocking",
+            *(["--idle"] if idle else []),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

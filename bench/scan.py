@@ -12,17 +12,28 @@ scanned without the queue: INSTREAM after the upload (the portal's default), by
 path, and INSTREAM fed while a copy of the file is still being written at the
 upload's speed (time from its last byte to the answer).
 
+With ``--busy N`` N other processes keep the CPUs busy from before the upload until the
+clamdscan baseline is done (both measured under the same load); every figure carries the
+machine's load average at the moment the file turned clean. ``--profile`` samples the
+worker with py-spy (idle threads included: waiting is what this benchmark is about) from
+the last byte until clean.
+
     .venv/bin/python bench/scan.py --size 1G [--mode auto|stream|path] [--no-experiments]
+                                   [--busy 2] [--profile]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import socket
 import struct
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from common import (
@@ -32,6 +43,7 @@ from common import (
     MiB,
     bind,
     heading,
+    load_average,
     report,
     running_portal,
     sign_in,
@@ -61,11 +73,57 @@ def main() -> None:
         action="store_false",
         help="only the portal against clamdscan (no direct scans, no overlap experiment)",
     )
+    parser.add_argument(
+        "--busy", type=int, default=0, help="other processes keeping the CPUs busy meanwhile"
+    )
+    parser.add_argument(
+        "--busy-kind", choices=sorted(BUSY), default="cpu", help="what the busy processes do"
+    )
+    parser.add_argument("--profile", action="store_true", help="py-spy on the worker")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     options = parser.parse_args()
-    heading(f"3. Scan cost, {size_text(options.size)}, scan_mode = {options.mode}")
+    load = f", {options.busy} other processes busy ({options.busy_kind})" if options.busy else ""
+    heading(f"3. Scan cost, {size_text(options.size)}, scan_mode = {options.mode}{load}")
     with workdir(options.keep) as directory:
-        run(directory, options.size, options.mode, options.experiments)
+        run(
+            directory,
+            options.size,
+            options.mode,
+            options.experiments,
+            busy=options.busy,
+            busy_kind=options.busy_kind,
+            profile=options.profile,
+        )
+
+
+# A busy process: spins on a CPU, or ("io") rewrites 64 MiB of its own file on the bench's
+# disk with a data sync after each, like another upload; bounded to 30 minutes either way.
+BUSY = {
+    "cpu": "import time\nend = time.monotonic() + 1800\nwhile time.monotonic() < end: pass",
+    "io": (
+        "import os, sys, time\nend = time.monotonic() + 1800\nblock = os.urandom(1 << 20)\n"
+        "with open(sys.argv[1], 'wb') as out:\n"
+        "    while time.monotonic() < end:\n"
+        "        out.seek(0)\n"
+        "        for _ in range(64): out.write(block)\n"
+        "        out.flush(); os.fdatasync(out.fileno())\n"
+    ),
+}
+
+
+@contextlib.contextmanager
+def busy_processes(count: int, kind: str = "cpu", directory: Path | None = None) -> Iterator[None]:
+    """``count`` busy processes of ``kind`` (see BUSY) while the block runs."""
+    processes = [
+        subprocess.Popen([sys.executable, "-c", BUSY[kind], str(directory / f"busy-{number}")])
+        for number in range(count)
+    ]
+    try:
+        yield
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait()
 
 
 def wait_until_clean(ini: Path, key: str, timeout: float = 900) -> float:
@@ -88,10 +146,18 @@ def wait_until_clean(ini: Path, key: str, timeout: float = 900) -> float:
     raise SystemExit("the upload was not clean in time")
 
 
-def run(directory: Path, size: int, mode: str, experiments: bool) -> None:
+def run(
+    directory: Path,
+    size: int,
+    mode: str,
+    experiments: bool,
+    busy: int = 0,
+    busy_kind: str = "cpu",
+    profile: bool = False,
+) -> None:
     """The experiments first, if asked (the worker idles meanwhile, as between uploads),
     then upload, wait until clean, and clamdscan the stored file."""
-    from common import stored_file
+    from common import profiled, stored_file
 
     from shared.files.intake import file_path
     from shared.files.scanning import clamd_limits
@@ -112,14 +178,17 @@ def run(directory: Path, size: int, mode: str, experiments: bool) -> None:
                 )
             else:
                 time.sleep(IDLE_SECONDS)
-            cookie, csrf = sign_in(portal.base, USERNAME, portal.password)
-            times = tus_upload(portal, cookie, csrf, FileBody(source), 64 * MiB)
-            clean_at = wait_until_clean(portal.ini, times.key)
-        stored = file_path(settings, stored_file(portal, times.key))
-        clamdscan = clamd.clamdscan_seconds(stored)
+            with busy_processes(busy, busy_kind, directory):
+                cookie, csrf = sign_in(portal.base, USERNAME, portal.password)
+                times = tus_upload(portal, cookie, csrf, FileBody(source), 64 * MiB)
+                with profiled(portal.worker.pid, directory / "worker.pyspy", profile, idle=True):
+                    clean_at = wait_until_clean(portal.ini, times.key)
+                load = load_average()
+                stored = file_path(settings, stored_file(portal, times.key))
+                clamdscan = clamd.clamdscan_seconds(stored)
     finally:
         clamd.stop()
-    bench = f"3 scan/{mode}"
+    bench = f"3 scan/{mode}" + (f" busy {busy} {busy_kind}" if busy else "")
     last_to_clean = clean_at - times.last_answer
     report(bench, "upload (first → last byte)", times.last_answer - times.first_byte, "s")
     report(
@@ -131,6 +200,7 @@ def run(directory: Path, size: int, mode: str, experiments: bool) -> None:
         baseline_value=clamdscan,
         target=f"≤ {TARGET}",
         met=last_to_clean <= TARGET * clamdscan,
+        note=f"load average {load} when clean",
     )
     report(bench, "first byte → clean (portal)", clean_at - times.first_byte, "s")
     if not experiments:

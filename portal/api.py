@@ -57,10 +57,9 @@ def require_token():
 
 
 def _json_body() -> object:
-    data = request.get_json(silent=True)
-    if data is None:
+    if not request.is_json:
         raise Invalid("body", "must be valid JSON sent as application/json")
-    return data
+    return schema.parse_json(request.get_data(cache=False))
 
 
 def _customer_json(customer: Customer) -> dict:

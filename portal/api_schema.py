@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 from shared.errors import Invalid
+from shared.files.folders import SAFE_NUMBER
+from shared.models import LANGUAGES
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -21,6 +24,8 @@ class Field:
     max_length: int = 1000
     minimum: int = 0
     maximum: int = 100_000
+    pattern: str = ""  # documented in OpenAPI; the domain checks the value itself
+    choices: tuple[str, ...] = ()
 
     def parse(self, value: Any) -> Any:
         if self.kind == "string":
@@ -57,11 +62,56 @@ class Field:
             schema["format"] = "date"
         if self.kind == "string":
             schema["maxLength"] = self.max_length
+            if self.pattern:
+                schema["pattern"] = self.pattern
+            if self.choices:
+                schema["enum"] = list(self.choices) if self.required else [*self.choices, None]
         if self.kind == "integer":
             schema.update(minimum=self.minimum, maximum=self.maximum)
         if self.description:
             schema["description"] = self.description
         return schema
+
+
+MAX_DEPTH = 32
+
+
+def parse_json(raw: bytes) -> Any:
+    """The JSON document in ``raw``, refusing (Invalid) what no field can hold: nesting deeper
+    than ``MAX_DEPTH``, and strings with a lone surrogate (JSON may escape one, ``"\\ud800"``;
+    no database stores it) or a NUL character (PostgreSQL refuses it) — keys included."""
+    try:
+        data = json.loads(raw)
+    except RecursionError:
+        raise Invalid("body", f"is nested deeper than {MAX_DEPTH} levels") from None
+    except ValueError:  # includes bytes that are not UTF-8
+        raise Invalid("body", "must be valid JSON sent as application/json") from None
+    # Depth-first without recursion; each item remembers the top-level field it sits in.
+    stack: list[tuple[Any, int, str]] = [(data, 0, "body")]
+    while stack:
+        value, depth, field = stack.pop()
+        if depth > MAX_DEPTH:
+            raise Invalid("body", f"is nested deeper than {MAX_DEPTH} levels")
+        if isinstance(value, str):
+            _check_text(field, value)
+        elif isinstance(value, list):
+            stack.extend((item, depth + 1, field) for item in value)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                _check_text(field, key)
+                stack.append((item, depth + 1, key if depth == 0 else field))
+    return data
+
+
+def _check_text(field: str, text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise Invalid(
+            field, "contains a lone surrogate (\\ud800–\\udfff): not valid text"
+        ) from None
+    if "\x00" in text:
+        raise Invalid(field, "must not contain NUL characters")
 
 
 def parse_body(data: Any, fields: tuple[Field, ...], *, null_clears: bool = False) -> dict:
@@ -102,9 +152,10 @@ def schema_of(fields: tuple[Field, ...]) -> dict:
 
 
 NUMBER = "1–64 letters, digits, '.', '_' or '-'"
+NUMBER_PATTERN = f"^{SAFE_NUMBER.pattern}$"
 
 CUSTOMER = (
-    Field("customer_no", "string", True, f"Customer number ({NUMBER})", 64),
+    Field("customer_no", "string", True, f"Customer number ({NUMBER})", 64, pattern=NUMBER_PATTERN),
     Field("name", "string", False, "Required when the customer is new", 200),
     Field("email", "string", False, "Customer email, used when no contact is chosen", 254),
     Field("portal_enabled", "boolean", False, "May use the upload portal"),
@@ -112,7 +163,7 @@ CUSTOMER = (
     Field(
         "hotfolder_delete_after_days", "integer", False, "Delete uploads after N days", 0, 0, 3650
     ),
-    Field("language", "string", False, "de, en or fr", 2),
+    Field("language", "string", False, "de, en or fr", 2, choices=LANGUAGES),
 )
 CONTACT = (
     Field("email", "string", True, "Contact's email", 254),
@@ -120,8 +171,8 @@ CONTACT = (
     Field("favorite", "boolean", False, "Becomes the customer's favorite contact"),
 )
 ORDER = (
-    Field("project_no", "string", True, f"Order number ({NUMBER})", 64),
-    Field("customer_no", "string", True, "Existing customer number", 64),
+    Field("project_no", "string", True, f"Order number ({NUMBER})", 64, pattern=NUMBER_PATTERN),
+    Field("customer_no", "string", True, "Existing customer number", 64, pattern=NUMBER_PATTERN),
     Field("job_description", "string", False, "Job description", 2000),
     Field("due_date", "date", False, "Due date (YYYY-MM-DD)"),
     Field("contact_email", "string", False, "Explicitly chosen contact", 254),

@@ -17,7 +17,7 @@ from portal.audit_log import register_actor
 from portal.extensions import babel, csrf, htmx, limiter, login_manager
 from portal.i18n import register_language_memory, select_locale
 from portal.links import PortalLinks
-from portal.security import add_security_headers
+from portal.security import add_security_headers, refuse_foreign_origin, refuse_nul_characters
 from portal.users import load_user
 from shared.accounts.passwords import MAX_LENGTH, MIN_LENGTH, PasswordVault
 from shared.config import Settings, config_path, load_settings
@@ -53,8 +53,8 @@ def build_app(settings: Settings | None = None, *, tasks: BackgroundTasks | None
         # server-side session has a fixed end anyway.
         SESSION_REFRESH_EACH_REQUEST=False,
         WTF_CSRF_TIME_LIMIT=settings.portal.session_hours * 3600,
-        # Referrer-Policy: no-referrer means browsers send no Referer, which Flask-WTF's
-        # strict HTTPS check demands; the token plus SameSite=Lax cookies suffice.
+        # Flask-WTF's strict HTTPS check demands a Referer, which tools and privacy settings
+        # leave out; the token, SameSite=Lax cookies and the origin check suffice.
         WTF_CSRF_SSL_STRICT=False,
         RATELIMIT_STORAGE_URI=settings.portal.rate_limit_storage_url,
         RATELIMIT_HEADERS_ENABLED=True,
@@ -69,6 +69,9 @@ def build_app(settings: Settings | None = None, *, tasks: BackgroundTasks | None
     app.teardown_request(_reset_database)
 
     babel.init_app(app, locale_selector=select_locale)
+    # Before CSRFProtect's own hook: a foreign origin is refused whatever token it carries.
+    app.before_request(refuse_foreign_origin)
+    app.before_request(refuse_nul_characters)
     csrf.init_app(app)
     htmx.init_app(app)
     limiter.init_app(app)
@@ -106,6 +109,9 @@ def build_app(settings: Settings | None = None, *, tasks: BackgroundTasks | None
 
 def register_blueprints(app: Flask) -> None:
     """Every page and API route of the portal."""
+    from portal import converters
+
+    converters.register(app)
     from portal import (
         api,
         audit_log,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import unquote, urlsplit
+
 from flask import (
     Blueprint,
     current_app,
@@ -14,12 +16,16 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import RequestRedirect
+from werkzeug.urls import iri_to_uri
 
 from portal.extensions import limiter
 from portal.users import CustomerUser, StaffMember
 from shared.accounts.logins import TokenState, set_password_with_token, sign_in, token_state
 from shared.accounts.passwords import MAX_INPUT_BYTES, check_password
 from shared.accounts.sessions import end_session, start_session
+from shared.accounts.usernames import username_key
 from shared.errors import Conflict, Invalid
 from shared.notify.activation import request_new_link
 
@@ -38,19 +44,55 @@ def _link_limit() -> str:
     return f"{_settings().portal.link_requests_per_hour} per hour"
 
 
-def _form_username() -> str:
-    return request.form.get("username", "").strip().casefold()[:200] or "-"
+def form_username() -> str:
+    """The rate-limit key of the username in the form: its canonical form, so that every
+    spelling of one name counts together; text that can be no username shares one key."""
+    return username_key(request.form.get("username", "")) or "-"
 
 
 def safe_next(target: str | None) -> str:
-    """``target`` if it is a path on this site, else the start page (no open redirects)."""
-    if target and target.startswith("/") and not target.startswith(("//", "/\\")):
-        return target
-    return url_for("home.index")
+    """``target`` if it names a page of this portal, else the start page (no open redirects).
+
+    Checked in the form it leaves in: Werkzeug writes ``Location`` through ``iri_to_uri``,
+    which drops tabs, newlines and leading control characters, so ``/<TAB>/evil.example``
+    would leave as ``//evil.example``. What remains must be a path starting with a single
+    ``/`` (no scheme, no host, no backslash) whose path is a GET route of this app.
+    """
+    location = _as_location(target)
+    if location is None:
+        return url_for("home.index")
+    return location
+
+
+def _as_location(target: str | None) -> str | None:
+    if not target or "\\" in target:
+        return None
+    try:
+        location = iri_to_uri(target)
+        parts = urlsplit(location)
+    except (ValueError, UnicodeError):
+        return None
+    if parts.scheme or parts.netloc or not location.startswith("/") or location.startswith("//"):
+        return None
+    adapter = current_app.url_map.bind("localhost")
+    try:
+        adapter.match(unquote(parts.path), method="GET")
+    except RequestRedirect:
+        pass  # the route exists with a trailing slash
+    except HTTPException:
+        return None
+    return location
 
 
 def begin_session(user: CustomerUser | StaffMember) -> None:
-    """Sign ``user`` in with a fresh session id, keeping only the language choice."""
+    """Sign ``user`` in with a fresh session id, keeping only the language choice.
+
+    Whoever was signed in in this browser before (a customer when staff sign in, or the
+    other way round) is signed out in the same step, on the server too.
+    """
+    if current_user.is_authenticated:
+        end_session(current_user.session_key)
+        logout_user()
     language = session.get("lang")
     session.clear()
     if language:
@@ -65,10 +107,10 @@ def _too_long(password: str) -> bool:
 
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(_login_limit, methods=["POST"])
-@limiter.limit(_login_limit, methods=["POST"], key_func=_form_username)
+@limiter.limit(_login_limit, methods=["POST"], key_func=form_username)
 def login():
-    """Show the sign-in form and sign a customer in."""
-    if current_user.is_authenticated:
+    """Show the sign-in form and sign a customer in (replacing a staff session here)."""
+    if current_user.is_authenticated and not current_user.is_staff:
         return redirect(url_for("home.index"))
     error = None
     username = request.values.get("username", "")
@@ -162,7 +204,7 @@ def check(token: str):
 
 @bp.route("/activate", methods=["GET", "POST"])
 @limiter.limit(_link_limit, methods=["POST"])
-@limiter.limit(_link_limit, methods=["POST"], key_func=_form_username)
+@limiter.limit(_link_limit, methods=["POST"], key_func=form_username)
 def request_link():
     """Ask for a new activation link; the answer never tells whether the username exists."""
     if request.method == "POST":

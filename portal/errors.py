@@ -10,6 +10,8 @@ from flask_wtf.csrf import CSRFError
 from peewee import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from portal.security import Explained
+
 log = logging.getLogger(__name__)
 
 
@@ -53,8 +55,8 @@ def register(app: Flask) -> None:
     def http_error(exc: HTTPException):
         if exc.code is None or exc.code < 400:
             return exc
-        detail = exc.description if request.path.startswith("/api/") else ""
-        return render_error(exc.code, detail)
+        shown = request.path.startswith("/api/") or isinstance(exc, Explained)
+        return render_error(exc.code, exc.description if shown else "")
 
     @app.errorhandler(OperationalError)
     def database_down(exc: OperationalError):

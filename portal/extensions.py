@@ -7,6 +7,8 @@ from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect
 
+from portal import rate_limits  # noqa: F401  (registers the storage database:// with limits)
+
 babel = Babel()
 csrf = CSRFProtect()
 htmx = HTMX()

@@ -15,7 +15,7 @@ from flask import (
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from portal.auth import begin_session, safe_next
+from portal.auth import begin_session, form_username, safe_next
 from portal.extensions import limiter
 from portal.orders import send_stored_file
 from portal.partials import folder_listing, order_list, page_number, wants_fragment
@@ -53,6 +53,7 @@ def _login_limit() -> str:
 
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(_login_limit, methods=["POST"])
+@limiter.limit(_login_limit, methods=["POST"], key_func=form_username)
 def login():
     """Staff sign-in (separate from customers', same protections)."""
     if current_user.is_authenticated and current_user.is_staff:

@@ -40,7 +40,7 @@ from shared.files.receiving import (
     UploadClosed,
     abort_upload,
     append_chunk,
-    current_offset,
+    durable_offset,
     is_complete,
     size_in_units,
     start_upload,
@@ -51,6 +51,8 @@ from shared.models import Order, OrderFile
 bp = Blueprint("uploads", __name__)
 
 TUS_VERSION = "1.0.0"
+# Not tus: which row of the file list this upload is, so the upload widget can follow it.
+FILE_ID_HEADER = "Upload-File-Id"
 TUS_EXTENSIONS = "creation,termination"
 CHUNK_TYPE = "application/offset+octet-stream"
 
@@ -283,17 +285,23 @@ def create(project_no: str):
     file = start_upload(_settings(), order, _metadata().get("filename", ""), size, **_uploader())
     response = Response(status=201)
     response.headers["Location"] = url_for("uploads.status", upload_key=file.upload_key)
+    response.headers[FILE_ID_HEADER] = str(file.id)
     return response
 
 
 @bp.route("/uploads/<upload_key>", methods=["HEAD"])
 @login_required
 def status(upload_key: str):
-    """tus: how many bytes of this upload the server has."""
+    """tus: how many bytes of this upload the server has recorded (completing it if they
+    are all there)."""
     _require_tus()
     file = _own_file(upload_key)
+    offset, completed = durable_offset(_settings(), file)
+    if completed:
+        current_app.extensions["ptportal.tasks"].scan_soon(file.id)
     response = Response(status=200)
-    response.headers["Upload-Offset"] = str(current_offset(_settings(), file))
+    response.headers["Upload-Offset"] = str(offset)
+    response.headers[FILE_ID_HEADER] = str(file.id)
     response.headers["Upload-Length"] = str(file.size)
     return response
 
@@ -309,11 +317,15 @@ def append(upload_key: str):
     file = _own_file(upload_key)
     check_upload_continues(file)
     was_open = not is_complete(file)
-    new_offset = append_chunk(_settings(), file, offset, _body(), request.content_length)
-    if was_open and is_complete(file):
-        current_app.extensions["ptportal.tasks"].scan_soon(file.id)
+    try:
+        new_offset = append_chunk(_settings(), file, offset, _body(), request.content_length)
+    finally:
+        # Also when the request fails after completing a file a killed worker left behind.
+        if was_open and is_complete(file):
+            current_app.extensions["ptportal.tasks"].scan_soon(file.id)
     response = Response(status=204)
     response.headers["Upload-Offset"] = str(new_offset)
+    response.headers[FILE_ID_HEADER] = str(file.id)
     return response
 
 

@@ -41,6 +41,12 @@ def _text(raw: str, _base: Path) -> str:
     return raw
 
 
+def _rate_limit_storage(raw: str, _base: Path) -> str:
+    if raw not in ("database://", "memory://") and not raw.startswith(("redis://", "rediss://")):
+        raise ValueError("database://, memory:// or redis://HOST:PORT")
+    return raw
+
+
 def _required_text(raw: str, _base: Path) -> str:
     if not raw:
         raise ValueError("a non-empty value")
@@ -251,7 +257,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "session_hours": Key(_integer(1, 24 * 30), "12"),
         "login_attempts_per_minute": Key(_integer(1, 1000), "10"),
         "link_requests_per_hour": Key(_integer(1, 1000), "5"),
-        "rate_limit_storage_url": Key(_text, "memory://"),
+        "rate_limit_storage_url": Key(_rate_limit_storage, "database://"),
         "proxy_count": Key(_integer(0, 5), "0"),
         "max_upload_bytes": Key(_size, "20G"),
         "upload_chunk_bytes": Key(_size, "64M"),

@@ -14,9 +14,10 @@ from collections.abc import Callable
 from peewee import Database, DateTimeField, IntegerField, Model, SqliteDatabase
 from playhouse.migrate import PostgresqlMigrator, SchemaMigrator, SqliteMigrator, migrate
 
+from shared.accounts.usernames import username_key
 from shared.clock import utcnow
 from shared.db import database, write_transaction
-from shared.models import ALL_MODELS, BaseModel, Customer
+from shared.models import ALL_MODELS, BaseModel, Customer, PortalLogin, StaffUser
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,30 @@ _LIST_VERSION_TRIGGERS = ("order_list_", "file_list_", "upload_list_")
 _LIST_VERSION_TABLES = ("order_list_versions", "file_list_versions", "upload_list_versions")
 
 
+def _canonical_usernames(_migrator: SchemaMigrator) -> None:
+    """Usernames compare in their canonical form now (``shared.accounts.usernames``); bring
+    stored ones into it, so everybody signs in as before (names were compared by SQL
+    ``LOWER``). A name with no canonical form, or whose form another row holds already,
+    keeps its spelling and is logged: staff must rename it."""
+    for model in (PortalLogin, StaffUser):
+        taken = {row.username for row in model.select(model.username)}
+        for row in model.select(model.id, model.username).order_by(model.id):
+            key = username_key(row.username)
+            if key == row.username:
+                continue
+            if key is None or key in taken:
+                log.warning(
+                    "migration: %s username %r kept as it is: %s",
+                    model._meta.table_name,
+                    row.username,
+                    "it has no canonical form" if key is None else f"{key!r} exists already",
+                )
+                continue
+            model.update(username=key).where(model.id == row.id).execute()
+            taken.discard(row.username)
+            taken.add(key)
+
+
 def _several_logins_per_customer(migrator: SchemaMigrator) -> None:
     """Up to release 3 a customer had one portal login: ``uplogin.customer_id`` was unique.
 
@@ -71,6 +96,7 @@ AFTER_SYNC = False
 STEPS: list[tuple[int, str, Callable[[SchemaMigrator], None], bool]] = [
     (2, "drop the list-version triggers and tables", _drop_list_versions, BEFORE_SYNC),
     (3, "allow several portal logins per customer", _several_logins_per_customer, BEFORE_SYNC),
+    (4, "usernames in their canonical form", _canonical_usernames, AFTER_SYNC),
 ]
 LATEST = max([1, *(step[0] for step in STEPS)])
 

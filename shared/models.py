@@ -14,6 +14,7 @@ from peewee import (
     CharField,
     DateField,
     DateTimeField,
+    FloatField,
     ForeignKeyField,
     IntegerField,
     Model,
@@ -578,6 +579,18 @@ class AuditEntry(BaseModel):
         table_name = "audit_log"
 
 
+class RateLimitCounter(BaseModel):
+    """Requests counted for one rate limit in its current window, shared by every process.
+
+    ``key`` names the limit and what it counts (an address, a username); ``expires_at`` is
+    the end of the window in seconds since the epoch. See ``shared.accounts.rate_limits``.
+    """
+
+    key = TextField(unique=True)
+    count = IntegerField(default=0)
+    expires_at = FloatField(index=True)
+
+
 ALL_MODELS = [
     StaffUser,
     Customer,
@@ -609,4 +622,5 @@ ALL_MODELS = [
     StaffToken,
     RecoveryCode,
     AuditEntry,
+    RateLimitCounter,
 ]

@@ -83,9 +83,12 @@ class BackgroundTasks:
                 log.exception("notifications or digest could not be queued")
             deliver_outbox.call_local()
             from shared.files.intake import files_to_scan, make_scanner, scan_received
+            from shared.files.receiving import complete_stranded_uploads
 
             scanner = make_scanner(settings)
-            for file_id in files_to_scan():
+            # Uploads whose worker died after the last byte first: the browser was told
+            # they are complete and will not come back for them.
+            for file_id in complete_stranded_uploads(settings) + files_to_scan():
                 scan_received(settings, scanner, file_id)
 
         @huey.periodic_task(crontab(hour="3", minute="15"), name="retention")

@@ -50,6 +50,11 @@ def _wait_for(url: str, timeout: float = 30) -> None:
     raise TimeoutError(f"{url} did not answer")
 
 
+def wait_until_serving(base_url: str, timeout: float = 30) -> None:
+    """Wait until the portal at ``base_url`` answers its health check."""
+    _wait_for(f"{base_url}/healthz", timeout)
+
+
 @contextmanager
 def running_system(directory: Path, clamd, **ini_overrides) -> Iterator[RunningSystem]:
     """Portal (gunicorn, gthread), worker and hotfolder agent as real processes, one client.ini."""

@@ -203,6 +203,11 @@ def test_two_files_upload_with_progress_and_scan_results_appear_live(system, con
     rejected = page.locator("#files tr[data-state=rejected]")
     expect(rejected).to_contain_text("abgewiesen: Test.EICAR", timeout=30000)
     assert page.evaluate("window.stillTheSamePage") is True, "the page was reloaded"
+    # The upload widget's lines follow the list: no "received – scan follows" any more.
+    lines = page.locator(".upload-item")
+    expect(lines.filter(has_text=clean.name)).to_contain_text("sauber")
+    expect(lines.filter(has_text=infected.name)).to_contain_text("abgewiesen: Test.EICAR")
+    expect(lines.filter(has_text="Virenprüfung folgt")).to_have_count(0)
 
 
 def test_interrupted_upload_resumes_after_reload_with_the_right_checksum(system, context, tmp_path):
@@ -570,3 +575,21 @@ def test_a_new_staff_user_sets_a_password_and_signs_in_with_a_totp_code(system, 
         expect(tom.locator(".who")).to_have_text("Tom Typo")
     finally:
         tom_context.close()
+
+
+def test_staff_and_customer_take_turns_in_one_browser(system, context):
+    page = context.new_page()
+    username, _project_no = new_customer_with_order(system)
+    set_password_and_sign_in(page, activation_link(system, username), username)
+
+    page.goto(f"{system.base_url}/staff/login")
+    page.fill("#username", "anna")
+    page.fill("#password", STAFF_PASSWORD)
+    page.click("button[type=submit]")
+    expect(page).to_have_url(re.compile(r"/staff/$"))
+
+    page.goto(f"{system.base_url}/login")
+    page.fill("#username", username)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page).to_have_url(re.compile(r"/orders$"))

@@ -148,3 +148,16 @@ def test_settings_are_frozen(tmp_path):
     settings = load(tmp_path, MINIMAL)
     with pytest.raises(AttributeError):
         settings.portal.base_url = "http://elsewhere"
+
+
+def test_rate_limit_storage_is_database_memory_or_redis(tmp_path):
+    from conftest import base_sections, write_ini
+
+    from shared.config import ConfigError, load_settings
+
+    assert load_settings(write_ini(tmp_path, base_sections(25))).portal.rate_limit_storage_url == (
+        "database://"
+    )
+    ini = write_ini(tmp_path, base_sections(25, portal={"rate_limit_storage_url": "mongodb://x"}))
+    with pytest.raises(ConfigError, match="rate_limit_storage_url"):
+        load_settings(ini)

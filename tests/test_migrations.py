@@ -279,3 +279,42 @@ def test_several_logins_step_on_postgresql():
             assert database.execute_sql(unique).fetchone() == (False,)
         finally:
             database.close()
+
+
+def test_release_2_usernames_are_brought_into_their_canonical_form(tmp_path):
+    ini = write_ini(tmp_path, base_sections(25))
+    db_file = tmp_path / "data" / "ptportal.db"
+    db_file.parent.mkdir()
+    with sqlite3.connect(db_file) as connection:
+        connection.executescript((OLD_SCHEMAS / "schema_v2.sql").read_text())
+        connection.execute("INSERT INTO schema_version (version, applied_at) VALUES (2, '2026')")
+        for number in (1, 2, 3):
+            connection.execute(
+                "INSERT INTO clients (customer_no, name, email, portal_enabled, create_hotfolder,"
+                " hotfolder_delete_after_days, language, created_at, updated_at)"
+                f" VALUES ('K{number}', 'Kunde', '', 1, 1, 30, 'de', '2026-01-01', '2026-01-01')"
+            )
+        for customer, username in ((1, "K1"), (2, "Anna@Example.com"), (3, "\u212a3")):
+            connection.execute(
+                "INSERT INTO uplogin (customer_id, username, state, language, created_at)"
+                " VALUES (?, ?, 'active', '', '2026-01-01')",
+                (customer, username),
+            )
+        for username in ("Anna", "anna", "Bernd"):
+            connection.execute(
+                "INSERT INTO staff_user (username, name, email, role, active, created_at)"
+                " VALUES (?, 'x', '', 'staff', 1, '2026-01-01')",
+                (username,),
+            )
+
+    migrated = ptportal(ini, "migrate")
+
+    assert migrated.returncode == 0, migrated.stderr
+    assert "step 4: usernames in their canonical form" in migrated.stderr
+    with sqlite3.connect(db_file) as connection:
+        logins = connection.execute("SELECT username FROM uplogin ORDER BY id").fetchall()
+        staff = connection.execute("SELECT username FROM staff_user ORDER BY id").fetchall()
+    assert logins == [("k1",), ("anna@example.com",), ("\u212a3",)]
+    assert staff == [("Anna",), ("anna",), ("bernd",)]
+    assert "'\u212a3' kept as it is" in migrated.stderr
+    assert "'Anna' kept as it is: 'anna' exists already" in migrated.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import socket
@@ -34,6 +35,13 @@ TRANSPORTS = [
     pytest.param("path", False, id="path-unix"),
     pytest.param("path", True, id="path-tcp"),
 ]
+
+
+ENCRYPTED_ZIP = (
+    "UEsDBAoACQAAADlog13UKdlBGwAAAA8AAAAJAAAAY292ZXIucGRm5V6e2UZHxhdwHRKXx+SBaTXAqjN173Z/rBRi"
+    "UEsHCNQp2UEbAAAADwAAAFBLAQIeAwoACQAAADlog13UKdlBGwAAAA8AAAAJAAAAAAAAAAEAAACkgQAAAABjb3Zl"
+    "ci5wZGZQSwUGAAAAAAEAAQA3AAAAUgAAAAAA"
+)
 
 
 def write(path: Path, *parts: bytes) -> Path:
@@ -73,6 +81,29 @@ def test_eicar_inside_zip_is_found(clamd, tmp_path, mode):
         archive.writestr("Druckdaten/cover.pdf", os.urandom(10_000))
         archive.writestr("Druckdaten/eicar.com", EICAR)
     assert clamd.scanner(mode).scan_file(file).verdict is ScanVerdict.INFECTED
+
+
+@pytest.mark.parametrize("mode", ["stream", "path"])
+def test_an_encrypted_archive_is_not_clean(clamd, tmp_path, mode):
+    # `zip -P secret job.zip cover.pdf` (zipfile cannot encrypt): clamd cannot look inside.
+    file = write(tmp_path / "job.zip", base64.b64decode(ENCRYPTED_ZIP))
+
+    result = clamd.scanner(mode).scan_file(file)
+
+    assert result.verdict is ScanVerdict.INFECTED
+    assert result.signature.startswith("Heuristics.Encrypted.Zip")
+
+
+@pytest.mark.parametrize("mode", ["stream", "path"])
+def test_a_damaged_archive_is_scanned_as_plain_bytes(clamd, tmp_path, mode):
+    file = tmp_path / "job.zip"
+    with zipfile.ZipFile(file, "w") as archive:
+        archive.writestr("Druckdaten/eicar.com", EICAR)
+    damaged = file.read_bytes()[:-30]  # the central directory cut off
+
+    assert clamd.scanner(mode).scan_file(write(file, damaged)).verdict is ScanVerdict.INFECTED
+    harmless = write(tmp_path / "other.zip", file.read_bytes().replace(EICAR, b"x" * len(EICAR)))
+    assert clamd.scanner(mode).scan_file(harmless).verdict is ScanVerdict.CLEAN
 
 
 @pytest.mark.parametrize("mode", ["stream", "path"])

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from urllib.parse import quote
 
 import pytest
 from clamd_helpers import EICAR
 from conftest import csrf_from
 from file_helpers import files_in
 from flask.testing import FlaskClient
+from mail_helpers import make_customer, make_file, make_order
 from order_helpers import (
     HTMX,
     PDF,
@@ -22,7 +24,14 @@ from order_helpers import (
     row_of,
     upload,
 )
-from portal_helpers import PASSWORD, SignedIn, customer_with_order, signed_in_customer
+from portal_helpers import (
+    OPEN_REDIRECT_BYPASSES,
+    PASSWORD,
+    SignedIn,
+    assert_stays_on_the_portal,
+    customer_with_order,
+    signed_in_customer,
+)
 
 from shared.accounts.staff import create_staff
 from shared.files.backlog import OVERVIEW_ROWS
@@ -133,6 +142,13 @@ def test_a_wrong_password_or_username_gets_the_same_generic_401(app, staff, user
     assert response.status_code == 401
     assert "Username or password is not correct." in response.text
     assert browser.get("/staff/").status_code == 302
+
+
+@pytest.mark.parametrize(
+    ("typed", "status"), [("ANNA", 302), ("\uff21nna", 401), ("\u0430nna", 401)]
+)
+def test_staff_usernames_compare_like_customers(app, staff, typed, status):
+    assert staff_sign_in(app.test_client(), typed, STAFF_PASSWORD).status_code == status
 
 
 def test_a_customers_credentials_do_not_open_the_staff_pages(app, customer):
@@ -350,6 +366,32 @@ def test_releasing_and_deleting_from_a_list_returns_to_that_list(client, custome
     assert back_fields(searched) == {"/staff/?q=A1&amp;page=1"}
 
 
+@pytest.mark.parametrize("target", OPEN_REDIRECT_BYPASSES)
+def test_staff_sign_in_never_redirects_off_the_portal(app, staff, target):
+    browser = app.test_client()
+    token = csrf_from(browser.get("/staff/login").text)
+    form = {"username": "anna", "password": STAFF_PASSWORD, "csrf_token": token}
+    query = f"?next={quote(target, safe='', errors='surrogatepass')}"
+
+    response = browser.post(f"/staff/login{query}", data=form)
+
+    assert_stays_on_the_portal(response)
+
+
+@pytest.mark.parametrize("action", ["release", "discard"])
+@pytest.mark.parametrize("target", OPEN_REDIRECT_BYPASSES)
+def test_back_of_staff_actions_never_leaves_the_portal(staff, action, target):
+    file = make_file(make_order(make_customer()))
+
+    # Encoded by hand: the test client refuses to encode a lone surrogate.
+    body = f"csrf_token={staff.csrf_token}&back={quote(target, safe='', errors='surrogatepass')}"
+    form = "application/x-www-form-urlencoded"
+
+    response = staff.client.post(f"/staff/files/{file.id}/{action}", data=body, content_type=form)
+
+    assert_stays_on_the_portal(response)
+
+
 # An order as staff see it, and files staff place for the customer
 
 
@@ -460,3 +502,20 @@ def test_staff_search_orders_by_customer_name(api, staff):
     restore = HTMX | {"HX-History-Restore-Request": "true"}
     restored = staff.client.get("/staff/", query_string={"q": "Druckhaus"}, headers=restore)
     assert "Files that need attention" in restored.text
+
+
+def test_staff_sign_in_is_rate_limited_per_username(app, settings, staff):
+    def attempt(username: str, password: str, number: int) -> int:
+        browser = app.test_client()
+        token = csrf_from(browser.get("/staff/login").text)
+        form = {"username": username, "password": password, "csrf_token": token}
+        address = {"REMOTE_ADDR": f"10.0.0.{number}"}
+        return browser.post("/staff/login", data=form, environ_base=address).status_code
+
+    # The fixture's sign-in was the first attempt of this minute.
+    limit = settings.portal.login_attempts_per_minute
+    failures = [attempt("anna", "wrong password", number) for number in range(limit - 1)]
+
+    assert failures == [401] * (limit - 1)
+    assert attempt("ANNA", STAFF_PASSWORD, 99) == 429
+    assert attempt("bob", "wrong password", 98) == 401

@@ -7,11 +7,12 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from peewee import JOIN, fn
+from peewee import JOIN
 
 from shared import audit
 from shared.accounts.passwords import PasswordVault, check_password
 from shared.accounts.sessions import end_sessions_of
+from shared.accounts.usernames import check_username, username_key
 from shared.clock import utcnow
 from shared.config import Settings
 from shared.db import write_transaction
@@ -46,9 +47,6 @@ class SignInResult:
     inactive: bool = False
 
 
-USERNAME_MAX = 100
-
-
 def logins_of(customer: Customer) -> list[PortalLogin]:
     """Every portal login of ``customer``, the first one created first."""
     return list(
@@ -81,8 +79,9 @@ def customer_may_upload(customer: Customer) -> bool:
 
 
 def find_login(username: str) -> PortalLogin | None:
-    """The login called ``username``; customers may type it in any case."""
-    return PortalLogin.get_or_none(fn.LOWER(PortalLogin.username) == username.strip().lower())
+    """The login called ``username`` as ``shared.accounts.usernames`` compares names."""
+    key = username_key(username)
+    return None if key is None else PortalLogin.get_or_none(PortalLogin.username == key)
 
 
 def may_use_portal(login: PortalLogin) -> bool:
@@ -119,20 +118,6 @@ def _free_username(wanted: str) -> str:
     return candidate
 
 
-def check_username(username: str) -> str:
-    """``username`` stripped if it can be one: printable, no spaces, at most 100 characters."""
-    username = username.strip()
-    if not username:
-        raise Invalid("username", "required")
-    if (
-        len(username) > USERNAME_MAX
-        or not username.isprintable()
-        or any(character.isspace() for character in username)
-    ):
-        raise Invalid("username", f"at most {USERNAME_MAX} characters without spaces")
-    return username
-
-
 def _check_language(language: str) -> str:
     if language and language not in LANGUAGES:
         raise Invalid("language", "one of " + ", ".join(LANGUAGES))
@@ -149,8 +134,8 @@ def create_login(
     """Create a portal login of ``customer`` from the ``ptportal`` system defaults.
 
     Without ``username`` the defaults' scheme names it (customer number, or the login's
-    or customer's address), with ``-2``, ``-3`` … appended when taken. Call inside a
-    write transaction.
+    or customer's address), with ``-2``, ``-3`` … appended when taken. Usernames are
+    compared as ``shared.accounts.usernames`` says. Call inside a write transaction.
     """
     defaults = SystemDefault.portal()
     email = check_email("email", email)
@@ -160,11 +145,10 @@ def create_login(
         raise Invalid("state", "active or inactive")
     if not username.strip():
         address = email or customer.email
+        wanted = None
         if defaults.username_from == SystemDefault.USERNAME_FROM_EMAIL and address:
-            username = address.lower()
-        else:
-            username = customer.customer_no.lower()
-        username = _free_username(username[:USERNAME_MAX])
+            wanted = username_key(address)
+        username = _free_username(wanted or check_username(customer.customer_no))
     else:
         username = check_username(username)
         if find_login(username) is not None:

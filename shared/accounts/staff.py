@@ -6,11 +6,12 @@ from __future__ import annotations
 import enum
 from datetime import timedelta
 
-from peewee import IntegrityError, fn
+from peewee import IntegrityError
 
 from shared import audit
 from shared.accounts.passwords import PasswordVault, check_password
 from shared.accounts.sessions import end_staff_sessions
+from shared.accounts.usernames import check_username, username_key
 from shared.clock import utcnow
 from shared.config import Settings
 from shared.db import write_transaction
@@ -20,7 +21,6 @@ from shared.models import StaffToken, StaffUser, SystemDefault
 from shared.tokens import new_token, token_hash
 
 ROLES = (StaffUser.ROLE_STAFF, StaffUser.ROLE_ADMIN)
-USERNAME_MAX = 100
 
 
 class StaffTokenState(enum.Enum):
@@ -31,16 +31,9 @@ class StaffTokenState(enum.Enum):
 
 
 def find_staff(username: str) -> StaffUser | None:
-    return StaffUser.get_or_none(fn.LOWER(StaffUser.username) == username.strip().lower())
-
-
-def _check_username(username: str) -> str:
-    username = username.strip()
-    if not username:
-        raise Invalid("username", "required")
-    if len(username) > USERNAME_MAX or any(c.isspace() or not c.isprintable() for c in username):
-        raise Invalid("username", f"at most {USERNAME_MAX} characters without spaces")
-    return username
+    """The staff user called ``username`` as ``shared.accounts.usernames`` compares names."""
+    key = username_key(username)
+    return None if key is None else StaffUser.get_or_none(StaffUser.username == key)
 
 
 def _values(staff: StaffUser) -> dict:
@@ -57,7 +50,7 @@ def create_staff(
     settings: Settings, username: str, name: str, email: str, admin: bool, password: str
 ) -> StaffUser:
     """Create a staff user with a password (the command line's way, for the first admin)."""
-    username = _check_username(username)
+    username = check_username(username)
     check = check_password(password, username)
     if not check.ok:
         raise Invalid("password", "breaks the rules: " + ", ".join(sorted(check.broken)))
@@ -72,7 +65,7 @@ def create_staff(
 
 def invite_staff(username: str, name: str, email: str, admin: bool) -> StaffUser:
     """Create a staff user without a password; the activation link lets them choose one."""
-    username = _check_username(username)
+    username = check_username(username)
     email = check_email("email", email)
     taken = Conflict(f"staff user {username!r} exists already")
     try:

@@ -9,8 +9,10 @@ are held for staff (too large); none of them is handed on.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from shared.files.names import free_name, stored_name_for
 from shared.files.receiving import staging_path
 from shared.files.scanning import Scanner, ScanVerdict, clamd_limits
 from shared.models import FileEvent, OrderFile, StaffUser
+from shared.seams import pause_at
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +54,7 @@ def folder_path(settings: Settings, file: OrderFile) -> Path:
 
 def file_path(settings: Settings, file: OrderFile) -> Path | None:
     """Where the file's bytes are now: its folder once placed, else staging."""
-    if file.stored_name:
+    if file.stored_name and file.state in (OrderFile.STATE_CLEAN, OrderFile.STATE_DELETED):
         return folder_path(settings, file) / file.stored_name
     if file.state == OrderFile.STATE_REJECTED:
         return quarantine_path(settings, file)
@@ -70,23 +73,117 @@ def _sync_directory(directory: Path) -> None:
         os.close(descriptor)
 
 
-def _place(settings: Settings, file: OrderFile) -> str:
-    """Move the staged file into its folder under a free safe name; returns that name."""
+# Test seams (shared.seams) between the steps of placing a clean file (see _place).
+STEP_PLACE_INTENT = "place_intent_recorded"
+STEP_PLACE_LINKED = "place_linked"
+STEP_PLACE_UNLINKED = "place_staging_removed"
+
+
+def _place(settings: Settings, file: OrderFile, finish: Callable[[OrderFile], bool]) -> bool:
+    """Put a staged file into its folder, crash-safe and idempotent; True if this call
+    finished it (``finish`` records the new state in the transaction of step 4).
+
+    1. Intent: a free name is chosen and recorded as ``stored_name`` (committed; the
+       unique index keeps two files off one name).
+    2. Link: the staging copy is linked to that name (never overwrites), folder fsynced.
+    3. The staging copy goes, its folder fsynced.
+    4. ``finish`` records the state, in one transaction with a check that nobody else
+       finished the file meanwhile.
+
+    Called again after a crash at any step, it goes on from where the disk and the
+    database are: a file already at the recorded name counts as placed when it is the
+    staging copy itself or has the recorded SHA-256; a name that another file took
+    meanwhile is given up for a new one. One file ends up placed once, with no copy
+    left in staging.
+    """
     source = staging_path(settings, file)
     target_dir = folder_path(settings, file)
     target_dir.mkdir(parents=True, exist_ok=True)
-    wanted = stored_name_for(file.display_name)
     while True:
-        name = free_name(target_dir, wanted)
+        if file.stored_name is None:
+            _record_intent(file, target_dir)
+            pause_at(STEP_PLACE_INTENT)
+        target = target_dir / file.stored_name
+        if _is_placed(file, source, target):
+            break
         try:
             # link() fails if the name exists, unlike rename(): a file that appeared
             # meanwhile is never overwritten.
-            os.link(source, target_dir / name)
+            os.link(source, target)
         except FileExistsError:
+            if _is_placed(file, source, target):  # another process placed it just now
+                break
+            _give_up_name(file)
             continue
-        os.unlink(source)
+        except FileNotFoundError:
+            # Neither the staging copy nor a file with its checksum at the name: the bytes
+            # were changed or removed by hand. Nothing can be handed on; staff must look.
+            log.error(
+                "file %s: cannot be placed, its staging copy is gone and %s is another file",
+                file.id,
+                target,
+            )
+            return False
         _sync_directory(target_dir)
-        return name
+        pause_at(STEP_PLACE_LINKED)
+        break
+    if source.exists():
+        source.unlink(missing_ok=True)
+        _sync_directory(source.parent)
+        pause_at(STEP_PLACE_UNLINKED)
+    with write_transaction():
+        current = OrderFile.get_by_id(file.id)
+        if current.state != file.state or current.stored_name != file.stored_name:
+            return False
+        return finish(file)
+
+
+def _record_intent(file: OrderFile, target_dir: Path) -> None:
+    """Step 1: a name free on disk and among the folder's rows, recorded for ``file`` —
+    unless another process recorded one first, which is then taken over."""
+    with write_transaction():
+        recorded = OrderFile.select(OrderFile.stored_name).where(
+            (OrderFile.order == file.order_id)
+            & (OrderFile.folder == file.folder)
+            & OrderFile.stored_name.is_null(False)
+        )
+        taken = [row.stored_name for row in recorded]
+        name = free_name(target_dir, stored_name_for(file.display_name), taken)
+        updated = (
+            OrderFile.update(stored_name=name)
+            .where((OrderFile.id == file.id) & OrderFile.stored_name.is_null())
+            .execute()
+        )
+        if not updated:
+            name = OrderFile.get_by_id(file.id).stored_name
+    file.stored_name = name
+
+
+def _give_up_name(file: OrderFile) -> None:
+    """The recorded name is taken by another file on disk: choose again."""
+    with write_transaction():
+        OrderFile.update(stored_name=None).where(
+            (OrderFile.id == file.id) & (OrderFile.stored_name == file.stored_name)
+        ).execute()
+    file.stored_name = None
+
+
+def _is_placed(file: OrderFile, source: Path, target: Path) -> bool:
+    """Whether ``target`` already is this file: the staging copy linked there, or (the
+    staging copy gone) a file with the recorded SHA-256."""
+    if not target.exists():
+        return False
+    if source.exists():
+        return os.path.samefile(source, target)
+    return _sha256_of(target) == file.sha256
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while piece := handle.read(1024 * 1024):
+            digest.update(piece)
+    return digest.hexdigest()
 
 
 def _quarantine(settings: Settings, file: OrderFile) -> None:
@@ -95,22 +192,28 @@ def _quarantine(settings: Settings, file: OrderFile) -> None:
 
 
 def scan_received(settings: Settings, scanner: Scanner, file_id: int) -> OrderFile:
-    """Scan one received file and act on the verdict; safe to call again for the same file."""
+    """Scan one received file and act on the verdict; safe to call again for the same file,
+    also after a crash while it was being placed (it is then placed, not scanned again)."""
     file = OrderFile.get_by_id(file_id)
     if file.state not in (OrderFile.STATE_SCANNING, OrderFile.STATE_WAITING):
         return file
+    if file.stored_name is not None:
+        # Scanned clean already: the intent to place it was recorded (see _place).
+        return file if _place(settings, file, _finish_clean) else OrderFile.get_by_id(file_id)
     result = scanner.scan_file(staging_path(settings, file))
+    if result.verdict is ScanVerdict.CLEAN:
+        _count_attempt(file_id)
+        file = OrderFile.get_by_id(file_id)
+        open_states = (OrderFile.STATE_SCANNING, OrderFile.STATE_WAITING)
+        if file.state in open_states and _place(settings, file, _finish_clean):
+            return file  # updated in place
+        return OrderFile.get_by_id(file_id)
     with write_transaction():
         file = OrderFile.get_by_id(file_id)
         if file.state not in (OrderFile.STATE_SCANNING, OrderFile.STATE_WAITING):
             return file
         file.scan_attempts += 1
-        if result.verdict is ScanVerdict.CLEAN:
-            file.stored_name = _place(settings, file)
-            file.state = OrderFile.STATE_CLEAN
-            file.scanned_at = utcnow()
-            _notify_placed(file)
-        elif result.verdict is ScanVerdict.INFECTED:
+        if result.verdict is ScanVerdict.INFECTED:
             _quarantine(settings, file)
             file.state = OrderFile.STATE_REJECTED
             file.signature = result.signature
@@ -133,6 +236,22 @@ def scan_received(settings: Settings, scanner: Scanner, file_id: int) -> OrderFi
     return file
 
 
+def _count_attempt(file_id: int) -> None:
+    with write_transaction():
+        OrderFile.update(scan_attempts=OrderFile.scan_attempts + 1).where(
+            OrderFile.id == file_id
+        ).execute()
+
+
+def _finish_clean(file: OrderFile) -> bool:
+    """Step 4 of placing a clean file: recorded as clean, with its notification."""
+    file.state = OrderFile.STATE_CLEAN
+    file.scanned_at = utcnow()
+    file.save(only=[OrderFile.state, OrderFile.scanned_at])
+    _notify_placed(file)
+    return True
+
+
 def _notify_placed(file: OrderFile) -> None:
     """A clean file arrived: staff hear of uploads, customers of files placed in Final."""
     if file.folder == FOLDER_INCOMING:
@@ -142,34 +261,39 @@ def _notify_placed(file: OrderFile) -> None:
 
 
 def files_to_scan(stale_after: timedelta = timedelta(minutes=10)) -> list[int]:
-    """Files whose scan is due: waiting for clamd, or left scanning by a stopped worker."""
-    stale = (OrderFile.state == OrderFile.STATE_SCANNING) & (
-        OrderFile.received_at < utcnow() - stale_after
-    )
+    """Files whose scan is due: waiting for clamd, left scanning by a stopped worker, or
+    scanned clean but not yet placed (a worker died while placing them: at once)."""
+    scanning = OrderFile.state == OrderFile.STATE_SCANNING
+    stale = scanning & (OrderFile.received_at < utcnow() - stale_after)
+    placing = scanning & OrderFile.stored_name.is_null(False)
     return [
         row.id
         for row in OrderFile.select(OrderFile.id)
-        .where((OrderFile.state == OrderFile.STATE_WAITING) | stale)
+        .where((OrderFile.state == OrderFile.STATE_WAITING) | stale | placing)
         .order_by(OrderFile.id)
     ]
 
 
 def release_held(settings: Settings, file: OrderFile, staff: StaffUser) -> OrderFile:
     """Staff hand on a file clamd could not scan; their name and the time are recorded."""
-    with write_transaction():
-        file = OrderFile.get_by_id(file.id)
-        if file.state != OrderFile.STATE_TOO_LARGE:
-            raise Conflict("only files too large to scan can be released")
-        file.stored_name = _place(settings, file)
-        file.state = OrderFile.STATE_CLEAN
-        file.released_by = staff
-        file.released_at = utcnow()
-        file.save()
-        FileEvent.create(file=file, kind=EVENT_RELEASED, staff=staff, detail=file.display_name)
-        _notify_placed(file)
-        file_audit(audit.FILE_RELEASE, file, "released unscanned (too large to scan)")
+    file = OrderFile.get_by_id(file.id)
+    if file.state != OrderFile.STATE_TOO_LARGE:
+        raise Conflict("only files too large to scan can be released")
+
+    def finish(placed: OrderFile) -> bool:
+        placed.state = OrderFile.STATE_CLEAN
+        placed.released_by = staff
+        placed.released_at = utcnow()
+        placed.save(only=[OrderFile.state, OrderFile.released_by, OrderFile.released_at])
+        FileEvent.create(file=placed, kind=EVENT_RELEASED, staff=staff, detail=placed.display_name)
+        _notify_placed(placed)
+        file_audit(audit.FILE_RELEASE, placed, "released unscanned (too large to scan)")
+        return True
+
+    if not _place(settings, file, finish):
+        raise Conflict("the file was released or deleted meanwhile")
     log.info("staff %s released unscanned file %s", staff.username, file.id)
-    return file
+    return OrderFile.get_by_id(file.id)
 
 
 def discard_held(settings: Settings, file: OrderFile, staff: StaffUser) -> OrderFile:
@@ -181,6 +305,9 @@ def discard_held(settings: Settings, file: OrderFile, staff: StaffUser) -> Order
         path = file_path(settings, file)
         if path is not None:
             path.unlink(missing_ok=True)
+        if file.stored_name is not None:
+            # A release interrupted after its intent: the copy may sit in the folder too.
+            (folder_path(settings, file) / file.stored_name).unlink(missing_ok=True)
         file.state = OrderFile.STATE_DELETED
         file.deleted_at = utcnow()
         file.save()

@@ -9,6 +9,15 @@ downstream sees a file before it is complete and scanned (``shared.files.intake`
 
 The running hashes live in this process. Another gunicorn worker, or this one
 after a restart, rebuilds a hash from the bytes on disk once and carries on.
+
+What counts as received is what is recorded: a PATCH writes its bytes, makes them durable
+(fdatasync), then records the new offset (``received_bytes``); HEAD answers that record,
+never the size of the staging file, whose tail a killed worker may have left unrecorded
+(the next PATCH at the recorded offset cuts such a tail off). tus-js-client takes a HEAD
+offset equal to the length as "finished" and sends nothing more, so a file whose bytes are
+all on disk but were never recorded as complete (the worker died in between) is completed
+by whoever notices first: the next HEAD or PATCH, or the worker's minute sweep
+(``complete_stranded_uploads``) — fsynced, hashed from disk, recorded, scanned.
 """
 
 from __future__ import annotations
@@ -37,6 +46,7 @@ from shared.files.folders import FOLDER_INCOMING
 from shared.files.names import check_upload_name
 from shared.files.scanning import clamd_limits
 from shared.models import FileEvent, Order, OrderFile, PortalLogin, StaffUser
+from shared.seams import pause_at
 from shared.tokens import new_token
 
 log = logging.getLogger(__name__)
@@ -48,6 +58,9 @@ WRITEBACK_BYTES = 8 * 1024 * 1024
 FREE_SPACE_MARGIN = 256 * 1024 * 1024
 
 _sync_data = getattr(os, "fdatasync", os.fsync)
+
+# Test seam (shared.seams): a PATCH's bytes are written, not yet synced nor recorded.
+STEP_UPLOAD_WRITTEN = "upload_written"
 _SYNC_FILE_RANGE_WRITE = 2
 
 
@@ -310,14 +323,76 @@ def _has_more(stream: BinaryIO) -> bool:
         return False
 
 
-def current_offset(settings: Settings, file: OrderFile) -> int:
-    """How many bytes the server has: the staging file's size while uploading."""
+def durable_offset(settings: Settings, file: OrderFile) -> tuple[int, bool]:
+    """What tus HEAD answers: the bytes recorded as received, and whether this call just
+    completed the upload (then the caller asks for the scan).
+
+    An upload whose bytes are all on disk but not recorded is completed here (see the
+    module docstring); anything less is answered with the recorded offset.
+    """
     if file.state != OrderFile.STATE_UPLOADING:
-        return file.size
+        return file.size, False
+    if complete_stranded(settings, file):
+        return file.size, True
+    fresh = OrderFile.get_or_none(OrderFile.id == file.id)
+    if fresh is None:
+        raise UploadClosed("the upload is no longer open")
+    if fresh.state != OrderFile.STATE_UPLOADING:
+        return fresh.size, False
+    return fresh.received_bytes, False
+
+
+def complete_stranded(settings: Settings, file: OrderFile) -> bool:
+    """Complete an upload whose announced bytes are all on disk but which is still recorded
+    as uploading (its worker died after the last byte). True if this call completed it.
+
+    Does nothing while another request writes the file (it holds the lock) or when bytes
+    are missing. ``file`` is updated in place.
+    """
+    descriptor = _open_staging(settings, file)
     try:
-        return staging_path(settings, file).stat().st_size
-    except FileNotFoundError:
-        raise UploadClosed("the upload is no longer open") from None
+        try:
+            _lock(descriptor)
+        except UploadBusy:
+            return False
+        fresh = OrderFile.get_or_none(OrderFile.id == file.id)
+        if fresh is None or fresh.state != OrderFile.STATE_UPLOADING:
+            return False
+        if os.fstat(descriptor).st_size != file.size:
+            return False
+        return _complete_from_disk(file, descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _complete_from_disk(file: OrderFile, descriptor: int) -> bool:
+    """Sync, hash and record the whole file as received; the caller holds its lock."""
+    os.fsync(descriptor)
+    running = _hash_of_disk(descriptor, file.size)
+    hash_cache.take(file.upload_key)
+    if not _mark_received(file, running.digest.hexdigest()):
+        return False
+    log.warning(
+        "upload %s: all %d bytes were on disk but not recorded; completed", file.id, file.size
+    )
+    return True
+
+
+def complete_stranded_uploads(settings: Settings) -> list[int]:
+    """The worker's sweep: complete every upload whose bytes are all on disk; their ids."""
+    completed = []
+    for file in OrderFile.select().where(OrderFile.state == OrderFile.STATE_UPLOADING):
+        try:
+            size = staging_path(settings, file).stat().st_size
+        except (FileNotFoundError, NotFound):
+            continue
+        if size == file.size:
+            try:
+                if complete_stranded(settings, file):
+                    completed.append(file.id)
+            except UploadClosed:
+                continue
+    return completed
 
 
 def append_chunk(
@@ -339,11 +414,25 @@ def append_chunk(
         if fresh is None or fresh.state != OrderFile.STATE_UPLOADING:
             raise UploadClosed("the upload is no longer open")
         on_disk = os.fstat(descriptor).st_size
-        if offset != on_disk:
+        if on_disk == file.size and fresh.received_bytes < file.size:
+            # A worker died after the last byte: the file is complete, whatever this
+            # request brings (the same bytes again).
+            _complete_from_disk(file, descriptor)
+            return _closed_offset(file, offset, length)
+        recorded = fresh.received_bytes
+        if on_disk < recorded:
+            # Recorded bytes are gone (the disk lost them): continue where the disk ends.
+            _record_progress(file, on_disk)
             raise OffsetMismatch(on_disk, offset)
+        if offset != recorded:
+            raise OffsetMismatch(recorded, offset)
         if length is not None and offset + length > file.size:
             raise Invalid("body", f"more data than the announced {file.size} bytes")
-        running = _running_hash(file.upload_key, descriptor, on_disk)
+        if on_disk > recorded:
+            # Bytes a killed worker wrote but never recorded: the client sends them again.
+            os.ftruncate(descriptor, recorded)
+            hash_cache.take(file.upload_key)
+        running = _running_hash(file.upload_key, descriptor, recorded)
         try:
             # At most the declared length: ``stream`` may be the server's raw input.
             limit = file.size - offset if length is None else length
@@ -351,6 +440,7 @@ def append_chunk(
         finally:
             # Kept even after an error: its offset says which bytes it covers.
             hash_cache.put(file.upload_key, running)
+        pause_at(STEP_UPLOAD_WRITTEN)
         if length is not None and running.offset < offset + length:
             log.info("upload %s: %d of %d bytes arrived", file.id, running.offset - offset, length)
         complete = running.offset == file.size
@@ -401,28 +491,38 @@ def _finish(file: OrderFile, running: _RunningHash) -> None:
     log.info("upload %s complete: %d bytes, sha256 %s", file.id, file.size, file.sha256)
 
 
-def _mark_received(file: OrderFile, sha256: str) -> None:
-    """Record the complete file with its hash; from now on it waits for the scanner."""
-    file.received_bytes = file.size
-    file.sha256 = sha256
-    file.received_at = utcnow()
-    file.state = OrderFile.STATE_SCANNING
+def _mark_received(file: OrderFile, sha256: str) -> bool:
+    """Record the complete file with its hash; from now on it waits for the scanner.
+
+    False (and nothing changed) if the upload was no longer open: another request or the
+    sweep completed it first, or it was cancelled.
+    """
+    received_at = utcnow()
     with write_transaction():
-        file.save(
-            only=[
-                OrderFile.received_bytes,
-                OrderFile.sha256,
-                OrderFile.received_at,
-                OrderFile.state,
-            ]
+        updated = (
+            OrderFile.update(
+                received_bytes=file.size,
+                sha256=sha256,
+                received_at=received_at,
+                state=OrderFile.STATE_SCANNING,
+            )
+            .where((OrderFile.id == file.id) & (OrderFile.state == OrderFile.STATE_UPLOADING))
+            .execute()
         )
-        order = file.order
-        audit.record(
-            audit.FILE_UPLOAD,
-            f"order {order.project_no}: {file.folder}/{file.display_name}",
-            f"{file.size} bytes, sha256 {sha256}",
-            customer_no=order.customer.customer_no,
-        )
+        if updated:
+            order = file.order
+            audit.record(
+                audit.FILE_UPLOAD,
+                f"order {order.project_no}: {file.folder}/{file.display_name}",
+                f"{file.size} bytes, sha256 {sha256}",
+                customer_no=order.customer.customer_no,
+            )
+    if updated:
+        file.received_bytes = file.size
+        file.sha256 = sha256
+        file.received_at = received_at
+        file.state = OrderFile.STATE_SCANNING
+    return bool(updated)
 
 
 def abort_upload(settings: Settings, file: OrderFile) -> None:
@@ -478,6 +578,7 @@ def _copy_into_staging(source: Path, target: Path) -> tuple[str, int]:
     digest = hashlib.sha256()
     copied = 0
     with source.open("rb") as reader, target.open("r+b") as writer:
+        _lock(writer.fileno())  # the sweep leaves a file alone while it is being written
         while piece := reader.read(PIECE_BYTES):
             digest.update(piece)
             writer.write(piece)

@@ -147,7 +147,9 @@
       return;
     }
     const view = addRow(file);
-    const item = { file: file, sent: 0, done: false, failed: false, rate: new Rate() };
+    const item = {
+      file: file, sent: 0, done: false, failed: false, rate: new Rate(), view: view, fileId: null,
+    };
     items.push(item);
     const upload = new tus.Upload(file, {
       endpoint: text.endpoint,
@@ -161,6 +163,13 @@
         const status = error.originalResponse ? error.originalResponse.getStatus() : 0;
         // 4xx are answers about the file itself (too large, not allowed): retrying cannot help.
         return status === 0 || status === 409 || status === 423 || status >= 500;
+      },
+      onAfterResponse: function (request, response) {
+        // The file's row in the list below, so this line can follow its state.
+        const id = response.getHeader("Upload-File-Id");
+        if (id) {
+          item.fileId = id;
+        }
       },
       onUploadUrlAvailable: function () {
         // The file now exists on the server: the list shows it and polls until scanned.
@@ -187,6 +196,7 @@
         view.cancel.remove();
         view.row.classList.add("upload-done");
         renderOverall();
+        followFileList();
         htmx.trigger(document.body, "refresh");
       },
       onError: function (error) {
@@ -215,6 +225,28 @@
       upload.start();
     });
   }
+
+  // Once received, a file's line says what the list says about it (virus scan running,
+  // clean, rejected …) instead of "received", until the scan is over.
+  const FINAL_STATES = ["clean", "rejected", "too_large", "deleted"];
+  function followFileList() {
+    items.forEach(function (item) {
+      if (!item.done || !item.fileId) {
+        return;
+      }
+      const row = document.getElementById("file-" + item.fileId);
+      const badge = row && row.querySelector(".badge");
+      if (!badge) {
+        return;
+      }
+      item.view.status.textContent = badge.textContent.trim();
+      item.view.row.dataset.state = row.dataset.state;
+      if (FINAL_STATES.indexOf(row.dataset.state) !== -1) {
+        item.view.row.classList.add("upload-settled");
+      }
+    });
+  }
+  document.body.addEventListener("htmx:afterSettle", followFileList);
 
   function startAll(files) {
     Array.prototype.forEach.call(files, start);
