@@ -37,13 +37,16 @@ def username_key(text: str) -> str | None:
 
 
 def check_username(text: str, field: str = "username") -> str:
-    """The canonical form of a new username; Invalid naming ``field`` if it cannot be one."""
+    """The canonical form of a new username; Invalid naming ``field`` if it cannot be one.
+
+    New names also have no spaces inside: people type them, and a space is easily lost.
+    """
     key = username_key(text)
-    if key is None:
+    if key is None or any(character.isspace() for character in key):
         raise Invalid(
             field,
             f"{text.strip()!r} cannot be a username: use at most {MAX_LENGTH} printable "
-            "characters without look-alikes of other letters (such as the Kelvin sign or "
-            "full-width forms)",
+            "characters without spaces and without look-alikes of other letters (such as "
+            "the Kelvin sign or full-width forms)",
         )
     return key
