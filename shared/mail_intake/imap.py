@@ -40,7 +40,7 @@ from imapclient import IMAPClient, SocketTimeout
 from imapclient.exceptions import IMAPClientError, LoginError
 
 from shared.mail_intake.message_ids import first_message_id
-from shared.mail_intake.settings import SECURITY_SSL, MailboxSettings
+from shared.config import SECURITY_SSL, MailboxSettings
 
 log = logging.getLogger(__name__)
 
