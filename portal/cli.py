@@ -419,6 +419,53 @@ def mail_send_now(settings: Settings) -> None:
         raise click.ClickException(f"mail server: {report.error}")
 
 
+# --- mailboxes ---------------------------------------------------------------
+
+
+@main.group()
+def mailbox() -> None:
+    """The IMAP mailboxes of client.ini ([mailbox:NAME]) whose mail the worker reads."""
+
+
+def _mailbox(settings: Settings, name: str):
+    found = settings.mailbox(name)
+    if found is None:
+        known = ", ".join(box.name for box in settings.mailboxes) or "none configured"
+        raise click.ClickException(f"no [mailbox:{name}] in {settings.source} ({known})")
+    return found
+
+
+@mailbox.command("test")
+@click.argument("name")
+@needs_settings
+def mailbox_test(settings: Settings, name: str) -> None:
+    """Connect to mailbox NAME as the worker would and say what it found."""
+    from shared.mail_intake.imap import connection_test
+
+    ok, detail = connection_test(_mailbox(settings, name))
+    click.echo(detail)
+    if not ok:
+        raise SystemExit(1)
+
+
+@mailbox.command("read")
+@click.argument("name")
+@needs_settings
+def mailbox_read(settings: Settings, name: str) -> None:
+    """Import mailbox NAME's waiting mail now, once (the worker does this all the time)."""
+    from shared.conversations.readers import MailboxReader
+    from shared.mail_intake.imap import MailboxError
+    from shared.worker import BackgroundTasks
+
+    tasks = BackgroundTasks(settings, None)
+    try:
+        report = MailboxReader(settings, _mailbox(settings, name), tasks.scan_soon).read_once()
+    except MailboxError as exc:
+        raise click.ClickException(str(exc)) from None
+    actions = ", ".join(f"{count} {action}" for action, count in sorted(report.actions.items()))
+    click.echo(f"{report.imported} imported ({actions or 'nothing new'}), {report.skipped} skipped")
+
+
 # --- processes ---------------------------------------------------------------
 
 
@@ -446,19 +493,27 @@ QUEUE_POLL_MAX_SECONDS = 0.5
 @click.option("--workers", default=2, show_default=True)
 @needs_settings
 def worker(settings: Settings, workers: int) -> None:
-    """Run the background worker: mail delivery, virus scans, retention."""
+    """Run the background worker: mail delivery, virus scans, retention, mailbox readers."""
     from huey.consumer import Consumer
 
+    from shared.conversations.readers import MailboxReaders
     from shared.worker import BackgroundTasks
 
     queue = BackgroundTasks(settings, _links(settings))
-    Consumer(
+    consumer = Consumer(
         queue.huey,
         workers=workers,
         periodic=True,
         worker_type="thread",
         max_delay=QUEUE_POLL_MAX_SECONDS,
-    ).run()
+    )
+    # One thread per active [mailbox:NAME]; they stop when the consumer does (SIGTERM).
+    readers = MailboxReaders(settings, on_file=queue.scan_soon)
+    readers.start()
+    try:
+        consumer.run()
+    finally:
+        readers.stop()
 
 
 @main.command()

@@ -330,9 +330,9 @@ def _stage_all(
                 chunks: Iterable[bytes] = [_message_bytes(part)]
             else:
                 chunks = attachment_rules.decoded_chunks(part)
-            path, size = attachment_rules.stage(chunks, staging_dir, record.file_name)
+            path, size, sha256 = attachment_rules.stage(chunks, staging_dir, record.file_name)
             written.append(path)
-            staged.append(replace(record, path=path, size=size))
+            staged.append(replace(record, path=path, size=size, sha256=sha256))
     except OSError:
         for path in written:
             path.unlink(missing_ok=True)
