@@ -106,8 +106,10 @@ def register_blueprints(app: Flask) -> None:
     from portal import (
         api,
         auth,
+        conversations,
         home,
         hotfolder,
+        inbox,
         mail_admin,
         orders,
         staff,
@@ -123,6 +125,8 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(hotfolder.bp)
     app.register_blueprint(tokens.bp)
     app.register_blueprint(mail_admin.bp)
+    app.register_blueprint(conversations.bp)
+    app.register_blueprint(inbox.bp)
     app.register_blueprint(api.bp)
     csrf.exempt(api.bp)
     limiter.exempt(api.bp)

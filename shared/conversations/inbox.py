@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 from shared.accounts.customers import add_contact
@@ -44,14 +43,6 @@ ACTION_DISCARDED = "discarded"
 _NO_LIMITS = IntakeLimits(max_attachments=10**6, max_total_attachment_bytes=2**62)
 
 
-@dataclass(frozen=True)
-class InboxCounts:
-    unassigned: int
-    suggested: int
-    assigned: int
-    discarded: int
-
-
 def _condition(name: str):
     if name == FILTER_SUGGESTED:
         return (ReceivedMail.inbox_state == ReceivedMail.INBOX_OPEN) & (
@@ -77,9 +68,9 @@ def inbox_page(name: str, page: int = 1, per_page: int = PER_PAGE) -> Page:
     return Page(list(newest.paginate(number, per_page)), total, number, per_page)
 
 
-def inbox_counts() -> InboxCounts:
-    """How many mails each filter holds."""
-    return InboxCounts(*(ReceivedMail.select().where(_condition(name)).count() for name in FILTERS))
+def inbox_counts() -> dict[str, int]:
+    """How many mails each filter holds, by filter name."""
+    return {name: ReceivedMail.select().where(_condition(name)).count() for name in FILTERS}
 
 
 def inbox_mail(mail_id: int) -> ReceivedMail | None:

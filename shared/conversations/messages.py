@@ -14,12 +14,14 @@
 
 from __future__ import annotations
 
+import html
 import logging
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from email.utils import formataddr
 
-from peewee import JOIN
+from peewee import JOIN, fn
 
 from shared.config import Settings
 from shared.db import write_transaction
@@ -29,8 +31,10 @@ from shared.files.access import check_uploader, own_upload, visible_to_customer
 from shared.files.folders import FOLDER_INCOMING
 from shared.links import PortalLinks
 from shared.mail.templates import TemplateProblem, template_context
+from shared.mail_intake.bodies import sanitise_html
 from shared.models import (
     MessageFile,
+    MessageImage,
     Order,
     OrderFile,
     OrderMessage,
@@ -52,6 +56,20 @@ EXCERPT_CHARS = 300
 SHOWN_MESSAGES = 200
 
 
+class EmptyMessage(Invalid):
+    """Nothing written (and, for customers, no file attached)."""
+
+    def __init__(self, what: str = "write a message or attach a file") -> None:
+        super().__init__("body", what)
+
+
+class MessageTooLong(Invalid):
+    """More than ``MAX_BODY_CHARS`` characters."""
+
+    def __init__(self) -> None:
+        super().__init__("body", f"at most {MAX_BODY_CHARS} characters")
+
+
 @dataclass(frozen=True)
 class Entry:
     """One message as a page shows it: with its files and, if it came by mail, that mail."""
@@ -66,7 +84,7 @@ def clean_body(text: str) -> str:
     text = (text or "").replace("\r\n", "\n").replace("\r", "\n").strip()
     text = "".join(char for char in text if char in "\n\t" or char.isprintable())
     if len(text) > MAX_BODY_CHARS:
-        raise Invalid("body", f"at most {MAX_BODY_CHARS} characters")
+        raise MessageTooLong()
     return text
 
 
@@ -82,8 +100,10 @@ def conversation(order: Order, *, for_customer: bool) -> list[Entry]:
     if for_customer:
         condition &= OrderMessage.internal == False  # noqa: E712 (peewee expression)
     newest = list(
-        OrderMessage.select(OrderMessage, ReceivedMail)
+        OrderMessage.select(OrderMessage, ReceivedMail, OutboxMail)
         .join(ReceivedMail, JOIN.LEFT_OUTER)
+        .switch(OrderMessage)
+        .join(OutboxMail, JOIN.LEFT_OUTER)
         .where(condition)
         .order_by(OrderMessage.created_at.desc(), OrderMessage.id.desc())
         .limit(SHOWN_MESSAGES)
@@ -110,14 +130,57 @@ def conversation(order: Order, *, for_customer: bool) -> list[Entry]:
     ]
 
 
-def latest_message_id(order: Order, *, for_customer: bool) -> int:
-    """The id of the newest message the viewer sees (0 without any), to tell when to refresh."""
+def conversation_version(order: Order, *, for_customer: bool) -> str:
+    """Changes whenever what ``conversation`` shows changes: a new message, a file's scan.
+
+    Two small queries, so a page polling for news re-renders only when there is some.
+    """
     condition = OrderMessage.order == order
     if for_customer:
         condition &= OrderMessage.internal == False  # noqa: E712
-    row = OrderMessage.select(OrderMessage.id).where(condition).order_by(OrderMessage.id.desc())
-    first = row.first()
-    return first.id if first else 0
+    newest = OrderMessage.select(fn.MAX(OrderMessage.id)).where(condition).scalar() or 0
+    files = (
+        MessageFile.select(fn.COUNT(OrderFile.id), fn.MAX(OrderFile.scanned_at))
+        .join(OrderFile)
+        .switch(MessageFile)
+        .join(OrderMessage)
+        .where(condition & OrderFile.state.not_in(OrderFile.OPEN_STATES))
+        .tuples()
+        .first()
+    )
+    settled, last_scan = files or (0, None)
+    return f"{newest}.{settled}.{last_scan or ''}".replace(" ", "T")
+
+
+def visible_image(image_id: int, order: Order | None) -> MessageImage | None:
+    """A mail's signature image, if the viewer may see it: staff (``order`` None) any,
+    a customer one of a message of their ``order`` that is not internal."""
+    query = MessageImage.select().where(MessageImage.id == image_id)
+    if order is not None:
+        query = (
+            query.join(ReceivedMail)
+            .join(OrderMessage, on=(OrderMessage.received_mail == ReceivedMail.id))
+            .where((OrderMessage.order == order) & (OrderMessage.internal == False))  # noqa: E712
+        )
+    return query.first()
+
+
+_CID_SOURCE = re.compile(r'src="cid:([^"]*)"', re.IGNORECASE)
+
+
+def display_html(mail: ReceivedMail, image_url: Callable[[MessageImage], str]) -> str:
+    """The mail's HTML as a page may show it: sanitised (again), its cid: images pointing
+    at ``image_url`` of the stored image, other images gone; "" without an HTML body."""
+    if not mail.html_body:
+        return ""
+    images = {image.content_id.lower(): image for image in mail.images}
+    clean = sanitise_html(mail.html_body)
+
+    def source(match: re.Match) -> str:
+        image = images.get(html.unescape(match.group(1)).strip("<> ").lower())
+        return f'src="{html.escape(image_url(image))}"' if image else 'alt=""'
+
+    return _CID_SOURCE.sub(source, clean)
 
 
 def post_customer_message(
@@ -132,12 +195,12 @@ def post_customer_message(
     body = clean_body(body)
     keys = list(dict.fromkeys(key for key in upload_keys if key))[:MAX_FILES_PER_MESSAGE]
     if not body and not keys:
-        raise Invalid("body", "write a message or attach a file")
+        raise EmptyMessage()
     with write_transaction():
         check_uploader(order, login, FOLDER_INCOMING)
         files = _own_unlinked_uploads(order, login, keys)
         if not body and not files:
-            raise Invalid("body", "write a message or attach a file")
+            raise EmptyMessage()
         customer = order.customer
         message = OrderMessage.create(
             order=order,
@@ -189,7 +252,7 @@ def post_staff_message(
     """
     body = clean_body(body)
     if not body:
-        raise Invalid("body", "write a message")
+        raise EmptyMessage("write a message")
     with write_transaction():
         message = OrderMessage.create(
             order=order,

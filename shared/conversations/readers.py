@@ -239,3 +239,10 @@ class MailboxReaders:
             thread.join(timeout)
             if thread.is_alive():
                 log.warning("%s did not stop within %d s", thread.name, timeout)
+
+
+def mailbox_overview(settings: Settings) -> list[tuple[MailboxSettings, MailboxState | None]]:
+    """Each configured mailbox with what its reader last recorded (None: never read)."""
+    names = [box.name for box in settings.mailboxes]
+    states = {row.name: row for row in MailboxState.select().where(MailboxState.name.in_(names))}
+    return [(box, states.get(box.name)) for box in settings.mailboxes]
