@@ -466,6 +466,59 @@ def mailbox_read(settings: Settings, name: str) -> None:
     click.echo(f"{report.imported} imported ({actions or 'nothing new'}), {report.skipped} skipped")
 
 
+@mailbox.command("append")
+@click.argument("name")
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--reply-to",
+    "original",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A mail the portal sent (.eml): append its recipient's reply to it instead.",
+)
+@click.option("--text", default="Vielen Dank, so passt es.", show_default=True)
+@needs_settings
+def mailbox_append(
+    settings: Settings, name: str, file: Path | None, original: Path | None, text: str
+) -> None:
+    """Put a mail into mailbox NAME: FILE as it is, or a reply (to try the round trip)."""
+    from shared.mail_intake.imap import MailboxError, open_mailbox
+
+    if (file is None) == (original is None):
+        raise click.UsageError("give either FILE or --reply-to")
+    data = (file or original).read_bytes()
+    if original is not None:
+        data = _reply_to(data, text)
+    try:
+        with open_mailbox(_mailbox(settings, name)) as connection:
+            connection.append(data)
+    except MailboxError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"appended to mailbox {name}; the worker imports it shortly")
+
+
+def _reply_to(sent: bytes, text: str) -> bytes:
+    """The reply its recipient would write to the mail ``sent``, quoting it."""
+    from email import message_from_bytes
+    from email.message import EmailMessage
+    from email.policy import default
+    from email.utils import make_msgid, parseaddr
+
+    original = message_from_bytes(sent, policy=default)
+    body = original.get_body(preferencelist=("plain",))
+    quoted = "\n".join(f"> {line}" for line in (body.get_content() if body else "").splitlines())
+    reply = EmailMessage()
+    reply["From"] = str(original["To"])
+    reply["To"] = str(original["Reply-To"] or original["From"])
+    subject = str(original["Subject"] or "")
+    reply["Subject"] = subject if subject.lower().startswith("re:") else f"Re: {subject}"
+    reply["Message-ID"] = make_msgid(domain=parseaddr(str(original["To"]))[1].rpartition("@")[2])
+    if original["Message-ID"]:
+        reply["In-Reply-To"] = str(original["Message-ID"])
+        reply["References"] = str(original["Message-ID"])
+    reply.set_content(f"{text}\n\nAm {original['Date']} schrieb {original['From']}:\n{quoted}\n")
+    return reply.as_bytes()
+
+
 # --- processes ---------------------------------------------------------------
 
 

@@ -239,6 +239,11 @@ class MailboxConnection:
             raise MailboxError(f"{self._where}: move UID {ref.uid}: {_reason(exc)}") from None
         return Marked(MOVED)
 
+    def append(self, message: bytes) -> None:
+        """Put ``message`` into the mailbox's folder (a test mail, the demo's sample mail)."""
+        with self._errors("append a message"):
+            self._client.append(self.settings.folder, message)
+
     def wait_for_mail(self, stop: threading.Event, timeout_seconds: float | None = None) -> bool:
         """Wait until the server announces new mail (True), or timeout/``stop`` (False).
 
