@@ -31,6 +31,7 @@ from shared.conversations.messages import (
     conversation,
     conversation_version,
     display_html,
+    images_of,
     post_customer_message,
     post_staff_message,
     visible_image,
@@ -74,6 +75,7 @@ def _kind(staff_view: bool) -> dict:
 def conversation_context(order: Order, *, staff_view: bool) -> dict:
     """``conversation`` for ``orders/_conversation.html`` and its parts (three queries)."""
     entries = conversation(order, for_customer=not staff_view)
+    images = images_of(entry.mail for entry in entries if entry.mail)
     if staff_view:
 
         def image_url(image: MessageImage) -> str:
@@ -89,7 +91,9 @@ def conversation_context(order: Order, *, staff_view: bool) -> dict:
         **_kind(staff_view),
         "entries": entries,
         "mail_html": {
-            entry.message.id: display_html(entry.mail, image_url) for entry in entries if entry.mail
+            entry.message.id: display_html(entry.mail, image_url, images.get(entry.mail.id, []))
+            for entry in entries
+            if entry.mail
         },
         "version": conversation_version(order, for_customer=not staff_view),
         "poll_seconds": POLL_SECONDS,

@@ -168,16 +168,38 @@ def visible_image(image_id: int, order: Order | None) -> MessageImage | None:
 _CID_SOURCE = re.compile(r'src="cid:([^"]*)"', re.IGNORECASE)
 
 
-def display_html(mail: ReceivedMail, image_url: Callable[[MessageImage], str]) -> str:
+def images_of(mails: Iterable[ReceivedMail]) -> dict[int, list[MessageImage]]:
+    """The signature images of ``mails`` (one query), by mail id."""
+    ids = [mail.id for mail in mails if mail.html_body]
+    found: dict[int, list[MessageImage]] = {mail_id: [] for mail_id in ids}
+    if ids:
+        query = MessageImage.select(
+            MessageImage.id,
+            MessageImage.received_mail,
+            MessageImage.content_id,
+            MessageImage.content_type,
+        ).where(MessageImage.received_mail.in_(ids))
+        for image in query:
+            found[image.received_mail_id].append(image)
+    return found
+
+
+def display_html(
+    mail: ReceivedMail,
+    image_url: Callable[[MessageImage], str],
+    images: list[MessageImage] | None = None,
+) -> str:
     """The mail's HTML as a page may show it: sanitised (again), its cid: images pointing
     at ``image_url`` of the stored image, other images gone; "" without an HTML body."""
     if not mail.html_body:
         return ""
-    images = {image.content_id.lower(): image for image in mail.images}
+    if images is None:
+        images = images_of([mail]).get(mail.id, [])
+    by_content_id = {image.content_id.lower(): image for image in images}
     clean = sanitise_html(mail.html_body)
 
     def source(match: re.Match) -> str:
-        image = images.get(html.unescape(match.group(1)).strip("<> ").lower())
+        image = by_content_id.get(html.unescape(match.group(1)).strip("<> ").lower())
         return f'src="{html.escape(image_url(image))}"' if image else 'alt=""'
 
     return _CID_SOURCE.sub(source, clean)
