@@ -85,6 +85,8 @@ def notify(
     """Record that ``kind`` happened; call inside the caller's ``write_transaction()``."""
     if kind not in EVENTS:
         raise ValueError(f"unknown notification event {kind!r}")
+    if EVENTS[kind].immediate:
+        raise ValueError(f"{kind} is mailed by its cause: record it with notify_done")
     if order is None and file is not None:
         order = file.order
     if customer is None and order is not None:
