@@ -116,10 +116,12 @@ def register_blueprints(app: Flask) -> None:
         api,
         audit_log,
         auth,
+        conversations,
         customers,
         defaults,
         home,
         hotfolder,
+        inbox,
         mail_admin,
         orders,
         staff,
@@ -144,6 +146,8 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(staff_account.bp)
     app.register_blueprint(defaults.bp)
     app.register_blueprint(audit_log.bp)
+    app.register_blueprint(conversations.bp)
+    app.register_blueprint(inbox.bp)
     app.register_blueprint(api.bp)
     csrf.exempt(api.bp)
     limiter.exempt(api.bp)

@@ -486,6 +486,106 @@ def mail_send_now(settings: Settings) -> None:
         raise click.ClickException(f"mail server: {report.error}")
 
 
+# --- mailboxes ---------------------------------------------------------------
+
+
+@main.group()
+def mailbox() -> None:
+    """The IMAP mailboxes of client.ini ([mailbox:NAME]) whose mail the worker reads."""
+
+
+def _mailbox(settings: Settings, name: str):
+    found = settings.mailbox(name)
+    if found is None:
+        known = ", ".join(box.name for box in settings.mailboxes) or "none configured"
+        raise click.ClickException(f"no [mailbox:{name}] in {settings.source} ({known})")
+    return found
+
+
+@mailbox.command("test")
+@click.argument("name")
+@needs_settings
+def mailbox_test(settings: Settings, name: str) -> None:
+    """Connect to mailbox NAME as the worker would and say what it found."""
+    from shared.mail_intake.imap import connection_test
+
+    ok, detail = connection_test(_mailbox(settings, name))
+    click.echo(detail)
+    if not ok:
+        raise SystemExit(1)
+
+
+@mailbox.command("read")
+@click.argument("name")
+@needs_settings
+def mailbox_read(settings: Settings, name: str) -> None:
+    """Import mailbox NAME's waiting mail now, once (the worker does this all the time)."""
+    from shared.conversations.readers import MailboxReader
+    from shared.mail_intake.imap import MailboxError
+    from shared.worker import BackgroundTasks
+
+    tasks = BackgroundTasks(settings, None)
+    try:
+        report = MailboxReader(settings, _mailbox(settings, name), tasks.scan_soon).read_once()
+    except MailboxError as exc:
+        raise click.ClickException(str(exc)) from None
+    actions = ", ".join(f"{count} {action}" for action, count in sorted(report.actions.items()))
+    click.echo(f"{report.imported} imported ({actions or 'nothing new'}), {report.skipped} skipped")
+
+
+@mailbox.command("append")
+@click.argument("name")
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--reply-to",
+    "original",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A mail the portal sent (.eml): append its recipient's reply to it instead.",
+)
+@click.option("--text", default="Vielen Dank, so passt es.", show_default=True)
+@needs_settings
+def mailbox_append(
+    settings: Settings, name: str, file: Path | None, original: Path | None, text: str
+) -> None:
+    """Put a mail into mailbox NAME: FILE as it is, or a reply (to try the round trip)."""
+    from shared.mail_intake.imap import MailboxError, open_mailbox
+
+    if (file is None) == (original is None):
+        raise click.UsageError("give either FILE or --reply-to")
+    data = (file or original).read_bytes()
+    if original is not None:
+        data = _reply_to(data, text)
+    try:
+        with open_mailbox(_mailbox(settings, name)) as connection:
+            connection.append(data)
+    except MailboxError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"appended to mailbox {name}; the worker imports it shortly")
+
+
+def _reply_to(sent: bytes, text: str) -> bytes:
+    """The reply its recipient would write to the mail ``sent``, quoting it."""
+    from email import message_from_bytes
+    from email.message import EmailMessage
+    from email.policy import default
+    from email.utils import make_msgid, parseaddr
+
+    original = message_from_bytes(sent, policy=default)
+    body = original.get_body(preferencelist=("plain",))
+    quoted = "\n".join(f"> {line}" for line in (body.get_content() if body else "").splitlines())
+    reply = EmailMessage()
+    reply["From"] = str(original["To"])
+    reply["To"] = str(original["Reply-To"] or original["From"])
+    subject = str(original["Subject"] or "")
+    reply["Subject"] = subject if subject.lower().startswith("re:") else f"Re: {subject}"
+    reply["Message-ID"] = make_msgid(domain=parseaddr(str(original["To"]))[1].rpartition("@")[2])
+    if original["Message-ID"]:
+        reply["In-Reply-To"] = str(original["Message-ID"])
+        reply["References"] = str(original["Message-ID"])
+    reply.set_content(f"{text}\n\nAm {original['Date']} schrieb {original['From']}:\n{quoted}\n")
+    return reply.as_bytes()
+
+
 # --- processes ---------------------------------------------------------------
 
 
@@ -513,21 +613,29 @@ QUEUE_POLL_MAX_SECONDS = 0.5
 @click.option("--workers", default=2, show_default=True)
 @needs_settings
 def worker(settings: Settings, workers: int) -> None:
-    """Run the background worker: mail delivery, virus scans, retention."""
+    """Run the background worker: mail delivery, virus scans, retention, mailbox readers."""
     from huey.consumer import Consumer
 
     from shared.audit import SYSTEM, acting_as
+    from shared.conversations.readers import MailboxReaders
     from shared.worker import BackgroundTasks
 
     queue = BackgroundTasks(settings, _links(settings))
+    consumer = Consumer(
+        queue.huey,
+        workers=workers,
+        periodic=True,
+        worker_type="thread",
+        max_delay=QUEUE_POLL_MAX_SECONDS,
+    )
+    # One thread per active [mailbox:NAME]; they stop when the consumer does (SIGTERM).
+    readers = MailboxReaders(settings, on_file=queue.scan_soon)
     with acting_as(SYSTEM):
-        Consumer(
-            queue.huey,
-            workers=workers,
-            periodic=True,
-            worker_type="thread",
-            max_delay=QUEUE_POLL_MAX_SECONDS,
-        ).run()
+        readers.start()
+        try:
+            consumer.run()
+        finally:
+            readers.stop()
 
 
 @main.command()

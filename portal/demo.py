@@ -1,9 +1,12 @@
 """``ptportal demo``: the whole system on embedded defaults, with a customer to click through.
 
 Writes ``<dir>/client.ini`` on first use (SQLite, local folders, a local SMTP
-catcher storing .eml files), creates a staff admin, a demo customer and order,
-starts the mail catcher, the worker, the portal and the hotfolder agent, and prints
-where to look.
+catcher storing .eml files, and — when Debian's dovecot is installed — a mailbox on a
+local dovecot), creates a staff admin, a demo customer and order, starts the mail
+catcher, dovecot, the worker, the portal and the hotfolder agent, and prints where to
+look. On the first run two mails wait in the mailbox: the demo customer's question about
+the order (it appears in the order's conversation) and one from a stranger (the staff
+inbox).
 """
 
 from __future__ import annotations
@@ -13,7 +16,10 @@ import email.policy
 import logging
 import re
 import secrets
+import shutil
 import signal
+import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -23,6 +29,7 @@ from pathlib import Path
 
 import click
 
+from portal import local_dovecot
 from portal.local_clamd import clamd_binary, signature_directory, write_clamd_conf
 from shared.config import Settings, load_settings
 from shared.worker import BackgroundTasks
@@ -65,6 +72,24 @@ hotfolder_root = hotfolders
 notification_dir = notifications
 stable_seconds = 1
 batch_window_seconds = 5
+{mailbox}"""
+
+MAILBOX_NAME = "demo"
+MAILBOX_ADDRESS = "auftraege@druckerei-demo.example"
+MAILBOX_INI = """
+; A mailbox on the local dovecot `ptportal demo` starts (dovecot-imapd is installed).
+[mailbox:demo]
+host = localhost
+port = {port}
+user = auftraege
+password = {password}
+ca_file = dovecot/ca.pem
+address = {address}
+poll_interval_seconds = 10
+"""
+NO_MAILBOX_INI = """
+; No mailbox: dovecot (Debian package dovecot-imapd) was not installed when this file was
+; written. See README.md, "Try the conversation by mail".
 """
 
 
@@ -72,16 +97,28 @@ def _write_config(directory: Path, port: int, mail_port: int) -> Path:
     ini = directory / "client.ini"
     if not ini.exists():
         directory.mkdir(parents=True, exist_ok=True)
+        mailbox = NO_MAILBOX_INI
+        if local_dovecot.usable():
+            mailbox = MAILBOX_INI.format(
+                port=_free_port(), password=secrets.token_urlsafe(18), address=MAILBOX_ADDRESS
+            )
         ini.write_text(
             CLIENT_INI.format(
                 port=port,
                 secret=secrets.token_urlsafe(48),
                 mail_port=mail_port,
                 clamd_socket=directory.resolve() / "clamav" / "clamd.sock",
+                mailbox=mailbox,
             ),
             encoding="utf-8",
         )
     return ini
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def _admin_password(directory: Path) -> str:
@@ -153,6 +190,9 @@ def run_demo(directory: Path, port: int, mail_port: int = MAIL_PORT) -> None:
     """Start catcher, worker and portal; print the way in; stop all on Ctrl-C."""
     signal.signal(signal.SIGTERM, _interrupt)
     ini = _write_config(directory, port, mail_port)
+    if "[mailbox:demo]" in ini.read_text(encoding="utf-8") and local_dovecot.usable():
+        # client.ini's ca_file must exist before the settings are read.
+        local_dovecot.LocalDovecot(directory / "dovecot", 0, "", "").make_certificates()
     settings = load_settings(ini)
     mail_dir = directory / "mail"
     command = [sys.executable, "-m", "portal", "--config", str(ini)]
@@ -164,9 +204,12 @@ def run_demo(directory: Path, port: int, mail_port: int = MAIL_PORT) -> None:
     logs = directory / "logs"
     logs.mkdir(exist_ok=True)
 
-    def start(name: str, argv: list[str]) -> subprocess.Popen:
+    def start(name: str, argv: list[str], **options) -> subprocess.Popen:
         with (logs / f"{name}.log").open("ab") as log_file:
-            return subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT)
+            return subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT, **options)
+
+    mailbox = settings.mailbox(MAILBOX_NAME)
+    dovecot_run: Path | None = None
 
     children = [
         start("clamd", [clamd, "-c", str(clamd_conf)]),
@@ -177,6 +220,9 @@ def run_demo(directory: Path, port: int, mail_port: int = MAIL_PORT) -> None:
     ]
     try:
         _seed(settings, directory)
+        if mailbox is not None and local_dovecot.usable():
+            dovecot, dovecot_run = _start_dovecot(directory, mailbox, start)
+            children.append(dovecot)
         children.append(start("worker", [*command, "worker"]))
         bind = _bind_address(settings.portal.base_url)
         portal = start("portal", [*command, "serve", "--bind", bind])
@@ -200,6 +246,18 @@ def run_demo(directory: Path, port: int, mail_port: int = MAIL_PORT) -> None:
             f"  Job notifications: {settings.agent.notification_dir}/*.xml",
             f"  Virus scanner:     clamd on {settings.clamav.address} ({_signature_note()})",
         ]
+        if dovecot_run is not None:
+            lines += [
+                f"  Mailbox:           {mailbox.address} on a local dovecot "
+                f"(IMAPS 127.0.0.1:{mailbox.port}): the customer's question is in order "
+                f"{DEMO_ORDER}'s conversation, a stranger's mail in the staff inbox",
+                "  Reply by mail:     write to the customer on the staff order page, then "
+                "answer as the customer:",
+                f"                     ptportal --config {ini} mailbox append {MAILBOX_NAME} "
+                f"--reply-to {mail_dir}/<the message's .eml>",
+            ]
+        else:
+            lines.append("  Mailbox:           none (install dovecot-imapd, see README.md)")
         if found:
             lines += [f"  Activation mail:   {found[0]}", f"  Activation link:   {found[1]}"]
         else:
@@ -216,6 +274,66 @@ def run_demo(directory: Path, port: int, mail_port: int = MAIL_PORT) -> None:
                 child.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 child.kill()
+        if dovecot_run is not None:
+            shutil.rmtree(dovecot_run, ignore_errors=True)
+
+
+def _start_dovecot(directory: Path, mailbox, start) -> tuple[subprocess.Popen, Path]:
+    """The demo's dovecot, greeting on its port, with the sample mails in its INBOX."""
+    server = local_dovecot.LocalDovecot(
+        directory / "dovecot", mailbox.port, mailbox.user, mailbox.password
+    )
+    conf = server.prepare()
+    binary = local_dovecot.dovecot_binary()
+    child = start("dovecot", [binary, "-F", "-c", str(conf)], **server.popen_options())
+    context = ssl.create_default_context(cafile=str(server.ca_file))
+    deadline = time.monotonic() + 30
+    while True:
+        if child.poll() is not None:
+            raise click.ClickException("dovecot did not start: see logs/dovecot.log")
+        try:
+            with (
+                socket.create_connection(("127.0.0.1", mailbox.port), timeout=2) as raw,
+                context.wrap_socket(raw, server_hostname="localhost") as tls,
+            ):
+                if tls.recv(200).startswith(b"* OK"):
+                    break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise click.ClickException("dovecot did not answer: see logs/dovecot.log") from None
+            time.sleep(0.1)
+    _sample_mails(mailbox)
+    return child, conf.parent
+
+
+def _sample_mails(mailbox) -> None:
+    """The customer's question about the demo order, and a stranger's mail.
+
+    Their Message-IDs are fixed: on later runs the reader recognises them and imports
+    nothing twice.
+    """
+    from email.message import EmailMessage
+
+    from shared.mail_intake.imap import open_mailbox
+
+    question = EmailMessage()
+    question["From"] = "Anna Beispiel <anna.beispiel@muster-agentur.example>"
+    question["To"] = mailbox.address
+    question["Subject"] = f"[Auftrag {DEMO_ORDER}] Frage zum Papier"
+    question["Message-ID"] = "<demo-frage@muster-agentur.example>"
+    question.set_content(
+        "Guten Tag,\n\nkönnen Sie die Flyer auf 170 g Bilderdruck matt drucken?\n"
+        "Die Druckdaten lade ich heute Nachmittag hoch.\n\nViele Grüße\nAnna Beispiel\n"
+    )
+    stranger = EmailMessage()
+    stranger["From"] = "Jürgen Neukunde <juergen@neukunde.example>"
+    stranger["To"] = mailbox.address
+    stranger["Subject"] = "Angebot für 500 Visitenkarten?"
+    stranger["Message-ID"] = "<demo-angebot@neukunde.example>"
+    stranger.set_content("Hallo,\n\nwas kosten 500 Visitenkarten, 4/4-farbig?\n\nJürgen\n")
+    with open_mailbox(mailbox) as connection:
+        for message in (question, stranger):
+            connection.append(message.as_bytes())
 
 
 def _signature_note() -> str:

@@ -16,6 +16,7 @@ from flask import (
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from portal.conversations import conversation_context
 from portal.partials import folder_listing, order_list, wants_fragment
 from portal.uploads import refusal_for
 from portal.users import customer_required
@@ -65,6 +66,7 @@ def show(project_no: str):
     return render_template(
         "orders/show.html",
         **folder_listing(order, for_customer=True),
+        conversation=conversation_context(order, staff_view=False),
         upload_folder=FOLDER_INCOMING,
         max_upload_bytes=limit,
         chunk_bytes=settings.portal.upload_chunk_bytes,

@@ -16,6 +16,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal.auth import begin_session, form_username, safe_next
+from portal.conversations import conversation_context
 from portal.extensions import limiter
 from portal.orders import send_stored_file
 from portal.partials import folder_listing, order_list, page_number, wants_fragment
@@ -125,6 +126,7 @@ def show_order(project_no: str):
     return render_template(
         "staff/order.html",
         **folder_listing(order, for_customer=False),
+        conversation=conversation_context(order, staff_view=True),
         upload_folders=STAFF_FOLDERS,
         folder=folder,
         events=file_history(order),

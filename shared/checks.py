@@ -107,10 +107,26 @@ CHECKS: list[tuple[str, Callable[[Settings], str]]] = [
 ]
 
 
+def _mailbox_checks(settings: Settings) -> list[tuple[str, Callable[[Settings], str]]]:
+    """One check per active [mailbox:NAME]: log in, open the folders, as the worker will."""
+    from shared.mail_intake.imap import connection_test
+
+    def check_one(mailbox):
+        def check(_settings: Settings) -> str:
+            ok, detail = connection_test(mailbox)
+            if not ok:
+                raise RuntimeError(detail)
+            return detail
+
+        return check
+
+    return [(f"mailbox {box.name}", check_one(box)) for box in settings.mailboxes if box.active]
+
+
 def run_checks(settings: Settings) -> list[CheckResult]:
     """Run every check; a failure is reported with its reason, never raised."""
     results = []
-    for name, check in CHECKS:
+    for name, check in [*CHECKS, *_mailbox_checks(settings)]:
         try:
             results.append(CheckResult(name, True, check(settings)))
         except Exception as exc:  # each check reports its failure; none stops the others

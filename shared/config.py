@@ -12,7 +12,7 @@ from __future__ import annotations
 import configparser
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from string import Formatter
@@ -437,6 +437,162 @@ class AgentSettings:
     heartbeat_seconds: float
 
 
+# -- mailboxes -------------------------------------------------------------------------------
+#
+# Any number of sections [mailbox:NAME], one per IMAP mailbox the worker reads (issue 17).
+# Their keys are declared here like SCHEMA's; an empty value falls back to the environment
+# variable PTPORTAL_MAILBOX_<NAME>_<KEY> (NAME upper-cased, "-" as "_"), so the password
+# need not be written into the file.
+
+MAILBOX_PREFIX = "mailbox:"
+SECURITY_SSL = "ssl"
+SECURITY_STARTTLS = "starttls"
+IMAP_PORTS = {SECURITY_SSL: 993, SECURITY_STARTTLS: 143}
+_MAILBOX_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
+# IMAP folder names: anything printable except the wildcards LIST gives a meaning to.
+_IMAP_FOLDER = re.compile(r"[^\x00-\x1f\x7f%*]{1,200}")
+_YES = {"1", "yes", "true", "on"}
+_NO = {"0", "no", "false", "off"}
+
+
+def _imap_security(raw: str, _base: Path) -> str:
+    if raw.lower() not in IMAP_PORTS:
+        raise ValueError("one of ssl, starttls (plain IMAP without TLS is not offered)")
+    return raw.lower()
+
+
+def _host(raw: str, _base: Path) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9.:\[\]-]{1,253}", raw):
+        raise ValueError("a host name or IP address like imap.example.com")
+    return raw
+
+
+def _optional_port(raw: str, base: Path) -> int:
+    # Empty: the default port of the chosen security, filled in by parse_mailbox_section.
+    return _integer(1, 65535)(raw, base) if raw else 0
+
+
+def _ca_file(raw: str, base: Path) -> Path | None:
+    path = _optional_path(raw, base)
+    if path is not None and not path.is_file():
+        raise ValueError("the path of a readable PEM file with the CA certificates to trust")
+    return path
+
+
+def _imap_folder(raw: str, _base: Path) -> str:
+    if not _IMAP_FOLDER.fullmatch(raw):
+        raise ValueError("an IMAP folder name such as INBOX or INBOX.Processed (no % or *)")
+    return raw
+
+
+def _processed_folder(raw: str, base: Path) -> str:
+    # "-" says: leave mail where it is and flag it (a mailbox where moving is not allowed).
+    return "" if raw == "-" else _imap_folder(raw, base)
+
+
+def _yes_no(raw: str, _base: Path) -> bool:
+    if raw.lower() in _YES:
+        return True
+    if raw.lower() in _NO:
+        return False
+    raise ValueError("yes or no")
+
+
+MAILBOX_SCHEMA: dict[str, Key] = {
+    "host": Key(_host, None),
+    "port": Key(_optional_port, ""),
+    "security": Key(_imap_security, SECURITY_SSL),
+    "user": Key(_required_text, None),
+    "password": Key(_required_text, None, secret=True),
+    "ca_file": Key(_ca_file, ""),
+    "address": Key(_optional_email, ""),
+    "folder": Key(_imap_folder, "INBOX"),
+    "processed_folder": Key(_processed_folder, "Processed"),
+    "active": Key(_yes_no, "yes"),
+    "poll_interval_seconds": Key(_integer(10, 86400), "60"),
+    "max_mail_bytes": Key(_size, "50M"),
+    "max_attachments": Key(_integer(1, 1000), "20"),
+    "max_total_attachment_bytes": Key(_size, "40M"),
+}
+
+
+@dataclass(frozen=True)
+class MailboxSettings:
+    """How to reach one mailbox, the address customers write to, and what to accept from it.
+
+    ``processed_folder`` empty means "never move, flag instead"; ``address`` is the
+    Reply-To of mails about orders whose replies this mailbox receives ("" = unknown).
+    """
+
+    name: str
+    host: str
+    port: int
+    security: str
+    user: str
+    password: str
+    ca_file: Path | None
+    folder: str
+    processed_folder: str
+    active: bool
+    poll_interval_seconds: int
+    max_mail_bytes: int
+    max_attachments: int
+    max_total_attachment_bytes: int
+    # Defaulted so code that builds MailboxSettings by hand (tests) need not name it.
+    address: str = ""
+
+    def __repr__(self) -> str:
+        # The dataclass repr would show the password in logs and tracebacks.
+        return f"MailboxSettings(name={self.name!r}, {self.user}@{self.host}:{self.port})"
+
+
+def mailbox_variable(name: str, key: str) -> str:
+    """The environment variable that may hold ``key`` of mailbox ``name``."""
+    return f"PTPORTAL_MAILBOX_{name.upper().replace('-', '_')}_{key.upper()}"
+
+
+def password_variable(name: str) -> str:
+    """The environment variable that may hold the password of mailbox ``name``."""
+    return mailbox_variable(name, "password")
+
+
+def parse_mailbox_section(
+    name: str, mapping: Mapping[str, str], base_dir: Path, environ: Mapping[str, str]
+) -> MailboxSettings:
+    """Parse the section ``[mailbox:<name>]``; ValueError names the key and what is allowed."""
+    section = f"[{MAILBOX_PREFIX}{name}]"
+    if not _MAILBOX_NAME.fullmatch(name):
+        raise ValueError(
+            f"{section}: the mailbox name must be 1-40 lower-case letters, digits, - or _"
+        )
+    unknown = [key for key in mapping if key not in MAILBOX_SCHEMA]
+    if unknown:
+        raise ValueError(
+            f"{section} unknown key {unknown[0]!r}; allowed: {', '.join(MAILBOX_SCHEMA)}"
+        )
+    values: dict[str, Any] = {}
+    for key, spec in MAILBOX_SCHEMA.items():
+        raw = (mapping.get(key) or "").strip() or environ.get(mailbox_variable(name, key), "")
+        raw = raw.strip()
+        if not raw:
+            if spec.default is None:
+                variable = mailbox_variable(name, key)
+                raise ValueError(f"{section} {key} is missing; set it or ${variable}")
+            raw = spec.default
+        try:
+            values[key] = spec.parse(raw, base_dir)
+        except ValueError as exc:
+            shown = "(hidden)" if spec.secret else repr(raw)
+            raise ValueError(f"{section} {key} = {shown} is not allowed; expected {exc}") from None
+    values["port"] = values["port"] or IMAP_PORTS[values["security"]]
+    if values["processed_folder"] == values["folder"]:
+        raise ValueError(
+            f"{section} processed_folder = {values['processed_folder']!r} is not allowed; "
+            "expected a folder other than folder (or - to flag, not move)"
+        )
+    return MailboxSettings(name=name, **values)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything client.ini says, parsed once at start-up."""
@@ -453,6 +609,12 @@ class Settings:
     security: SecuritySettings
     audit: AuditSettings
     agent: AgentSettings
+    # One per [mailbox:NAME] section, in the file's order; empty when none is configured.
+    mailboxes: tuple[MailboxSettings, ...] = ()
+
+    def mailbox(self, name: str) -> MailboxSettings | None:
+        """The mailbox called ``name``, or None."""
+        return next((box for box in self.mailboxes if box.name == name), None)
 
 
 _SECTION_TYPES = {
@@ -499,10 +661,13 @@ def load_settings(path: str | os.PathLike, environ: dict[str, str] | None = None
         raise ConfigError(f"{path}: not a valid ini file: {first_line}") from None
 
     for section in parser.sections():
+        if section.startswith(MAILBOX_PREFIX):
+            continue
         if section not in SCHEMA:
             raise ConfigError(
                 f"{path}: unknown section [{section}]; allowed: "
                 + ", ".join(f"[{name}]" for name in SCHEMA)
+                + f", [{MAILBOX_PREFIX}NAME]"
             )
         for key in parser[section]:
             if key not in SCHEMA[section]:
@@ -532,4 +697,12 @@ def load_settings(path: str | os.PathLike, environ: dict[str, str] | None = None
                     f"{path}: [{section}] {key} = {shown} is not allowed; expected {exc}"
                 ) from None
         sections[section] = _SECTION_TYPES[section](**values)
-    return Settings(source=path.resolve(), **sections)
+    mailboxes = []
+    for section in parser.sections():
+        if section.startswith(MAILBOX_PREFIX):
+            name = section.removeprefix(MAILBOX_PREFIX)
+            try:
+                mailboxes.append(parse_mailbox_section(name, parser[section], base, environ))
+            except ValueError as exc:
+                raise ConfigError(f"{path}: {exc}") from None
+    return Settings(source=path.resolve(), **sections, mailboxes=tuple(mailboxes))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from shared.clock import utcnow
 from shared.models import (
     Customer,
     Notification,
@@ -29,6 +30,8 @@ FILE_FINAL = "file_final"
 UPLOAD_REQUEST = "upload_request"
 DEADLINE_ALERT = "deadline_alert"
 ACTIVATION_UNDELIVERABLE = "activation_undeliverable"
+CUSTOMER_MESSAGE = "customer_message"
+STAFF_MESSAGE = "staff_message"
 
 CUSTOMER = NotificationRule.ROLE_CUSTOMER
 OWNER = NotificationRule.ROLE_OWNER
@@ -42,6 +45,8 @@ class EventKind:
     template_name: str
     roles: tuple[str, ...]
     active: bool = True
+    # Mailed by its cause right away (and recorded already processed) instead of batched.
+    immediate: bool = False
 
 
 EVENTS: dict[str, EventKind] = {
@@ -59,6 +64,11 @@ EVENTS: dict[str, EventKind] = {
         EventKind(DEADLINE_ALERT, "Terminwarnung", (CUSTOMER, OWNER)),
         # The customer asked for a new link that has nowhere to go: staff must add an address.
         EventKind(ACTIVATION_UNDELIVERABLE, "Aktivierungslink nicht zustellbar", (OWNER,)),
+        # A customer wrote in the order's conversation (on the portal or by mail).
+        EventKind(CUSTOMER_MESSAGE, "Neue Nachricht vom Kunden", (OWNER,)),
+        # Staff wrote to the customer: the mail carries the message itself and goes out at
+        # once, not batched (shared.conversations.messages); its rule says to whom.
+        EventKind(STAFF_MESSAGE, "Nachricht zum Auftrag", (CUSTOMER,), immediate=True),
     )
 }
 
@@ -75,12 +85,37 @@ def notify(
     """Record that ``kind`` happened; call inside the caller's ``write_transaction()``."""
     if kind not in EVENTS:
         raise ValueError(f"unknown notification event {kind!r}")
+    if EVENTS[kind].immediate:
+        raise ValueError(f"{kind} is mailed by its cause: record it with notify_done")
     if order is None and file is not None:
         order = file.order
     if customer is None and order is not None:
         customer = order.customer
     return Notification.create(
         kind=kind, customer=customer, order=order, file=file, ticket=ticket, detail=detail
+    )
+
+
+def notify_done(
+    kind: str,
+    *,
+    order: Order | None = None,
+    customer: Customer | None = None,
+    detail: str = "",
+    outcome: str = "",
+) -> Notification:
+    """Record an ``immediate`` event its cause has mailed already (the worker skips it)."""
+    if kind not in EVENTS:
+        raise ValueError(f"unknown notification event {kind!r}")
+    if customer is None and order is not None:
+        customer = order.customer
+    return Notification.create(
+        kind=kind,
+        customer=customer,
+        order=order,
+        detail=detail,
+        processed_at=utcnow(),
+        outcome=outcome[:1000],
     )
 
 

@@ -591,6 +591,142 @@ class RateLimitCounter(BaseModel):
     expires_at = FloatField(index=True)
 
 
+class ReceivedMail(BaseModel):
+    """One mail read from a configured mailbox (issue 17), recorded exactly once.
+
+    Unique by mailbox + UIDVALIDITY + UID (the same message read again after a crash) and
+    by Message-ID (the same mail in a second mailbox, or delivered twice). ``action`` is
+    what matching decided; mail for the staff inbox ("Posteingang") has an ``inbox_state``
+    and keeps its raw bytes at ``held_path`` until staff assign or discard it.
+    """
+
+    ACTION_ORDER = "to_order"
+    ACTION_INBOX = "to_inbox"
+    ACTION_RECORD = "record_only"
+    ACTION_BOUNCE = "bounce"
+
+    INBOX_OPEN = "open"
+    INBOX_ASSIGNED = "assigned"
+    INBOX_DISCARDED = "discarded"
+
+    mailbox = CharField()
+    uidvalidity = BigIntegerField()
+    uid = BigIntegerField()
+    message_id = CharField(max_length=1000, unique=True)
+    sender = CharField(max_length=1000, default="")
+    sender_name = TextField(default="")
+    subject = TextField(default="")
+    sent_at = DateTimeField(null=True)
+    size = BigIntegerField(default=0)
+    sha256 = CharField(default="")
+    action = CharField(index=True)
+    reason = TextField(default="")
+    note = TextField(default="")
+    auto_reply = BooleanField(default=False)
+    text_body = TextField(default="")
+    quoted_history = TextField(default="")
+    html_body = TextField(default="")
+    attachment_list = TextField(default="")
+    order = ForeignKeyField(Order, null=True, backref="received_mails", on_delete="SET NULL")
+    suggested_order = ForeignKeyField(Order, null=True, on_delete="SET NULL")
+    customer = ForeignKeyField(Customer, null=True, backref="received_mails", on_delete="SET NULL")
+    inbox_state = CharField(default="", index=True)
+    held_path = TextField(default="")
+    rejection_answered_at = DateTimeField(null=True)
+    handled_by = ForeignKeyField(StaffUser, null=True, on_delete="SET NULL")
+    handled_at = DateTimeField(null=True)
+    received_at = DateTimeField(default=utcnow, index=True)
+
+    class Meta:
+        indexes = ((("mailbox", "uidvalidity", "uid"), True),)
+
+    @property
+    def attachments(self) -> list[tuple[str, int, bool]]:
+        """(file name, size, inline) of each attachment the mail carried."""
+        found = []
+        for line in self.attachment_list.splitlines():
+            name, _tab, rest = line.rpartition("\t")
+            size, _tab, inline = rest.partition(":")
+            found.append((name, int(size or 0), inline == "inline"))
+        return found
+
+
+class OrderMessage(BaseModel):
+    """One message of an order's conversation: written on the portal or received by mail.
+
+    ``internal`` notes are for staff only; customers never see them (automatic replies
+    are recorded as internal too). A staff message that went out as mail points to it.
+    """
+
+    AUTHOR_CUSTOMER = "customer"
+    AUTHOR_STAFF = "staff"
+
+    SOURCE_PORTAL = "portal"
+    SOURCE_MAIL = "mail"
+    SOURCE_AUTO_REPLY = "auto_reply"
+
+    order = ForeignKeyField(Order, backref="messages", on_delete="CASCADE")
+    author = CharField()
+    source = CharField(default=SOURCE_PORTAL)
+    internal = BooleanField(default=False)
+    login = ForeignKeyField(PortalLogin, null=True, on_delete="SET NULL")
+    staff = ForeignKeyField(StaffUser, null=True, on_delete="SET NULL")
+    sender = TextField(default="")
+    body = TextField(default="")
+    received_mail = ForeignKeyField(
+        ReceivedMail, null=True, unique=True, backref="messages", on_delete="SET NULL"
+    )
+    outbox_mail = ForeignKeyField(OutboxMail, null=True, on_delete="SET NULL")
+    mail_outcome = TextField(default="")
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("order", "created_at"), False),)
+
+
+class MessageFile(BaseModel):
+    """A file that came with a message: a customer's upload, or a mail's attachment."""
+
+    message = ForeignKeyField(OrderMessage, backref="files", on_delete="CASCADE")
+    file = ForeignKeyField(OrderFile, unique=True, backref="message_links", on_delete="CASCADE")
+
+
+class MessageImage(BaseModel):
+    """A signature image or logo of a received mail: shown with it, never print data."""
+
+    received_mail = ForeignKeyField(ReceivedMail, backref="images", on_delete="CASCADE")
+    content_id = TextField(default="")
+    file_name = TextField(default="")
+    content_type = CharField(default="application/octet-stream")
+    content = BlobField()
+
+
+class MailboxState(BaseModel):
+    """What the worker last saw of one configured mailbox, for the admins' mailbox page.
+
+    ``reader`` holds the mailbox while ``lease_until`` lies ahead: one reader per mailbox
+    however many workers run (``shared.conversations.readers``).
+    """
+
+    name = CharField(unique=True)
+    reader = CharField(default="")
+    lease_until = DateTimeField(null=True)
+    uidvalidity = BigIntegerField(default=0)
+    idle = BooleanField(default=False)
+    checked_at = DateTimeField(null=True)
+    imported = IntegerField(default=0)
+    imported_at = DateTimeField(null=True)
+    error = TextField(default="")
+    error_at = DateTimeField(null=True)
+
+
+class AutoAnswer(BaseModel):
+    """When the portal last answered an address automatically (at most once an hour)."""
+
+    address = CharField(max_length=1000, unique=True)
+    answered_at = DateTimeField(default=utcnow)
+
+
 ALL_MODELS = [
     StaffUser,
     Customer,
@@ -623,4 +759,10 @@ ALL_MODELS = [
     RecoveryCode,
     AuditEntry,
     RateLimitCounter,
+    ReceivedMail,
+    OrderMessage,
+    MessageFile,
+    MessageImage,
+    MailboxState,
+    AutoAnswer,
 ]

@@ -1,5 +1,8 @@
 """Background work (huey): deliver the outbox, scan received files, and sweep both every minute.
 
+The mailbox readers run beside the huey consumer in ``ptportal worker``
+(``shared.conversations.readers``); the files they import are scanned here like uploads.
+
 Tasks are registered on a huey instance built from client.ini at start-up, so
 the portal (which enqueues) and ``ptportal worker`` (which consumes) build the
 same task names from the same function.
@@ -81,6 +84,13 @@ class BackgroundTasks:
                 queue_due_mail(settings, links)
             except Exception:
                 log.exception("notifications or digest could not be queued")
+            try:
+                from shared.conversations.answers import tell_senders_of_rejected_attachments
+
+                # Before delivery, so a notice queued now goes out in this run.
+                tell_senders_of_rejected_attachments(settings, links)
+            except Exception:
+                log.exception("senders of rejected attachments could not be told")
             deliver_outbox.call_local()
             from shared.files.intake import files_to_scan, make_scanner, scan_received
             from shared.files.receiving import complete_stranded_uploads

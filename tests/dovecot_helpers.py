@@ -45,7 +45,7 @@ from pathlib import Path
 import pytest
 import trustme
 
-from shared.mail_intake.settings import MailboxSettings
+from shared.config import MailboxSettings
 
 logger = logging.getLogger(__name__)
 

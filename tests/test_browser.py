@@ -13,6 +13,7 @@ import re
 import time
 import urllib.request
 from datetime import timedelta
+from email.message import EmailMessage
 from importlib import resources
 from itertools import count
 from pathlib import Path
@@ -20,6 +21,7 @@ from pathlib import Path
 import pyotp
 import pytest
 from clamd_helpers import EICAR
+from dovecot_helpers import dovecot_fixture  # noqa: F401
 from lxml import etree
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from system_helpers import ARTIFACTS, STAFF_PASSWORD, running_system
@@ -42,10 +44,30 @@ LINK = re.compile(r"http://127\.0\.0\.1:\d+/activate/[\w-]+")
 numbers = count(1)
 
 
+MAILBOX_ADDRESS = "auftraege@druckerei.example"
+
+
 @pytest.fixture(scope="module")
-def system(tmp_path_factory, clamd):
+def mailbox_user(dovecot) -> str:
+    user = dovecot.next_user()
+    dovecot.create_folder(user, "Processed")
+    return user
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory, clamd, dovecot, mailbox_user):
     directory = tmp_path_factory.mktemp("system")
-    with running_system(directory, clamd, portal={"upload_chunk_bytes": "4M"}) as running:
+    mailbox = {
+        "host": "localhost",
+        "port": dovecot.imaps_port,
+        "user": mailbox_user,
+        "password": dovecot.passwords[mailbox_user],
+        "ca_file": dovecot.ca_file,
+        "address": MAILBOX_ADDRESS,
+    }
+    with running_system(
+        directory, clamd, portal={"upload_chunk_bytes": "4M"}, **{"mailbox:orders": mailbox}
+    ) as running:
         yield running
 
 
@@ -593,3 +615,89 @@ def test_staff_and_customer_take_turns_in_one_browser(system, context):
     page.fill("#password", PASSWORD)
     page.click("button[type=submit]")
     expect(page).to_have_url(re.compile(r"/orders$"))
+
+
+def staff_page(system, browser) -> Page:
+    """A staff member (anna) signed in, in a browser context of its own."""
+    staff_context = browser.new_context(locale="de-DE", viewport={"width": 1100, "height": 900})
+    staff = staff_context.new_page()
+    staff.goto(f"{system.base_url}/staff/login")
+    staff.fill("#username", "anna")
+    staff.fill("#password", STAFF_PASSWORD)
+    staff.click("button[type=submit]")
+    expect(staff).to_have_url(re.compile(r"/staff/$"))
+    return staff
+
+
+def sent_mail(system, subject_part: str, after: int):
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        for received in system.mail.received[after:]:
+            if subject_part in received.message["Subject"]:
+                return received.message
+        time.sleep(0.2)
+    raise AssertionError(f"no mail with {subject_part!r}: {system.log('worker')}")
+
+
+def test_staff_message_goes_out_by_mail_and_the_reply_appears_on_the_customers_page(
+    system, browser, context, dovecot, mailbox_user
+):
+    page = context.new_page()
+    project_no = signed_in_at_order(system, page)
+    username = page.locator(".who").inner_text().strip()
+    expect(page.locator("#messages")).to_contain_text("Noch keine Nachrichten")
+    page.evaluate("window.stillTheSamePage = true")
+
+    staff = staff_page(system, browser)
+    try:
+        staff.goto(f"{system.base_url}/staff/orders/{project_no}")
+        staff.fill("#message-body", "Der Proof ist fertig. Bitte prüfen Sie die Farben.")
+        mails_before = len(system.mail.received)
+        staff.click("#message-form button[type=submit]")
+        expect(staff.locator("#messages")).to_contain_text("Der Proof ist fertig.")
+        expect(staff.locator("#message-body")).to_have_value("")
+    finally:
+        staff.screenshot(path=str(ARTIFACTS / "test_conversation-staff.png"), full_page=True)
+        staff.context.close()
+    # The customer's open page shows the staff message without a reload.
+    expect(page.locator("#messages")).to_contain_text("Der Proof ist fertig.", timeout=15000)
+
+    sent = sent_mail(system, f"[Auftrag {project_no}]", mails_before)
+    assert sent["Reply-To"] == MAILBOX_ADDRESS
+    reply = EmailMessage()
+    reply["From"] = f"Kunde <{username}@example.com>"
+    reply["To"] = MAILBOX_ADDRESS
+    reply["Subject"] = f"Re: {sent['Subject']}"
+    reply["Message-ID"] = f"<reply-{project_no}@example.com>"
+    reply["In-Reply-To"] = sent["Message-ID"]
+    reply.set_content(
+        "Die Farben passen, Freigabe erteilt.\n\n"
+        "Am 4. Mai 2026 schrieb Druckerei:\n> Der Proof ist fertig.\n"
+    )
+    dovecot.append(mailbox_user, "INBOX", reply)
+
+    message = page.locator("#messages article").last
+    expect(message).to_contain_text("Freigabe erteilt.", timeout=15000)
+    expect(message).to_contain_text("per E-Mail")
+    expect(message.locator("details.quoted")).to_have_count(1)
+    expect(message.locator("details.quoted")).not_to_have_attribute("open", "")
+    assert page.evaluate("window.stillTheSamePage") is True, "the page was reloaded"
+
+
+def test_a_customer_message_with_an_attached_file(system, context, tmp_path):
+    page = context.new_page()
+    signed_in_at_order(system, page)
+    attachment = tmp_path / "Korrektur Seite 3.pdf"
+    attachment.write_bytes(b"%PDF-1.7\n" + os.urandom(300_000))
+
+    page.fill("#message-body", "Hier die korrigierte Seite 3.")
+    page.set_input_files("#message-upload-file-input", str(attachment))
+    expect(page.locator("#message-upload .upload-item.upload-done")).to_have_count(1, timeout=30000)
+    page.click("#message-form button[type=submit]")
+
+    message = page.locator("#messages article").last
+    expect(message).to_contain_text("Hier die korrigierte Seite 3.")
+    expect(message.locator("li[data-state=clean]")).to_contain_text(attachment.name, timeout=30000)
+    # The form is fresh for the next message, its attachment area ready again.
+    expect(page.locator("#message-form input[name=upload]")).to_have_count(0)
+    expect(page.locator("#message-upload.upload-ready")).to_have_count(1)

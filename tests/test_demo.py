@@ -7,10 +7,14 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from queue import Empty, Queue
 
 from smtp_helpers import free_port
+
+from shared.db import bind_database, database
+from shared.models import OrderMessage
 
 
 def read_lines(stream, lines: Queue) -> None:
@@ -61,6 +65,19 @@ def test_demo_prints_an_activation_link_that_opens_the_password_form(tmp_path):
         assert (
             tmp_path / "demo" / "data" / "orders" / "K10001" / "A2026-0001" / "Eingehend"
         ).is_dir()
+        # The demo's mailbox on a local dovecot: the customer's question reaches the order.
+        assert "Mailbox:           auftraege@druckerei-demo.example" in text
+        assert "mailbox append demo --reply-to" in text
+        bind_database(f"sqlite:///{tmp_path / 'demo' / 'data' / 'ptportal.db'}")
+        try:
+            deadline = time.monotonic() + 30
+            while not OrderMessage.select().exists() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            question = OrderMessage.get()
+            assert question.order.project_no == "A2026-0001"
+            assert "170 g" in question.body
+        finally:
+            database.close()
     finally:
         demo.send_signal(signal.SIGTERM)
         demo.wait(timeout=30)

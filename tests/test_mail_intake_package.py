@@ -9,7 +9,8 @@ import sys
 def test_importing_mail_intake_pulls_in_no_web_watcher_or_database_code() -> None:
     probe = (
         "import sys\n"
-        "import shared.mail_intake.imap, shared.mail_intake.matching, shared.mail_intake.settings\n"
+        "import shared.mail_intake.imap, shared.mail_intake.matching\n"
+        "import shared.mail_intake.parsing\n"
         "print(sorted(m for m in ('flask', 'watchdog', 'peewee', 'shared.models', 'shared.db')"
         " if m in sys.modules))\n"
     )

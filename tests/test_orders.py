@@ -170,10 +170,13 @@ def test_the_order_page_shows_three_folders_and_uploads_only_into_eingehend(clie
 
     headings = re.findall(r'<h2 id="folder-\d">([^<]+)</h2>', html)
     assert headings == list(ORDER_FOLDERS)
-    assert html.count('class="upload"') == 1
+    # The upload area, and the message form's attachment area: both into Eingehend only.
+    assert html.count('class="upload"') == 2
+    assert '<section id="upload" class="upload"' in html
+    assert '<section id="message-upload" class="upload"' in html
     assert "Upload into Eingehend" in html
-    assert 'data-endpoint="/orders/A1/uploads"' in html
-    assert "folder=" not in re.search(r'data-endpoint="[^"]*"', html).group(0)
+    endpoints = re.findall(r'data-endpoint="([^"]*)"', html)
+    assert endpoints == ["/orders/A1/uploads", "/orders/A1/uploads"]
 
 
 def test_the_file_list_polls_only_while_a_file_is_open(client, customer, settings):

@@ -13,6 +13,9 @@ from shared.models import EmailSignature, EmailTemplate
 
 ACTIVATION_TEMPLATE = "Hotfolder Portalzugang"
 STAFF_ACTIVATION_TEMPLATE = "Mitarbeiterzugang"
+# Sent to the sender of a mail whose attachments the virus scan rejected (once per mail,
+# at most once an hour per address: shared.conversations.answers).
+ATTACHMENT_REJECTED_TEMPLATE = "Anhang abgewiesen"
 
 _ACTIVATION = {
     "de": (
@@ -90,11 +93,45 @@ If it has expired, ask an administrator for a new one.
 }
 
 
+_ATTACHMENT_REJECTED = {
+    "de": (
+        "Anhang nicht angenommen",
+        """Guten Tag,
+
+in Ihrer E-Mail hat unsere Virenprüfung Schadsoftware gefunden. Diese Anhänge haben wir
+nicht angenommen:
+
+{{data_project["event_list"]}}
+
+Bitte prüfen Sie die Dateien und senden Sie sie erneut, gern auch über das Portal:
+{{data_project["upload_link"]}}
+
+Diese Nachricht wurde automatisch erstellt.
+""",
+    ),
+    "en": (
+        "Attachment not accepted",
+        """Hello,
+
+our virus scan found malware in your mail. We have not accepted these attachments:
+
+{{data_project["event_list"]}}
+
+Please check the files and send them again, or upload them on the portal:
+{{data_project["upload_link"]}}
+
+This message was created automatically.
+""",
+    ),
+}
+
+
 def install_defaults(shop_name: str) -> None:
     """Create the default templates and signature where none exist yet."""
     defaults = {
         ACTIVATION_TEMPLATE: _ACTIVATION,
         STAFF_ACTIVATION_TEMPLATE: _STAFF_ACTIVATION,
+        ATTACHMENT_REJECTED_TEMPLATE: _ATTACHMENT_REJECTED,
         **EVENT_TEMPLATES,
     }
     for name, languages in defaults.items():

@@ -1,7 +1,8 @@
 """Default templates of the notification events and the digest, German and English.
 
-Each text uses the seed's placeholders, ``upload_link`` (the order's page) and
-``event_list`` (one line per batched event). ``install_defaults`` creates a row
+Each text uses the seed's placeholders, ``upload_link`` (the order's page),
+``event_list`` (one line per batched event) and, for conversation messages,
+``message_text`` and ``message_author``. ``install_defaults`` creates a row
 only where the name and language are missing, so staff edits survive.
 """
 
@@ -301,6 +302,60 @@ asked for a new activation link on the portal, but no usable email address is st
 link again from the portal.
 
 {{data_project["event_list"]}}
+""",
+        ),
+    },
+    "Neue Nachricht vom Kunden": {
+        "de": (
+            'Neue Nachricht von {{data_project["customer_name"]}}',
+            """Guten Tag,
+
+{{data_project["customer_name"]}} hat geschrieben:
+
+{{data_project["event_list"]}}
+
+"""
+            + _ORDER_DE
+            + """
+Zur Unterhaltung im Portal:
+{{data_project["upload_link"]}}
+""",
+        ),
+        "en": (
+            'New message from {{data_project["customer_name"]}}',
+            """Hello,
+
+{{data_project["customer_name"]}} has written:
+
+{{data_project["event_list"]}}
+
+"""
+            + _ORDER_EN
+            + """
+The conversation on the portal:
+{{data_project["upload_link"]}}
+""",
+        ),
+    },
+    "Nachricht zum Auftrag": {
+        "de": (
+            'Nachricht zu Ihrem Auftrag {{data_project["project_no"]}}',
+            """{{data_project["message_text"]}}
+
+{{data_project["message_author"]}}
+
+Sie können direkt auf diese E-Mail antworten oder im Portal schreiben:
+{{data_project["upload_link"]}}
+""",
+        ),
+        "en": (
+            'Message about your order {{data_project["project_no"]}}',
+            """{{data_project["message_text"]}}
+
+{{data_project["message_author"]}}
+
+Simply reply to this mail, or write to us on the portal:
+{{data_project["upload_link"]}}
 """,
         ),
     },

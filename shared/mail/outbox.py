@@ -6,15 +6,21 @@ together with the change that caused it, and SMTP being down loses nothing.
 
 from __future__ import annotations
 
-from email.utils import make_msgid
+from email.utils import make_msgid, parseaddr
 
 from shared.mail.templates import RenderedMail
 from shared.models import Customer, Order, OutboxMail
 
 
 def message_domain(sender: str) -> str:
-    """The domain part used in Message-IDs (the sender's, so replies thread at the shop)."""
-    return sender.rpartition("@")[2] or "ptportal.invalid"
+    """The domain part used in Message-IDs (the sender's, so replies thread at the shop).
+
+    ``sender`` may be a whole From value (``Olga <olga@shop.example>``): only the address
+    counts, or the closing bracket would end up inside the Message-ID.
+    """
+    address = parseaddr(sender)[1] or sender
+    domain = address.rpartition("@")[2].strip()
+    return domain if domain and "@" in address and "<" not in domain else "ptportal.invalid"
 
 
 def queue_mail(
@@ -44,3 +50,17 @@ def queue_mail(
         customer=customer,
         order=order,
     )
+
+
+def order_of_sent_mail(message_id: str) -> int | None:
+    """The order a mail the portal sent with ``message_id`` was about, if any.
+
+    Every outbox row keeps its Message-ID (unique, indexed) and its order, so a reply's
+    In-Reply-To or References finds the order again (issue 17 §3).
+    """
+    row = (
+        OutboxMail.select(OutboxMail.order)
+        .where((OutboxMail.message_id == message_id) & OutboxMail.order.is_null(False))
+        .first()
+    )
+    return row.order_id if row else None

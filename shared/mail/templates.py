@@ -51,6 +51,8 @@ DATA_PROJECT_KEYS = (
     "upload_link",
     "event_list",
     "event_count",
+    "message_text",
+    "message_author",
 )
 TICKETDATA_PROJECT_KEYS = ("job_description", "due_date", "ticket_no", "ticket_title")
 

@@ -1,9 +1,9 @@
 """Mail intake for order conversations: mailbox settings, IMAP, parsing and matching.
 
 Works on plain data only — no Flask, no watchdog, no database models — so the worker,
-the portal's admin page and the tests can all call it. The modules:
+the portal's admin page and the tests can all call it. A mailbox's settings are a
+``[mailbox:NAME]`` section of client.ini (``shared.config.MailboxSettings``). The modules:
 
-- ``settings``: ``MailboxSettings`` and the parser of a ``[mailbox:NAME]`` ini section.
 - ``imap``: one verified-TLS IMAP connection: list, fetch to a file, move or flag, IDLE.
 - ``parsing``: raw message bytes → ``InboundMail`` (never raises on bad MIME).
 - ``headers``: decoded header text and addresses, odd charsets repaired.

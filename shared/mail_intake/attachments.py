@@ -9,6 +9,7 @@ uploads follow — into the staging directory the caller names, never anywhere e
 from __future__ import annotations
 
 import binascii
+import hashlib
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator
@@ -39,6 +40,7 @@ class Attachment:
     inline: bool  # a signature image or logo: kept with the message, not print data
     content_id: str = ""
     path: Path | None = None
+    sha256: str = ""  # of the staged bytes, taken while writing them
 
 
 def safe_attachment_name(raw: str | None, index: int) -> str:
@@ -113,8 +115,8 @@ def decoded_size(part: Message) -> int:
     return sum(len(chunk) for chunk in decoded_chunks(part))
 
 
-def stage(chunks: Iterable[bytes], staging_dir: Path, file_name: str) -> tuple[Path, int]:
-    """Write ``chunks`` into a new file in ``staging_dir``; return the file and its size.
+def stage(chunks: Iterable[bytes], staging_dir: Path, file_name: str) -> tuple[Path, int, str]:
+    """Write ``chunks`` into a new file in ``staging_dir``; return the file, size and SHA-256.
 
     The name on disk follows the upload rule (``stored_name_for``) and never replaces an
     existing file; the file is created exclusively, so a race cannot overwrite one.
@@ -128,8 +130,10 @@ def stage(chunks: Iterable[bytes], staging_dir: Path, file_name: str) -> tuple[P
             continue  # another writer took the name between the check and the open
         break
     size = 0
+    digest = hashlib.sha256()
     with handle:
         for chunk in chunks:
             handle.write(chunk)
+            digest.update(chunk)
             size += len(chunk)
-    return target, size
+    return target, size, digest.hexdigest()

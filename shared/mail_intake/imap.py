@@ -39,8 +39,8 @@ from pathlib import Path
 from imapclient import IMAPClient, SocketTimeout
 from imapclient.exceptions import IMAPClientError, LoginError
 
+from shared.config import SECURITY_SSL, MailboxSettings
 from shared.mail_intake.message_ids import first_message_id
-from shared.mail_intake.settings import SECURITY_SSL, MailboxSettings
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,8 @@ FETCH_CHUNK_BYTES = 1024 * 1024
 TIMEOUT_SECONDS = 60
 # Also the wait for the greeting: a STARTTLS port answered with TLS (or the reverse) stays silent.
 CONNECT_TIMEOUT_SECONDS = 15
+# The most of a header block fetched on its own (a mail too large to fetch whole).
+HEADER_LIMIT_BYTES = 64 * 1024
 # Listing asks for this many messages per FETCH, so one command stays reasonably small.
 LIST_BATCH = 500
 
@@ -197,6 +199,13 @@ class MailboxConnection:
             partial.unlink(missing_ok=True)
         return Fetched(ref, size, target)
 
+    def fetch_headers(self, ref: MessageRef, max_bytes: int = HEADER_LIMIT_BYTES) -> bytes:
+        """The message's header block (at most ``max_bytes``), e.g. of a mail too large to fetch."""
+        self._check_uidvalidity(ref)
+        with self._errors(f"fetch the headers of UID {ref.uid}"):
+            answer = self._client.fetch([ref.uid], [f"BODY.PEEK[HEADER]<0.{max_bytes}>"])
+        return (answer.get(ref.uid) or {}).get(b"BODY[HEADER]<0>") or b""
+
     def mark_processed(self, ref: MessageRef) -> Marked:
         """Move the message to the processed folder; flag it where that is not possible.
 
@@ -229,6 +238,11 @@ class MailboxConnection:
         except OSError as exc:
             raise MailboxError(f"{self._where}: move UID {ref.uid}: {_reason(exc)}") from None
         return Marked(MOVED)
+
+    def append(self, message: bytes) -> None:
+        """Put ``message`` into the mailbox's folder (a test mail, the demo's sample mail)."""
+        with self._errors("append a message"):
+            self._client.append(self.settings.folder, message)
 
     def wait_for_mail(self, stop: threading.Event, timeout_seconds: float | None = None) -> bool:
         """Wait until the server announces new mail (True), or timeout/``stop`` (False).

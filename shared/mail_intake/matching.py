@@ -19,9 +19,9 @@ addresses of that order's customer. Otherwise the mail goes to the inbox — the
 suggested, and the reason says why it was not taken — never straight into the order.
 A closed order is not written into either: its mail goes to the inbox, suggested.
 
-Addresses are compared case-insensitively on the whole address, local part included:
-RFC 5321 lets a server distinguish ``Anna@`` from ``anna@``, but no mail provider a print
-shop's customers use does, and the bounce list compares the same way.
+Addresses are compared case-insensitively on the whole address, local part included
+(``shared.mail.addresses.normalise``, as the bounce list does): RFC 5321 lets a server
+distinguish ``Anna@`` from ``anna@``, but no mail provider a print shop's customers use does.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from shared.mail.addresses import normalise
 from shared.mail_intake.parsing import InboundMail
 
 TO_ORDER = "to_order"
@@ -89,13 +90,8 @@ def record_only(reason: str, order_id: int | None = None) -> Decision:
 
 
 def bounce(addresses: Iterable[str]) -> Decision:
-    found = tuple(dict.fromkeys(normalise_address(address) for address in addresses))
+    found = tuple(dict.fromkeys(normalise(address) for address in addresses))
     return Decision(BOUNCE, "delivery report: " + ", ".join(found), addresses=found)
-
-
-def normalise_address(address: str) -> str:
-    """The address as compared: surrounding space and angle brackets gone, case folded."""
-    return address.strip().strip("<>").strip().lower()
 
 
 def subject_project_numbers(subject: str) -> tuple[str, ...]:
@@ -126,7 +122,7 @@ def decide(
         return matched
     if mail.sender is None:
         return to_inbox("no sender address")
-    known = sender_facts(normalise_address(mail.sender.address))
+    known = sender_facts(normalise(mail.sender.address))
     if known and len(set(known.open_order_ids)) == 1:
         return to_inbox(
             "known sender with one open order", suggested_order_id=known.open_order_ids[0]
@@ -160,8 +156,8 @@ def _named_order(
 
 def _checked(mail: InboundMail, order: OrderFacts, how: str) -> Decision:
     """§4: the order only when From is an address of its customer, and only while open."""
-    sender = normalise_address(mail.sender.address) if mail.sender else ""
-    addresses = {normalise_address(address) for address in order.customer_addresses}
+    sender = normalise(mail.sender.address) if mail.sender else ""
+    addresses = {normalise(address) for address in order.customer_addresses}
     if not sender or sender not in addresses:
         return to_inbox(
             f"{how}, but the sender {sender or '(none)'} is not an address of its customer",

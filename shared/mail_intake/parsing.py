@@ -5,8 +5,10 @@ unknown charsets and broken encodings give a best-effort ``InboundMail`` whose
 ``problems`` say what was wrong. Only the staging directory failing (disk full, no
 permission) raises ``OSError``, after removing what this call had written there.
 
-Memory: the email package holds the parsed message once; attachments are decoded to
-disk slice by slice (``attachments.decoded_chunks``), never held decoded as a whole.
+Memory and time: long base64 bodies (attachments) stay in the file while the email
+package parses the rest (``rawbodies``) and are decoded to disk slice by slice from
+there; the email package holds only the remainder. Attachments are never held decoded
+as a whole.
 The mailbox's ``max_mail_bytes`` keeps larger mails from being fetched at all.
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import mmap
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -24,6 +27,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from shared.mail_intake import attachments as attachment_rules
+from shared.mail_intake import rawbodies
 from shared.mail_intake.attachments import Attachment
 from shared.mail_intake.automatic import (
     DeliveryStatus,
@@ -40,6 +44,7 @@ from shared.mail_intake.headers import (
     header_text,
 )
 from shared.mail_intake.message_ids import first_message_id, message_ids
+from shared.mail_intake.rawbodies import RawBase64
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -124,15 +129,8 @@ class _Collected:
 
 def parse_mail(source: Path, staging_dir: Path, limits: IntakeLimits) -> InboundMail:
     """Parse the mail in ``source``; stage its attachments in ``staging_dir`` unless over limits."""
-    size, digest = _size_and_digest(source)
     problems: list[str] = []
-    try:
-        with source.open("rb") as handle:
-            message = BytesParser(policy=default_policy).parse(handle)
-    except Exception as exc:  # the parser is lenient; this is for the truly unexpected
-        log.warning("cannot parse %s: %s", source, exc)
-        message = Message(policy=default_policy)
-        problems.append(f"the mail could not be parsed: {exc}")
+    size, digest, message, streamed = _parse_file(source, problems)
 
     message_id = first_message_id(header_text(message, "Message-ID"))
     synthesised = not message_id
@@ -162,8 +160,10 @@ def parse_mail(source: Path, staging_dir: Path, limits: IntakeLimits) -> Inbound
         text = _attempt(problems, "convert the HTML body", lambda: html_to_text(html_body), "")
     reply, history = split_quoted(text)
 
-    found, over_limits = _classify(collected.files, cid_references(html_raw), limits, problems)
-    staged = found if over_limits else _stage_all(found, collected.files, staging_dir)
+    found, over_limits = _classify(
+        collected.files, cid_references(html_raw), limits, problems, streamed
+    )
+    staged = found if over_limits else _stage_all(found, collected.files, staging_dir, streamed)
 
     reason = _attempt(
         problems, "check for an auto-reply", lambda: auto_reply_reason(message, subject), ""
@@ -202,14 +202,38 @@ def parse_mail(source: Path, staging_dir: Path, limits: IntakeLimits) -> Inbound
     )
 
 
-def _size_and_digest(source: Path) -> tuple[int, str]:
-    digest = hashlib.sha256()
-    size = 0
+def _parse_file(
+    source: Path, problems: list[str]
+) -> tuple[int, str, Message, dict[int, RawBase64]]:
+    """Size, SHA-256 and parsed message of the mail in ``source``, its long base64 bodies
+    left in the file (``rawbodies``): ``id(part)`` → where each such body is."""
     with source.open("rb") as handle:
-        while chunk := handle.read(1024 * 1024):
-            digest.update(chunk)
-            size += len(chunk)
-    return size, digest.hexdigest()
+        try:
+            data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        except ValueError:  # an empty file cannot be mapped
+            data = None
+        try:
+            size = len(data) if data is not None else 0
+            digest = hashlib.sha256(data if data is not None else b"").hexdigest()
+            skeleton, runs = rawbodies.elide(data, source) if data is not None else (b"", {})
+            try:
+                if runs:
+                    message = BytesParser(policy=default_policy).parsebytes(skeleton)
+                else:
+                    handle.seek(0)
+                    message = BytesParser(policy=default_policy).parse(handle)
+            except Exception as exc:  # the parser is lenient; this is for the truly unexpected
+                log.warning("cannot parse %s: %s", source, exc)
+                message = Message(policy=default_policy)
+                problems.append(f"the mail could not be parsed: {exc}")
+                runs = {}
+        finally:
+            if data is not None:
+                data.close()
+    streamed = _attempt(
+        problems, "read a large attachment", lambda: rawbodies.restore(message, runs), {}
+    )
+    return size, digest, message, streamed
 
 
 def _attempt(problems: list[str], doing: str, work: Callable[[], T], fallback: T) -> T:
@@ -263,7 +287,11 @@ def _text_of(part: Message, problems: list[str]) -> str:
 
 
 def _classify(
-    files: list[Message], referenced: set[str], limits: IntakeLimits, problems: list[str]
+    files: list[Message],
+    referenced: set[str],
+    limits: IntakeLimits,
+    problems: list[str],
+    streamed: dict[int, RawBase64],
 ) -> tuple[list[Attachment], str]:
     """Attachment records (not yet written) and the over-limits reason, if any."""
     records = []
@@ -275,7 +303,7 @@ def _classify(
         content_id = _attempt(
             problems, "read a Content-ID", lambda p=part: header_text(p, "Content-ID"), ""
         ).strip("<> ")
-        size = _attempt(problems, "decode an attachment", lambda p=part: _size_of(p), 0)
+        size = _attempt(problems, "decode an attachment", lambda p=part: _size_of(p, streamed), 0)
         disposition = _attempt(problems, "read a disposition", part.get_content_disposition, None)
         records.append(
             Attachment(
@@ -303,7 +331,9 @@ def _classify(
     return records, ""
 
 
-def _size_of(part: Message) -> int:
+def _size_of(part: Message, streamed: dict[int, RawBase64]) -> int:
+    if id(part) in streamed:
+        return streamed[id(part)].size
     if part.get_content_maintype() == "message":
         return len(_message_bytes(part))
     return attachment_rules.decoded_size(part)
@@ -319,20 +349,25 @@ def _message_bytes(part: Message) -> bytes:
 
 
 def _stage_all(
-    records: list[Attachment], parts: list[Message], staging_dir: Path
+    records: list[Attachment],
+    parts: list[Message],
+    staging_dir: Path,
+    streamed: dict[int, RawBase64],
 ) -> list[Attachment]:
     """Write every attachment to ``staging_dir``; on a disk error remove them all again."""
     written: list[Path] = []
     staged = []
     try:
         for record, part in zip(records, parts, strict=True):
-            if part.get_content_maintype() == "message":
-                chunks: Iterable[bytes] = [_message_bytes(part)]
+            if id(part) in streamed:
+                chunks: Iterable[bytes] = streamed[id(part)].chunks()
+            elif part.get_content_maintype() == "message":
+                chunks = [_message_bytes(part)]
             else:
                 chunks = attachment_rules.decoded_chunks(part)
-            path, size = attachment_rules.stage(chunks, staging_dir, record.file_name)
+            path, size, sha256 = attachment_rules.stage(chunks, staging_dir, record.file_name)
             written.append(path)
-            staged.append(replace(record, path=path, size=size))
+            staged.append(replace(record, path=path, size=size, sha256=sha256))
     except OSError:
         for path in written:
             path.unlink(missing_ok=True)

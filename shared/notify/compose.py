@@ -1,8 +1,9 @@
 """One template, one order, one addressee → one outbox mail with the right language and headers.
 
-Customer mails get the customer's language, the configured Reply-To and, when
-they concern one order, ``[Auftrag <no>]`` / ``[Order <no>]`` in the subject so a
-later mailbox feature can match replies. Staff get ``[notifications]
+Customer mails get the customer's language, a Reply-To (``reply_address``: the
+mailbox replies about the order arrive in) and, when they concern one order,
+``[Auftrag <no>]`` / ``[Order <no>]`` in the subject so that the mailbox reader
+matches the replies to the order. Staff get ``[notifications]
 staff_language`` and links to the staff pages.
 """
 
@@ -18,7 +19,7 @@ from shared.db import database
 from shared.links import PortalLinks
 from shared.mail.outbox import queue_mail
 from shared.mail.templates import RenderedMail, active_signature, find_template, render_mail
-from shared.models import Customer, Order, OutboxMail
+from shared.models import Customer, Order, OutboxMail, ReceivedMail
 from shared.notify.recipients import Addressee
 
 _REFERENCE_WORD = {"de": "Auftrag", "en": "Order"}
@@ -60,6 +61,27 @@ def order_values(
             upload_link=links.order(order.project_no, for_customer=customer_side),
         )
     return values
+
+
+def reply_address(settings: Settings, order: Order | None) -> str:
+    """Where customers' replies should go: the order's mailbox, else ``[smtp] reply_to``.
+
+    The order's mailbox is the one its customer last wrote to about it; for an order
+    without mail yet, the first active mailbox with an ``address`` (client.ini order).
+    """
+    usable = {box.name: box.address for box in settings.mailboxes if box.active and box.address}
+    if not usable:
+        return settings.smtp.reply_to
+    if order is not None and order.id is not None:
+        last = (
+            ReceivedMail.select(ReceivedMail.mailbox)
+            .where((ReceivedMail.order == order) & ReceivedMail.mailbox.in_(list(usable)))
+            .order_by(ReceivedMail.id.desc())
+            .first()
+        )
+        if last is not None:
+            return usable[last.mailbox]
+    return next(iter(usable.values()))
 
 
 def with_reference(mail: RenderedMail, project_no: str, language: str) -> RenderedMail:
@@ -106,7 +128,7 @@ def queue_for(
                 sender=sender or settings.smtp.email,
                 recipients=[addressee.email],
                 recipient_reason=addressee.reason,
-                reply_to=settings.smtp.reply_to if addressee.customer_side else "",
+                reply_to=reply_address(settings, order) if addressee.customer_side else "",
                 mail=mail,
                 customer=customer,
                 order=order,

@@ -35,6 +35,10 @@ _KEYS = {"data_project": DATA_PROJECT_KEYS, "ticketdata_project": TICKETDATA_PRO
 _LOADING = (nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)
 SAMPLE_EVENTS = {"de": "- Beispiel.pdf (1,2 MB)", "en": "- Example.pdf (1.2 MB)"}
 SAMPLE_LINK = "(link created when the mail is sent)"
+SAMPLE_MESSAGE = {
+    "de": "Guten Tag, der Proof ist fertig. Bitte prüfen Sie die Farben.",
+    "en": "Hello, the proof is ready. Please check the colours.",
+}
 
 
 @dataclass(frozen=True)
@@ -137,6 +141,8 @@ def preview_context(
         link_valid_minutes=str(settings.portal.activation_link_minutes),
         event_list=SAMPLE_EVENTS.get(language, SAMPLE_EVENTS["de"]),
         event_count="1",
+        message_text=SAMPLE_MESSAGE.get(language, SAMPLE_MESSAGE["de"]),
+        message_author="Anna Muster",
     )
     return template_context(**values)
 

@@ -15,7 +15,7 @@ from shared.links import PortalLinks
 from shared.mail.outbox import queue_mail
 from shared.mail.templates import RenderedMail, active_signature, render_mail, template_context
 from shared.models import ActivationToken, EmailTemplate, Order, OutboxMail, StaffUser
-from shared.notify.compose import customer_language, order_values, with_reference
+from shared.notify.compose import customer_language, order_values, reply_address, with_reference
 from shared.notify.recipients import Addressee, customer_address
 
 FIRST_LINK = "portal_first_activation_link"
@@ -81,7 +81,7 @@ def send_manual(
             kind="manual",
             recipients=[to.email],
             recipient_reason=f"{to.reason}, sent by {staff.username}",
-            reply_to=settings.smtp.reply_to,
+            reply_to=reply_address(settings, order),
             **common,
         )
     ]
