@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, g, jsonify, request, url_for
+from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 
 from portal import api_schema as schema
 from shared.accounts.api_tokens import authenticate_token
@@ -12,6 +12,10 @@ from shared.errors import Conflict, Invalid, NotFound, ServiceError
 from shared.mail.templates import TemplateProblem
 from shared.models import Contact, Customer
 from shared.orders.orders import add_ticket, create_order, get_order, order_summary
+from shared.orders.print_spec import update_print_spec
+from shared.orders.proofs import approval_record
+from shared.orders.workflow import order_files_record
+from shared.orders.workflow_xml import approval_document
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -106,6 +110,35 @@ def add_ticket_view(project_no: str):
 def show_order(project_no: str):
     """An order's state: portal login, folders, tickets."""
     return jsonify(order_summary(get_order(project_no)))
+
+
+@bp.patch("/orders/<project_no>")
+def update_order(project_no: str):
+    """Change what an order says about its print data (trim size, page count)."""
+    values = schema.parse_body(_json_body(), schema.PRINT_SPEC)
+    order = get_order(project_no)
+    again = update_print_spec(order, values)
+    current_app.extensions["ptportal.tasks"].preflight_soon(again)
+    return jsonify(order_summary(get_order(project_no)))
+
+
+@bp.get("/orders/<project_no>/files")
+def order_files(project_no: str):
+    """The order's files with state, SHA-256 and preflight result."""
+    return jsonify(order_files_record(get_order(project_no)))
+
+
+@bp.get("/orders/<project_no>/approval")
+def approval(project_no: str):
+    """The order's newest proof and the customer's decision (JSON, or the approval XML)."""
+    record = approval_record(get_order(project_no))
+    if record is None:
+        raise NotFound(f"order {project_no!r} has no proof")
+    if request.args.get("format") == "xml":
+        if record["proof"]["decision"] is None:
+            raise Conflict(f"proof version {record['proof']['version']} is not decided yet")
+        return Response(approval_document(record), mimetype="application/xml")
+    return jsonify(record)
 
 
 @bp.get("/openapi.json")

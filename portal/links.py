@@ -38,6 +38,11 @@ class PortalLinks:
     def new_activation_link(self, language: str = "") -> str:
         return self._build("auth.request_link", language=language)
 
+    def proof(self, project_no: str, version: int, language: str = "") -> str:
+        return self._build(
+            "proofs.show", project_no=project_no, version=str(version), language=language
+        )
+
 
 def portal_links(base_url: str) -> PortalLinks:
     """The links of a portal at ``base_url``, for processes that serve no pages (worker, CLI)."""

@@ -83,6 +83,30 @@ def document() -> dict:
             "/orders/{project_no}": {
                 "get": _operation(
                     "Read an order's state", {"200": _JSON, "404": _ERROR}, None, "project_no"
+                ),
+                "patch": _operation(
+                    "Change what an order says about its print data (trim size, page count); "
+                    "its checked files are preflighted again",
+                    {"200": _JSON, "404": _ERROR},
+                    schema.PRINT_SPEC,
+                    "project_no",
+                ),
+            },
+            "/orders/{project_no}/files": {
+                "get": _operation(
+                    "The order's files with state, SHA-256 and preflight result",
+                    {"200": _JSON, "404": _ERROR},
+                    None,
+                    "project_no",
+                )
+            },
+            "/orders/{project_no}/approval": {
+                "get": _operation(
+                    "The newest proof and the customer's decision (time, login, address, "
+                    "SHA-256); ?format=xml gives the approval file once decided",
+                    {"200": _JSON, "404": _ERROR, "409": _ERROR},
+                    None,
+                    "project_no",
                 )
             },
         },

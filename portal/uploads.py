@@ -14,7 +14,7 @@ import base64
 import binascii
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
-from flask_babel import format_decimal
+from flask_babel import format_decimal, get_locale
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from flask_wtf.csrf import CSRFError
@@ -22,8 +22,10 @@ from werkzeug.exceptions import HTTPException
 
 from shared.errors import Invalid, NotFound, ServiceError
 from shared.files import names as filenames
+from shared.files.acceptance import TypeRefused
 from shared.files.access import NotAllowed, own_upload, reachable_order, staff_upload_folder
 from shared.files.folders import FOLDER_FINAL, FOLDER_INCOMING
+from shared.files.messages import describe
 from shared.files.receiving import (
     EmptyFile,
     NoSpace,
@@ -32,13 +34,13 @@ from shared.files.receiving import (
     UploadBusy,
     UploadClosed,
     abort_upload,
-    append_chunk,
     current_offset,
     is_complete,
     size_in_units,
     start_upload,
     upload_limit,
 )
+from shared.files.upload_checks import append_checked, drain
 from shared.models import Order, OrderFile
 
 bp = Blueprint("uploads", __name__)
@@ -144,6 +146,10 @@ def _name_message(reason: str) -> str:
 
 def refusal_for(exc: ServiceError) -> tuple[int, str]:
     """The HTTP status and the customer's message for an error from ``shared.files.receiving``."""
+    if isinstance(exc, TypeRefused):
+        # The file itself: 422 for a ZIP whose contents are refused, 415 for its type.
+        status = 422 if exc.finding.code.startswith("zip_") else 415
+        return status, describe(exc.finding, str(get_locale()))
     if isinstance(exc, filenames.NameRefused):
         return 400, _name_message(exc.reason)
     if isinstance(exc, TooLarge):
@@ -297,7 +303,14 @@ def append(upload_key: str):
     offset = _header_number("Upload-Offset")
     file = _own_file(upload_key)
     was_open = not is_complete(file)
-    new_offset = append_chunk(_settings(), file, offset, _body(), request.content_length)
+    body, length = _body(), request.content_length
+    try:
+        new_offset = append_checked(_settings(), file, offset, body, length)
+    except TypeRefused as refused:
+        if refused.consumed is not None:
+            left = None if length is None else length - refused.consumed
+            drain(body, left, _settings().portal.upload_chunk_bytes)
+        raise
     if was_open and is_complete(file):
         current_app.extensions["ptportal.tasks"].scan_soon(file.id)
     response = Response(status=204)

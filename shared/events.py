@@ -29,6 +29,7 @@ FILE_FINAL = "file_final"
 UPLOAD_REQUEST = "upload_request"
 DEADLINE_ALERT = "deadline_alert"
 ACTIVATION_UNDELIVERABLE = "activation_undeliverable"
+PROOF_DECIDED = "proof_decided"
 
 CUSTOMER = NotificationRule.ROLE_CUSTOMER
 OWNER = NotificationRule.ROLE_OWNER
@@ -59,6 +60,8 @@ EVENTS: dict[str, EventKind] = {
         EventKind(DEADLINE_ALERT, "Terminwarnung", (CUSTOMER, OWNER)),
         # The customer asked for a new link that has nowhere to go: staff must add an address.
         EventKind(ACTIVATION_UNDELIVERABLE, "Aktivierungslink nicht zustellbar", (OWNER,)),
+        # The customer approved or rejected a proof (Druckfreigabe): prepress goes on.
+        EventKind(PROOF_DECIDED, "Druckfreigabe entschieden", (OWNER,)),
     )
 }
 

@@ -23,3 +23,7 @@ class PortalLinks(Protocol):
     def new_activation_link(self, language: str = "") -> str:
         """The page where a customer asks for a new activation link."""
         ...
+
+    def proof(self, project_no: str, version: int, language: str = "") -> str:
+        """The customer's page where they approve or reject proof ``version`` of an order."""
+        ...

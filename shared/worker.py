@@ -1,4 +1,5 @@
-"""Background work (huey): deliver the outbox, scan received files, and sweep both every minute.
+"""Background work (huey): deliver the outbox, scan received files, preflight clean ones, and
+sweep all three every minute.
 
 Tasks are registered on a huey instance built from client.ini at start-up, so
 the portal (which enqueues) and ``ptportal worker`` (which consumes) build the
@@ -57,7 +58,15 @@ class BackgroundTasks:
         def scan_file(file_id: int) -> None:
             from shared.files.intake import make_scanner, scan_received
 
-            scan_received(settings, make_scanner(settings), file_id)
+            file = scan_received(settings, make_scanner(settings), file_id)
+            if file.preflight_status == file.PREFLIGHT_PENDING:
+                self._enqueue(preflight_file, file_id)
+
+        @huey.task(name="preflight_file")
+        def preflight_file(file_id: int) -> None:
+            from shared.files.preflighting import preflight_file as check
+
+            check(settings, file_id)
 
         @huey.periodic_task(crontab(minute="*"), name="sweep")
         def sweep() -> None:
@@ -75,6 +84,12 @@ class BackgroundTasks:
             scanner = make_scanner(settings)
             for file_id in files_to_scan():
                 scan_received(settings, scanner, file_id)
+            from shared.files.preflighting import files_to_preflight
+            from shared.files.preflighting import preflight_file as check
+
+            # Files a stopped worker left unchecked; their own task is long gone.
+            for file_id in files_to_preflight(settings):
+                check(settings, file_id)
 
         @huey.periodic_task(crontab(hour="3", minute="15"), name="retention")
         def retention() -> None:
@@ -85,6 +100,7 @@ class BackgroundTasks:
 
         self._deliver = deliver_outbox
         self._scan = scan_file
+        self._preflight = preflight_file
 
     def deliver_soon(self) -> None:
         """Ask the worker to deliver due mails now."""
@@ -93,6 +109,11 @@ class BackgroundTasks:
     def scan_soon(self, file_id: int) -> None:
         """Ask the worker to scan a file that has just been received."""
         self._enqueue(self._scan, file_id)
+
+    def preflight_soon(self, file_ids: list[int]) -> None:
+        """Ask the worker to preflight files again (their order's expectations changed)."""
+        for file_id in file_ids:
+            self._enqueue(self._preflight, file_id)
 
     @staticmethod
     def _enqueue(task, *args) -> None:

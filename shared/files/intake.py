@@ -108,6 +108,7 @@ def scan_received(settings: Settings, scanner: Scanner, file_id: int) -> OrderFi
             file.stored_name = _place(settings, file)
             file.state = OrderFile.STATE_CLEAN
             file.scanned_at = utcnow()
+            file.preflight_status = OrderFile.PREFLIGHT_PENDING  # shared.files.preflighting
             _notify_placed(file)
         elif result.verdict is ScanVerdict.INFECTED:
             _quarantine(settings, file)

@@ -13,6 +13,7 @@ from shared.clock import utcnow
 from shared.config import Settings
 from shared.db import write_transaction
 from shared.files.intake import file_path
+from shared.files.preflighting import remove_previews
 from shared.models import Customer, FileEvent, Order, OrderFile
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ def delete_expired(settings: Settings, now: datetime | None = None) -> list[Orde
             file.deleted_at = utcnow()
             file.save()
             FileEvent.create(file=file, kind=EVENT_RETENTION, detail=str(path or ""))
+        remove_previews(settings, file)
         deleted.append(file)
         log.info("retention deleted %s (order %s)", path, file.order.project_no)
     return deleted

@@ -51,6 +51,7 @@ DATA_PROJECT_KEYS = (
     "upload_link",
     "event_list",
     "event_count",
+    "proof_link",
 )
 TICKETDATA_PROJECT_KEYS = ("job_description", "due_date", "ticket_no", "ticket_title")
 

@@ -18,6 +18,7 @@ from shared.links import PortalLinks
 from shared.models import Contact, Order, PortalLogin, Ticket
 from shared.notify.activation import send_activation_mail
 from shared.notify.recipients import customer_address
+from shared.orders.print_spec import check_page_count, parse_trim_size, trim_size_text
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +44,14 @@ def create_order(
     job_description: str = "",
     due_date: date | None = None,
     contact_email: str = "",
+    trim_size: str = "",
+    page_count: int | None = None,
 ) -> tuple[Order, list[str]]:
     """Create an order and run the new-order checks; returns the order and what was done."""
     if not is_safe_number(project_no):
         raise Invalid("project_no", "use 1–64 letters, digits, '.', '_' or '-'")
+    trim = parse_trim_size(trim_size)
+    page_count = check_page_count(page_count)
     with write_transaction():
         try:
             customer = get_customer(customer_no)
@@ -63,6 +68,9 @@ def create_order(
                     job_description=job_description,
                     due_date=due_date,
                     contact=contact,
+                    trim_width_mm=trim[0] if trim else None,
+                    trim_height_mm=trim[1] if trim else None,
+                    page_count=page_count,
                 )
         except IntegrityError:
             raise Conflict(f"order {project_no!r} exists already") from None
@@ -147,6 +155,8 @@ def order_summary(order: Order) -> dict:
         "due_date": order.due_date.isoformat() if order.due_date else None,
         "contact_email": contact.email if contact else None,
         "created_at": order.created_at.isoformat() + "Z",
+        "trim_size": trim_size_text(order) or None,
+        "page_count": order.page_count,
         "folders_created": order.folders_created,
         "portal_login": None
         if login is None
