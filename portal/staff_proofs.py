@@ -13,7 +13,12 @@ from shared.errors import Conflict, Invalid
 from shared.files.access import reachable_order
 from shared.models import Order
 from shared.orders.print_spec import parse_trim_size, set_print_spec, trim_size_text
-from shared.orders.proofs import proof_candidates, proofs_of, request_proof
+from shared.orders.proofs import (
+    CustomerUnreachable,
+    proof_candidates,
+    proofs_of,
+    request_proof,
+)
 
 bp = Blueprint("staff_proofs", __name__, url_prefix="/staff")
 
@@ -81,8 +86,18 @@ def ask_for_approval(project_no: str):
             )
         )
         return _back(order, "#proofs")
-    except Conflict as exc:
-        flash(_("The customer cannot be asked for approval: %(reason)s", reason=str(exc)))
+    except CustomerUnreachable as exc:
+        if exc.reason == "login":
+            flash(
+                _("The customer cannot be asked for approval: they cannot sign in to the portal.")
+            )
+        else:
+            flash(
+                _("The customer cannot be asked for approval: no usable email address is stored.")
+            )
+        return _back(order, "#proofs")
+    except Conflict:
+        flash(_("Another proof was asked for at the same moment. Please try again."))
         return _back(order, "#proofs")
     current_app.extensions["ptportal.tasks"].deliver_soon()
     flash(

@@ -40,7 +40,7 @@ from shared.files.receiving import (
     start_upload,
     upload_limit,
 )
-from shared.files.upload_checks import append_checked, drain
+from shared.files.upload_checks import append_checked
 from shared.models import Order, OrderFile
 
 bp = Blueprint("uploads", __name__)
@@ -303,14 +303,9 @@ def append(upload_key: str):
     offset = _header_number("Upload-Offset")
     file = _own_file(upload_key)
     was_open = not is_complete(file)
-    body, length = _body(), request.content_length
-    try:
-        new_offset = append_checked(_settings(), file, offset, body, length)
-    except TypeRefused as refused:
-        if refused.consumed is not None:
-            left = None if length is None else length - refused.consumed
-            drain(body, left, _settings().portal.upload_chunk_bytes)
-        raise
+    # A refused first chunk is answered at once; gunicorn discards the unread rest of the
+    # body before the next request on the connection, and browsers read the early answer.
+    new_offset = append_checked(_settings(), file, offset, _body(), request.content_length)
     if was_open and is_complete(file):
         current_app.extensions["ptportal.tasks"].scan_soon(file.id)
     response = Response(status=204)

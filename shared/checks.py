@@ -47,14 +47,15 @@ def _writable(directory: Path) -> None:
 
 def _storage(settings: Settings) -> str:
     storage = settings.storage
-    for directory in (storage.order_root, storage.staging_root, storage.quarantine_root):
+    roots = (storage.order_root, storage.staging_root, storage.quarantine_root)
+    for directory in (*roots, storage.preview_root):
         _writable(directory)
     if storage.staging_root.stat().st_dev != storage.order_root.stat().st_dev:
         raise RuntimeError(
             f"{storage.staging_root} and {storage.order_root} are on different file systems: "
             "clean files could not be moved atomically"
         )
-    return f"{storage.order_root}, {storage.staging_root}, {storage.quarantine_root} writable"
+    return ", ".join(str(root) for root in (*roots, storage.preview_root)) + " writable"
 
 
 def _clamd(settings: Settings) -> str:

@@ -80,13 +80,14 @@ class BackgroundTasks:
                 log.exception("notifications or digest could not be queued")
             deliver_outbox.call_local()
             from shared.files.intake import files_to_scan, make_scanner, scan_received
-
-            scanner = make_scanner(settings)
-            for file_id in files_to_scan():
-                scan_received(settings, scanner, file_id)
             from shared.files.preflighting import files_to_preflight
             from shared.files.preflighting import preflight_file as check
 
+            scanner = make_scanner(settings)
+            for file_id in files_to_scan():
+                file = scan_received(settings, scanner, file_id)
+                if file.preflight_status == file.PREFLIGHT_PENDING:
+                    check(settings, file_id)
             # Files a stopped worker left unchecked; their own task is long gone.
             for file_id in files_to_preflight(settings):
                 check(settings, file_id)

@@ -58,6 +58,7 @@ def print_pdf(
         panel = f"0 0.55 0.9 0 k {mm(10):.3f} {mm(60):.3f} {mm(190):.3f} {mm(220):.3f} re f "
         content = (
             panel.encode()
+            + b"0 0 0 1 k "
             + text("/F1", "Sommerfest 2027")
             + f" q {mm(50):.3f} 0 0 {mm(50):.3f} 80 80 cm /Im1 Do Q".encode()
         )

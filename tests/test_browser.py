@@ -409,6 +409,14 @@ def test_preflight_warning_with_thumbnail_then_proof_approval(system, browser, c
     refused = page.locator(".upload-item.upload-failed")
     expect(refused).to_contain_text("Dateien vom Typ Office-Dokument werden nicht angenommen.")
 
+    # A GIF called .pdf: the server reads its first bytes while the 4 MiB chunk arrives.
+    picture = tmp_path / "Plakat.pdf"
+    picture.write_bytes(b"GIF89a" + os.urandom(6 * 1024 * 1024))
+    page.set_input_files("#file-input", str(picture))
+    expect(refused.filter(has_text="Plakat.pdf")).to_contain_text(
+        "Dateien vom Typ GIF werden nicht angenommen.", timeout=15000
+    )
+
     flyer = tmp_path / "Flyer ohne Beschnitt.pdf"
     flyer.write_bytes(print_pdf(bleed_mm=None))
     page.set_input_files("#file-input", str(flyer))

@@ -14,11 +14,12 @@ from order_helpers import PDF, upload
 from portal_helpers import SignedIn, customer_with_order, signed_in_customer
 from print_data_helpers import StaffSession, print_pdf, signed_in_staff
 
+from shared.accounts.logins import set_login_state
 from shared.clock import utcnow
 from shared.db import write_transaction
 from shared.events import PROOF_DECIDED
 from shared.files.folders import FOLDER_IN_PROGRESS
-from shared.models import Notification, Order, OrderFile, OutboxMail, Proof
+from shared.models import Notification, Order, OrderFile, OutboxMail, PortalLogin, Proof
 from shared.notify.sending import send_due_notifications
 from shared.orders.proofs import approval_record
 from shared.orders.workflow_xml import SCHEMA_PATH
@@ -220,3 +221,16 @@ def test_the_workflow_reads_the_decision_as_json_and_as_approval_xml(api, client
     assert document.tag == "proofApproval"
     assert document.findtext("approval/decision/comment") == "OK für Druck <sofort> & gern"
     assert document.findtext("approval/proof/sha256") == proof_file.sha256
+
+
+def test_staff_are_told_in_words_when_the_customer_cannot_be_asked(
+    client, customer, staff, settings
+):
+    proof_file = place_proof(staff)
+    with write_transaction():
+        set_login_state(settings, PortalLogin.get(), PortalLogin.STATE_INACTIVE)
+    assert ask(staff, proof_file).status_code == 302
+    page = staff.client.get("/staff/orders/A1").text
+    assert "cannot be asked for approval: they cannot sign in to the portal." in page
+    assert Proof.select().count() == 0
+    assert OutboxMail.select().where(OutboxMail.kind == "proof-request").count() == 0

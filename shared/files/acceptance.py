@@ -30,12 +30,9 @@ from shared.files.zips import ZipLimits, list_zip
 class TypeRefused(ServiceError):
     """The upload is not accepted; ``finding`` says why, in words for every language."""
 
-    def __init__(self, finding: Finding, consumed: int | None = None) -> None:
+    def __init__(self, finding: Finding) -> None:
         super().__init__(describe(finding, "en"))
         self.finding = finding
-        # Bytes of the request body read to decide while the rest of it is still unread;
-        # None when the refusal came before the body or after all of it.
-        self.consumed = consumed
 
 
 def accepted_types(settings: Settings) -> tuple[str, ...]:

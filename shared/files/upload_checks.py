@@ -103,7 +103,7 @@ def checked_body(
     if finding is None:
         return body
     _cancel(settings, file, finding.code)
-    raise TypeRefused(finding, consumed=len(head))
+    raise TypeRefused(finding)
 
 
 def _cancel(settings: Settings, file: OrderFile, reason: str) -> None:
@@ -150,17 +150,3 @@ def append_checked(
     if was_open and is_complete(file):
         check_complete(settings, file)
     return new_offset
-
-
-def drain(stream: BinaryIO, length: int | None, limit: int) -> None:
-    """Read and drop the rest of a refused body (at most ``limit`` bytes), so that the
-    client, still sending, gets to read the answer instead of a reset connection."""
-    remaining = limit if length is None else min(length, limit)
-    while remaining > 0:
-        try:
-            piece = stream.read(min(256 * 1024, remaining))
-        except Exception:
-            return
-        if not piece:
-            return
-        remaining -= len(piece)

@@ -48,6 +48,15 @@ MAIL_KIND = "proof-request"
 STATE_PENDING = "pending"
 
 
+class CustomerUnreachable(Conflict):
+    """The customer cannot be asked: no portal login that may sign in (``reason`` "login"),
+    or no usable email address (``reason`` "address")."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 class ProofOutdated(Conflict):
     """The proof has been superseded by a newer version; ``newest`` is that version."""
 
@@ -120,13 +129,15 @@ def request_proof(
                 "choose a clean file of In Bearbeitung whose preview is ready",
             )
         login = login_of(order.customer)
+        number = order.customer.customer_no
         if login is None or not may_use_portal(login):
-            raise Conflict(f"customer {order.customer.customer_no} cannot sign in to the portal")
+            raise CustomerUnreachable("login", f"customer {number} cannot sign in to the portal")
         addressee = customer_address(order.customer, order)
         if addressee is None:
-            raise Conflict(
-                f"customer {order.customer.customer_no} has no usable email address "
-                "(none stored, or all on the bounce list)"
+            raise CustomerUnreachable(
+                "address",
+                f"customer {number} has no usable email address "
+                "(none stored, or all on the bounce list)",
             )
         version = (
             Proof.select(fn.MAX(Proof.version)).where(Proof.order == order).scalar() or 0
