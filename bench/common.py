@@ -38,6 +38,9 @@ sys.path.insert(0, str(ROOT))
 MiB = 1024 * 1024
 GiB = 1024 * MiB
 POOL_BYTES = 64 * MiB
+# Every bench file starts like a PDF: the portal refuses content of no type the shop
+# accepts ([files] accepted_types), and random bytes are of none.
+PDF_HEADER = b"%PDF-1.7\n"
 CUSTOMER_NO = "BENCH"
 PROJECT_NO = "BENCH-1"
 USERNAME = "bench"
@@ -257,13 +260,20 @@ def workdir(keep: bool = False) -> Iterator[Path]:
             shutil.rmtree(directory, ignore_errors=True)
 
 
+def random_pool() -> memoryview:
+    """``POOL_BYTES`` random bytes whose first ones are a PDF header (files start at 0)."""
+    pool = bytearray(os.urandom(POOL_BYTES))
+    pool[: len(PDF_HEADER)] = PDF_HEADER
+    return memoryview(bytes(pool))
+
+
 def write_random_file(path: Path, size: int) -> str:
     """Write ``size`` incompressible bytes; returns their SHA-256.
 
     Fresh random bytes come at about 200 MB/s per core, slower than the disk, so
     the file is made of 1 MiB slices of a 64 MiB urandom pool at varying offsets.
     """
-    pool = memoryview(os.urandom(POOL_BYTES))
+    pool = random_pool()
     digest = hashlib.sha256()
     with path.open("wb") as handle:
         written, index = 0, 0
@@ -670,7 +680,7 @@ class PoolBody:
 
     def __init__(self, size: int, pool: memoryview | None = None) -> None:
         self.size = size
-        self.pool = pool if pool is not None else memoryview(os.urandom(POOL_BYTES))
+        self.pool = pool if pool is not None else random_pool()
 
     def send(self, sock: socket.socket, start: int, end: int) -> None:
         position = start

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, g, jsonify, request, url_for
+from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 
 from portal import api_schema as schema
 from shared.accounts.api_tokens import authenticate_token
@@ -27,6 +27,10 @@ from shared.orders.orders import (
     set_order_state,
     update_order,
 )
+from shared.orders.print_spec import update_print_spec
+from shared.orders.proofs import approval_record
+from shared.orders.workflow import order_files_record
+from shared.orders.workflow_xml import approval_document
 from shared.paging import PER_PAGE, Page
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -167,6 +171,14 @@ def show_order(project_no: str):
 def update_order_view(project_no: str):
     """Change an order: job description, due date, contact, owner; close, cancel, reopen."""
     values = schema.parse_body(_json_body(), schema.ORDER_UPDATE, null_clears=True)
+    cleared = {"trim_size": "", "page_count": 0}  # what null means for the print data
+    print_spec = {
+        name: cleared[name] if values[name] is None else values[name]
+        for name in cleared
+        if name in values
+    }
+    for name in print_spec:
+        values.pop(name)
     state = values.pop("state", None)
     if state is not None and state not in Order.STATES:
         raise Invalid("state", "one of " + ", ".join(Order.STATES))
@@ -180,6 +192,9 @@ def update_order_view(project_no: str):
             update_order(project_no, **values)
         if state is not None:
             set_order_state(project_no, state)
+    if print_spec:
+        again = update_print_spec(get_order(project_no), print_spec)
+        current_app.extensions["ptportal.tasks"].preflight_soon(again)
     return jsonify(order_summary(get_order(project_no)))
 
 
@@ -217,6 +232,25 @@ def list_orders():
         for staff in StaffUser.select().where(StaffUser.id.in_(list(owner_ids)))
     }
     return jsonify(_page_json(page, [_order_item(order, owners) for order in page.items]))
+
+
+@bp.get("/orders/<project_no>/files")
+def order_files(project_no: str):
+    """The order's files with state, SHA-256 and preflight result."""
+    return jsonify(order_files_record(get_order(project_no)))
+
+
+@bp.get("/orders/<project_no>/approval")
+def approval(project_no: str):
+    """The order's newest proof and the customer's decision (JSON, or the approval XML)."""
+    record = approval_record(get_order(project_no))
+    if record is None:
+        raise NotFound(f"order {project_no!r} has no proof")
+    if request.args.get("format") == "xml":
+        if record["proof"]["decision"] is None:
+            raise Conflict(f"proof version {record['proof']['version']} is not decided yet")
+        return Response(approval_document(record), mimetype="application/xml")
+    return jsonify(record)
 
 
 @bp.get("/openapi.json")

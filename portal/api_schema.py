@@ -170,6 +170,17 @@ CONTACT = (
     Field("name", "string", False, "Contact's name", 200),
     Field("favorite", "boolean", False, "Becomes the customer's favorite contact"),
 )
+# What an order says about its print data; the preflight warns about files that differ.
+PRINT_SPEC = (
+    Field(
+        "trim_size",
+        "string",
+        False,
+        "Trim size in mm, width x height like 210 x 297, or A0–A7; empty: none",
+        40,
+    ),
+    Field("page_count", "integer", False, "Pages the print data should have; 0: none", 0, 0),
+)
 ORDER = (
     Field("project_no", "string", True, f"Order number ({NUMBER})", 64, pattern=NUMBER_PATTERN),
     Field("customer_no", "string", True, "Existing customer number", 64, pattern=NUMBER_PATTERN),
@@ -177,6 +188,7 @@ ORDER = (
     Field("due_date", "date", False, "Due date (YYYY-MM-DD)"),
     Field("contact_email", "string", False, "Explicitly chosen contact", 254),
     Field("owner", "string", False, "Username of the staff user who owns the order", 100),
+    *PRINT_SPEC,
 )
 ORDER_UPDATE = (
     Field("job_description", "string", False, "Job description", 2000),
@@ -197,6 +209,7 @@ ORDER_UPDATE = (
         "from the customer and get no reminders",
         20,
     ),
+    *PRINT_SPEC,
 )
 TICKET = (
     Field("ticket_no", "string", True, "Ticket number, unique within the order", 64),

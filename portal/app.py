@@ -22,7 +22,9 @@ from portal.users import load_user
 from shared.accounts.passwords import MAX_LENGTH, MIN_LENGTH, PasswordVault
 from shared.config import Settings, config_path, load_settings
 from shared.db import bind_database, database
-from shared.files.access import may_download
+from shared.files.access import may_download, may_preview
+from shared.files.preflighting import stored_preflight
+from shared.orders.proofs import proof_state
 from shared.worker import BackgroundTasks
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,6 +105,9 @@ def build_app(settings: Settings | None = None, *, tasks: BackgroundTasks | None
         password_min_length=MIN_LENGTH,
         password_max_length=MAX_LENGTH,
         may_download=may_download,
+        may_preview=may_preview,
+        preflight_of=stored_preflight,
+        proof_state=proof_state,
     )
     return app
 
@@ -124,9 +129,11 @@ def register_blueprints(app: Flask) -> None:
         inbox,
         mail_admin,
         orders,
+        proofs,
         staff,
         staff_account,
         staff_orders,
+        staff_proofs,
         staff_users,
         tokens,
         uploads,
@@ -136,6 +143,8 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(home.bp)
     app.register_blueprint(orders.bp)
     app.register_blueprint(uploads.bp)
+    app.register_blueprint(proofs.bp)
+    app.register_blueprint(staff_proofs.bp)
     app.register_blueprint(staff.bp)
     app.register_blueprint(hotfolder.bp)
     app.register_blueprint(tokens.bp)

@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from flask import Flask
-from flask_babel import format_date, format_datetime, format_decimal
+from flask_babel import format_date, format_datetime, format_decimal, get_locale
+
+from shared.files.findings import Finding
+from shared.files.messages import describe
 
 _UNITS = ("B", "KB", "MB", "GB", "TB")
 
@@ -38,5 +41,23 @@ def dateformat(day: date | None) -> str:
     return format_date(day, "medium")
 
 
+def millimetres(value: float | None) -> str:
+    """A length in mm for people: 210, 297, 3,5 (German) or 3.5 (English)."""
+    if value is None:
+        return ""
+    return format_decimal(value, format="#,##0.#")
+
+
+def finding_text(finding: Finding) -> str:
+    """A preflight or file-type finding as one sentence in the page's language."""
+    return describe(finding, str(get_locale()))
+
+
 def register(app: Flask) -> None:
-    app.jinja_env.filters.update(filesize=filesize, local_time=local_time, dateformat=dateformat)
+    app.jinja_env.filters.update(
+        filesize=filesize,
+        local_time=local_time,
+        dateformat=dateformat,
+        mm=millimetres,
+        finding_text=finding_text,
+    )

@@ -41,6 +41,11 @@ class PortalLinks:
     def staff_activation(self, token: str) -> str:
         return self._build("staff_account.activation_form", token=token)
 
+    def proof(self, project_no: str, version: int, language: str = "") -> str:
+        return self._build(
+            "proofs.show", project_no=project_no, version=str(version), language=language
+        )
+
 
 def portal_links(base_url: str) -> PortalLinks:
     """The links of a portal at ``base_url``, for processes that serve no pages (worker, CLI)."""

@@ -134,11 +134,30 @@ def document() -> dict:
                     "Read an order's state", {"200": _JSON, "404": _ERROR}, None, "project_no"
                 ),
                 "patch": _operation(
-                    "Change an order (fields given; null clears); close, cancel or reopen it",
+                    "Change an order (fields given; null clears): job description, due date, "
+                    "contact, owner, trim size, page count; close, cancel or reopen it. A changed "
+                    "trim size or page count preflights its checked files again",
                     {"200": _JSON, "404": _ERROR},
                     schema.ORDER_UPDATE,
                     "project_no",
                 ),
+            },
+            "/orders/{project_no}/files": {
+                "get": _operation(
+                    "The order's files with state, SHA-256 and preflight result",
+                    {"200": _JSON, "404": _ERROR},
+                    None,
+                    "project_no",
+                )
+            },
+            "/orders/{project_no}/approval": {
+                "get": _operation(
+                    "The newest proof and the customer's decision (time, login, address, "
+                    "SHA-256); ?format=xml gives the approval file once decided",
+                    {"200": _JSON, "404": _ERROR, "409": _ERROR},
+                    None,
+                    "project_no",
+                )
             },
         },
     }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from flask import (
     Blueprint,
     abort,
@@ -13,6 +15,7 @@ from flask import (
     send_file,
     url_for,
 )
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -23,12 +26,17 @@ from portal.users import customer_required
 from shared import audit
 from shared.accounts.defaults import portal_shows
 from shared.errors import ServiceError
-from shared.files.access import downloadable_file, reachable_order
+from shared.files.acceptance import refused_extensions
+from shared.files.access import downloadable_file, previewable_file, reachable_order
 from shared.files.folders import FOLDER_INCOMING
 from shared.files.intake import file_audit, file_path
-from shared.files.receiving import append_chunk, start_upload, upload_limit
+from shared.files.preflighting import page_preview as render_page
+from shared.files.preflighting import thumbnail_path
+from shared.files.receiving import start_upload, upload_limit
+from shared.files.upload_checks import append_checked
 from shared.models import Order, OrderFile
 from shared.orders.orders import tickets_of
+from shared.orders.proofs import newest_proof
 
 bp = Blueprint("orders", __name__, url_prefix="/orders")
 
@@ -72,6 +80,8 @@ def show(project_no: str):
         chunk_bytes=settings.portal.upload_chunk_bytes,
         plain_upload_bytes=min(PLAIN_UPLOAD_BYTES, limit),
         **customer_order_panels(order),
+        proof=newest_proof(order),
+        refused_extensions=refused_extensions(settings, str(get_locale())),
     )
 
 
@@ -111,7 +121,7 @@ def plain_upload(project_no: str):
     settings = current_app.config["PTPORTAL_SETTINGS"]
     try:
         file = start_upload(settings, order, upload.filename, size, login=current_user.login)
-        append_chunk(settings, file, 0, upload.stream, size)
+        append_checked(settings, file, 0, upload.stream, size)
     except ServiceError as exc:
         flash(refusal_for(exc)[1])
         return redirect(url_for(".show", project_no=project_no))
@@ -146,3 +156,39 @@ def send_stored_file(file: OrderFile):
         max_age=0,
         etag=True,
     )
+
+
+# Previews of a file never change (its bytes do not); a browser may keep them a while,
+# but only for itself.
+PREVIEW_MAX_AGE = 3600
+
+
+def send_preview(path: Path | None):
+    """A stored preview PNG (also used by the staff pages); 404 when there is none."""
+    if path is None or not path.is_file():
+        abort(404)
+    response = send_file(path, mimetype="image/png", conditional=True, etag=True)
+    response.cache_control.public = False
+    response.cache_control.private = True
+    response.cache_control.max_age = PREVIEW_MAX_AGE
+    return response
+
+
+@bp.get("/<project_no>/files/<int:file_id>/thumbnail.png")
+@customer_required
+def thumbnail(project_no: str, file_id: int):
+    """The first-page thumbnail of a clean file: for those who may download it."""
+    file = previewable_file(own_order(project_no), file_id, staff=False)
+    if file is None:
+        abort(404)
+    return send_preview(thumbnail_path(current_app.config["PTPORTAL_SETTINGS"], file))
+
+
+@bp.get("/<project_no>/files/<int:file_id>/pages/<int:page>.png")
+@customer_required
+def page_preview(project_no: str, file_id: int, page: int):
+    """A larger preview of one page, rendered the first time it is asked for."""
+    file = previewable_file(own_order(project_no), file_id, staff=False)
+    if file is None:
+        abort(404)
+    return send_preview(render_page(current_app.config["PTPORTAL_SETTINGS"], file, page))

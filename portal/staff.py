@@ -18,18 +18,26 @@ from flask_login import current_user
 from portal.auth import begin_session, form_username, safe_next
 from portal.conversations import conversation_context
 from portal.extensions import limiter
-from portal.orders import send_stored_file
+from portal.orders import send_preview, send_stored_file
 from portal.partials import folder_listing, order_list, page_number, wants_fragment
 from portal.staff_account import start_second_step
 from portal.staff_orders import order_panels
+from portal.staff_proofs import panels
 from portal.users import StaffMember, staff_required
 from shared.accounts.sessions import start_session
 from shared.accounts.staff import needs_second_factor, staff_sign_in
 from shared.errors import Conflict
-from shared.files.access import STAFF_FOLDERS, downloadable_file, reachable_order
+from shared.files.access import (
+    STAFF_FOLDERS,
+    downloadable_file,
+    previewable_file,
+    reachable_order,
+)
 from shared.files.backlog import SECTIONS, backlog_file, backlog_overview, backlog_page
 from shared.files.folders import FOLDER_FINAL
 from shared.files.intake import discard_held, release_held
+from shared.files.preflighting import page_preview as render_page
+from shared.files.preflighting import thumbnail_path
 from shared.files.receiving import upload_limit
 from shared.models import Order, OrderFile
 from shared.orders.listing import file_history
@@ -40,6 +48,8 @@ bp = Blueprint("staff", __name__, url_prefix="/staff")
 STAFF_LISTING = {
     "files_endpoint": "staff.files",
     "download_endpoint": "staff.download",
+    "thumbnail_endpoint": "staff.thumbnail",
+    "page_endpoint": "staff.page_preview",
     "staff_view": True,
 }
 
@@ -134,6 +144,7 @@ def show_order(project_no: str):
         chunk_bytes=settings.portal.upload_chunk_bytes,
         **order_panels(order),
         **STAFF_LISTING,
+        **panels(order),
     )
 
 
@@ -160,6 +171,26 @@ def download(project_no: str, file_id: int):
     if file is None:
         abort(404)
     return send_stored_file(file)
+
+
+@bp.get("/orders/<project_no>/files/<int:file_id>/thumbnail.png")
+@staff_required
+def thumbnail(project_no: str, file_id: int):
+    """The first-page thumbnail of a clean, scanned file."""
+    file = previewable_file(_order(project_no), file_id, staff=True)
+    if file is None:
+        abort(404)
+    return send_preview(thumbnail_path(_settings(), file))
+
+
+@bp.get("/orders/<project_no>/files/<int:file_id>/pages/<int:page>.png")
+@staff_required
+def page_preview(project_no: str, file_id: int, page: int):
+    """A larger preview of one page of a clean, scanned file."""
+    file = previewable_file(_order(project_no), file_id, staff=True)
+    if file is None:
+        abort(404)
+    return send_preview(render_page(_settings(), file, page))
 
 
 @bp.post("/files/<int:file_id>/release")

@@ -14,7 +14,7 @@ import base64
 import binascii
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
-from flask_babel import format_decimal
+from flask_babel import format_decimal, get_locale
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from flask_wtf.csrf import CSRFError
@@ -22,6 +22,7 @@ from werkzeug.exceptions import HTTPException
 
 from shared.errors import Invalid, NotFound, ServiceError
 from shared.files import names as filenames
+from shared.files.acceptance import TypeRefused
 from shared.files.access import (
     NotAllowed,
     OrderClosed,
@@ -31,6 +32,7 @@ from shared.files.access import (
     staff_upload_folder,
 )
 from shared.files.folders import FOLDER_FINAL, FOLDER_INCOMING
+from shared.files.messages import describe
 from shared.files.receiving import (
     EmptyFile,
     NoSpace,
@@ -39,13 +41,13 @@ from shared.files.receiving import (
     UploadBusy,
     UploadClosed,
     abort_upload,
-    append_chunk,
     durable_offset,
     is_complete,
     size_in_units,
     start_upload,
     upload_limit,
 )
+from shared.files.upload_checks import append_checked
 from shared.models import Order, OrderFile
 
 bp = Blueprint("uploads", __name__)
@@ -153,6 +155,10 @@ def _name_message(reason: str) -> str:
 
 def refusal_for(exc: ServiceError) -> tuple[int, str]:
     """The HTTP status and the customer's message for an error from ``shared.files.receiving``."""
+    if isinstance(exc, TypeRefused):
+        # The file itself: 422 for a ZIP whose contents are refused, 415 for its type.
+        status = 422 if exc.finding.code.startswith("zip_") else 415
+        return status, describe(exc.finding, str(get_locale()))
     if isinstance(exc, filenames.NameRefused):
         return 400, _name_message(exc.reason)
     if isinstance(exc, TooLarge):
@@ -318,7 +324,9 @@ def append(upload_key: str):
     check_upload_continues(file)
     was_open = not is_complete(file)
     try:
-        new_offset = append_chunk(_settings(), file, offset, _body(), request.content_length)
+        # A refused first chunk is answered at once; gunicorn discards the unread rest of the
+        # body before the next request on the connection, and browsers read the early answer.
+        new_offset = append_checked(_settings(), file, offset, _body(), request.content_length)
     finally:
         # Also when the request fails after completing a file a killed worker left behind.
         if was_open and is_complete(file):

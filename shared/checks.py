@@ -47,7 +47,8 @@ def _writable(directory: Path) -> None:
 
 def _storage(settings: Settings) -> str:
     storage = settings.storage
-    for directory in (storage.order_root, storage.staging_root, storage.quarantine_root):
+    roots = (storage.order_root, storage.staging_root, storage.quarantine_root)
+    for directory in (*roots, storage.preview_root):
         _writable(directory)
     if storage.staging_root.stat().st_dev != storage.order_root.stat().st_dev:
         raise RuntimeError(
@@ -60,10 +61,8 @@ def _storage(settings: Settings) -> str:
         kept = probe_storage(storage.staging_root, storage.order_root)
     except StorageBroken as exc:
         raise RuntimeError(str(exc)) from None
-    return (
-        f"{storage.order_root}, {storage.staging_root}, {storage.quarantine_root} writable; "
-        + ", ".join(kept)
-    )
+    writable = ", ".join(str(root) for root in (*roots, storage.preview_root))
+    return f"{writable} writable; " + ", ".join(kept)
 
 
 def _clamd(settings: Settings) -> str:

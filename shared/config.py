@@ -20,6 +20,8 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from shared.typenames import parse_accepted_types
+
 ENV_CONFIG = "PTPORTAL_CONFIG"
 DEFAULT_CONFIG = "client.ini"
 
@@ -211,6 +213,30 @@ def _seconds(low: float, high: float) -> Callable[[str, Path], float]:
     return parse
 
 
+def _number(low: float, high: float, unit: str) -> Callable[[str, Path], float]:
+    def parse(raw: str, _base: Path) -> float:
+        allowed = f"a number of {unit} from {low:g} to {high:g}"
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ValueError(allowed) from None
+        if not low <= value <= high:
+            raise ValueError(allowed)
+        return value
+
+    return parse
+
+
+def _yes_no(raw: str, _base: Path) -> bool:
+    if raw.lower() not in ("yes", "no"):
+        raise ValueError("yes or no")
+    return raw.lower() == "yes"
+
+
+def _accepted_types(raw: str, _base: Path) -> tuple[str, ...]:
+    return parse_accepted_types(raw)
+
+
 def _optional_email(raw: str, base: Path) -> str:
     return _email(raw, base) if raw else ""
 
@@ -269,6 +295,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "order_root": Key(_path, "data/orders"),
         "staging_root": Key(_path, "data/staging"),
         "quarantine_root": Key(_path, "data/quarantine"),
+        "preview_root": Key(_path, "data/previews"),
     },
     "workflow": {
         "portal_create_uplogin_automatically": Key(_switch(0, 1), "1"),
@@ -312,6 +339,29 @@ SCHEMA: dict[str, dict[str, Key]] = {
     },
     "audit": {
         "retention_days": Key(_integer(30, 3650), "730"),
+    },
+    "files": {
+        "accepted_types": Key(_accepted_types, "pdf, tiff, jpeg, png, eps, ai, zip"),
+        "zip_max_total_size": Key(_size, "20G"),
+        "zip_max_entries": Key(_integer(1, 1_000_000), "10000"),
+        "zip_max_ratio": Key(_integer(2, 100_000), "250"),
+        "zip_ratio_floor": Key(_size, "16M"),
+        "zip_max_nested_archives": Key(_integer(0, 100_000), "10"),
+    },
+    "preflight": {
+        "min_bleed_mm": Key(_number(0, 50, "millimetres"), "3"),
+        "min_image_ppi": Key(_integer(1, 5000), "250"),
+        "colour_mode": Key(_choice("cmyk", "any"), "cmyk"),
+        "require_pdfx": Key(_yes_no, "no"),
+        "trim_tolerance_mm": Key(_number(0, 50, "millimetres"), "1"),
+        "thumbnail_px": Key(_integer(32, 2000), "300"),
+        "preview_px": Key(_integer(200, 6000), "1200"),
+        "cpu_seconds": Key(_integer(1, 3600), "60"),
+        "wall_seconds": Key(_seconds(1, 7200), "90"),
+        "memory_limit": Key(_size, "1G"),
+        "max_pages": Key(_integer(1, 1_000_000), "20000"),
+        "max_image_pixels": Key(_integer(1_000_000, 10_000_000_000), "300000000"),
+        "max_preview_pixels": Key(_integer(1_000_000, 10_000_000_000), "120000000"),
     },
     "agent": {
         "hotfolder_root": Key(_path, "data/hotfolders"),
@@ -362,6 +412,7 @@ class StorageSettings:
     order_root: Path
     staging_root: Path
     quarantine_root: Path
+    preview_root: Path
 
 
 @dataclass(frozen=True)
@@ -420,6 +471,37 @@ class SecuritySettings:
 @dataclass(frozen=True)
 class AuditSettings:
     retention_days: int
+
+
+@dataclass(frozen=True)
+class FilesSettings:
+    """What customers may upload: types read from the content, and when a ZIP is a bomb."""
+
+    accepted_types: tuple[str, ...]
+    zip_max_total_size: int
+    zip_max_entries: int
+    zip_max_ratio: int
+    zip_ratio_floor: int
+    zip_max_nested_archives: int
+
+
+@dataclass(frozen=True)
+class PreflightSection:
+    """The preflight's rules and the limits of its sandboxed process (``[preflight]``)."""
+
+    min_bleed_mm: float
+    min_image_ppi: int
+    colour_mode: str
+    require_pdfx: bool
+    trim_tolerance_mm: float
+    thumbnail_px: int
+    preview_px: int
+    cpu_seconds: int
+    wall_seconds: float
+    memory_limit: int
+    max_pages: int
+    max_image_pixels: int
+    max_preview_pixels: int
 
 
 @dataclass(frozen=True)
@@ -609,6 +691,8 @@ class Settings:
     security: SecuritySettings
     audit: AuditSettings
     agent: AgentSettings
+    files: FilesSettings
+    preflight: PreflightSection
     # One per [mailbox:NAME] section, in the file's order; empty when none is configured.
     mailboxes: tuple[MailboxSettings, ...] = ()
 
@@ -629,6 +713,8 @@ _SECTION_TYPES = {
     "security": SecuritySettings,
     "audit": AuditSettings,
     "agent": AgentSettings,
+    "files": FilesSettings,
+    "preflight": PreflightSection,
 }
 
 

@@ -32,6 +32,7 @@ DEADLINE_ALERT = "deadline_alert"
 ACTIVATION_UNDELIVERABLE = "activation_undeliverable"
 CUSTOMER_MESSAGE = "customer_message"
 STAFF_MESSAGE = "staff_message"
+PROOF_DECIDED = "proof_decided"
 
 CUSTOMER = NotificationRule.ROLE_CUSTOMER
 OWNER = NotificationRule.ROLE_OWNER
@@ -69,6 +70,8 @@ EVENTS: dict[str, EventKind] = {
         # Staff wrote to the customer: the mail carries the message itself and goes out at
         # once, not batched (shared.conversations.messages); its rule says to whom.
         EventKind(STAFF_MESSAGE, "Nachricht zum Auftrag", (CUSTOMER,), immediate=True),
+        # The customer approved or rejected a proof (Druckfreigabe): prepress goes on.
+        EventKind(PROOF_DECIDED, "Druckfreigabe entschieden", (OWNER,)),
     )
 }
 

@@ -27,3 +27,7 @@ class PortalLinks(Protocol):
     def staff_activation(self, token: str) -> str:
         """The page where a staff user chooses a password with ``token``."""
         ...
+
+    def proof(self, project_no: str, version: int, language: str = "") -> str:
+        """The customer's page where they approve or reject proof ``version`` of an order."""
+        ...

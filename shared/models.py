@@ -212,6 +212,10 @@ class Order(BaseModel):
     state = CharField(default=STATE_OPEN, index=True)
     closed_at = DateTimeField(null=True)
     updated_at = DateTimeField(null=True)
+    # What the order says about its print data; the preflight warns about a mismatch.
+    trim_width_mm = FloatField(null=True)
+    trim_height_mm = FloatField(null=True)
+    page_count = IntegerField(null=True)
 
     class Meta:
         table_name = "orders"
@@ -252,6 +256,17 @@ class OrderFile(BaseModel):
     STATE_DELETED = "deleted"
     OPEN_STATES = (STATE_UPLOADING, STATE_SCANNING, STATE_WAITING)
 
+    # The preflight after the scan (``shared.files.preflighting``): "" for files it does
+    # not concern (not scanned clean, or placed before it existed), pending until the
+    # worker has run it, then the report's status, or not_checked for types it cannot check.
+    PREFLIGHT_NONE = ""
+    PREFLIGHT_PENDING = "pending"
+    PREFLIGHT_OK = "ok"
+    PREFLIGHT_WARNINGS = "warnings"
+    PREFLIGHT_ERRORS = "errors"
+    PREFLIGHT_FAILED = "failed"
+    PREFLIGHT_NOT_CHECKED = "not_checked"
+
     order = ForeignKeyField(Order, backref="files", on_delete="CASCADE")
     folder = CharField()
     display_name = CharField()
@@ -272,6 +287,12 @@ class OrderFile(BaseModel):
     released_at = DateTimeField(null=True)
     delivered_at = DateTimeField(null=True)
     deleted_at = DateTimeField(null=True)
+    # The type read from the content (``shared.files.filetypes``), once known.
+    file_type = CharField(default="")
+    preflight_status = CharField(default=PREFLIGHT_NONE, index=True)
+    preflight_report = TextField(default="")  # JSON, see shared.files.preflighting
+    preflight_started_at = DateTimeField(null=True)
+    preflight_at = DateTimeField(null=True)
 
     class Meta:
         indexes = (
@@ -727,6 +748,41 @@ class AutoAnswer(BaseModel):
     answered_at = DateTimeField(default=utcnow)
 
 
+class Proof(BaseModel):
+    """A proof the customer is asked to approve (Druckfreigabe): one file, one version.
+
+    Versions count up per order; asking again supersedes the versions before, and only
+    the newest undecided one can be decided. What was approved stays readable after its
+    file is gone: name, size and SHA-256 are copied here, and the decision is recorded
+    with time, login, address and the SHA-256 of the file the customer saw.
+    """
+
+    DECISION_APPROVED = "approved"
+    DECISION_REJECTED = "rejected"
+    DECISIONS = (DECISION_APPROVED, DECISION_REJECTED)
+
+    order = ForeignKeyField(Order, backref="proofs", on_delete="CASCADE")
+    version = IntegerField()
+    file = ForeignKeyField(OrderFile, null=True, backref="proofs", on_delete="SET NULL")
+    file_name = CharField()
+    file_size = BigIntegerField()
+    sha256 = CharField()
+    requested_by = ForeignKeyField(StaffUser, null=True, on_delete="SET NULL")
+    requested_by_name = CharField(default="")
+    requested_at = DateTimeField(default=utcnow)
+    superseded_at = DateTimeField(null=True)
+    decision = CharField(default="")
+    decided_at = DateTimeField(null=True)
+    decided_by = ForeignKeyField(PortalLogin, null=True, on_delete="SET NULL")
+    decided_by_username = CharField(default="")
+    decided_from = CharField(default="")
+    decision_comment = TextField(default="")
+    decision_sha256 = CharField(default="")
+
+    class Meta:
+        indexes = ((("order", "version"), True),)
+
+
 ALL_MODELS = [
     StaffUser,
     Customer,
@@ -765,4 +821,5 @@ ALL_MODELS = [
     MessageImage,
     MailboxState,
     AutoAnswer,
+    Proof,
 ]

@@ -1,4 +1,5 @@
-"""Background work (huey): deliver the outbox, scan received files, and sweep both every minute.
+"""Background work (huey): deliver the outbox, scan received files, preflight clean ones, and
+sweep all three every minute.
 
 The mailbox readers run beside the huey consumer in ``ptportal worker``
 (``shared.conversations.readers``); the files they import are scanned here like uploads.
@@ -72,7 +73,15 @@ class BackgroundTasks:
         def scan_file(file_id: int) -> None:
             from shared.files.intake import make_scanner, scan_received
 
-            scan_received(settings, make_scanner(settings), file_id)
+            file = scan_received(settings, make_scanner(settings), file_id)
+            if file.preflight_status == file.PREFLIGHT_PENDING:
+                self._enqueue(preflight_file, file_id)
+
+        @huey.task(name="preflight_file")
+        def preflight_file(file_id: int) -> None:
+            from shared.files.preflighting import preflight_file as check
+
+            check(settings, file_id)
 
         @huey.periodic_task(crontab(minute="*"), name="sweep")
         def sweep() -> None:
@@ -93,13 +102,20 @@ class BackgroundTasks:
                 log.exception("senders of rejected attachments could not be told")
             deliver_outbox.call_local()
             from shared.files.intake import files_to_scan, make_scanner, scan_received
+            from shared.files.preflighting import files_to_preflight
+            from shared.files.preflighting import preflight_file as check
             from shared.files.receiving import complete_stranded_uploads
 
             scanner = make_scanner(settings)
             # Uploads whose worker died after the last byte first: the browser was told
             # they are complete and will not come back for them.
             for file_id in complete_stranded_uploads(settings) + files_to_scan():
-                scan_received(settings, scanner, file_id)
+                file = scan_received(settings, scanner, file_id)
+                if file.preflight_status == file.PREFLIGHT_PENDING:
+                    check(settings, file_id)
+            # Files a stopped worker left unchecked; their own task is long gone.
+            for file_id in files_to_preflight(settings):
+                check(settings, file_id)
 
         @huey.periodic_task(crontab(hour="3", minute="15"), name="retention")
         def retention() -> None:
@@ -107,6 +123,7 @@ class BackgroundTasks:
 
         self._deliver = deliver_outbox
         self._scan = scan_file
+        self._preflight = preflight_file
 
     def deliver_soon(self) -> None:
         """Ask the worker to deliver due mails now."""
@@ -115,6 +132,11 @@ class BackgroundTasks:
     def scan_soon(self, file_id: int) -> None:
         """Ask the worker to scan a file that has just been received."""
         self._enqueue(self._scan, file_id)
+
+    def preflight_soon(self, file_ids: list[int]) -> None:
+        """Ask the worker to preflight files again (their order's expectations changed)."""
+        for file_id in file_ids:
+            self._enqueue(self._preflight, file_id)
 
     @staticmethod
     def _enqueue(task, *args) -> None:

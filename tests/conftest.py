@@ -205,6 +205,9 @@ def api(client, api_token):
         def get(self, path: str):
             return client.get(f"/api/v1{path}", headers=self.headers)
 
+        def patch(self, path: str, body: object):
+            return client.patch(f"/api/v1{path}", json=body, headers=self.headers)
+
     return Api()
 
 

@@ -447,6 +447,8 @@ OPERATIONS = {
     ("/orders/{project_no}/tickets", "post"),
     ("/orders/{project_no}", "get"),
     ("/orders/{project_no}", "patch"),
+    ("/orders/{project_no}/files", "get"),
+    ("/orders/{project_no}/approval", "get"),
 }
 
 # A valid body per operation; each test drops or breaks one field of it.

@@ -24,11 +24,12 @@ from clamd_helpers import EICAR
 from dovecot_helpers import dovecot_fixture  # noqa: F401
 from lxml import etree
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+from print_data_helpers import print_pdf
 from system_helpers import ARTIFACTS, STAFF_PASSWORD, running_system
 
 from shared.clock import utcnow
 from shared.db import bind_database, database
-from shared.models import ActivationToken, OrderFile
+from shared.models import ActivationToken, OrderFile, Proof
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
@@ -208,7 +209,7 @@ def test_two_files_upload_with_progress_and_scan_results_appear_live(system, con
     clean = tmp_path / "Broschüre Umschlag.pdf"
     clean.write_bytes(b"%PDF-1.7\n" + os.urandom(3 * 1024 * 1024))
     infected = tmp_path / "rechnung.pdf"
-    infected.write_bytes(EICAR)
+    infected.write_bytes(b"%PDF-1.4\n" + EICAR)
     page.evaluate("window.stillTheSamePage = true")
     throttle_uploads(page, 1024 * 1024)
 
@@ -237,6 +238,7 @@ def test_interrupted_upload_resumes_after_reload_with_the_right_checksum(system,
     project_no = signed_in_at_order(system, page)
     big = tmp_path / "Katalog 2027.pdf"
     with big.open("wb") as handle:
+        handle.write(b"%PDF-1.7\n")  # the portal accepts what starts like a PDF
         for _ in range(24):
             handle.write(os.urandom(1024 * 1024))
     expected = hashlib.sha256(big.read_bytes()).hexdigest()
@@ -701,3 +703,106 @@ def test_a_customer_message_with_an_attached_file(system, context, tmp_path):
     # The form is fresh for the next message, its attachment area ready again.
     expect(page.locator("#message-form input[name=upload]")).to_have_count(0)
     expect(page.locator("#message-upload.upload-ready")).to_have_count(1)
+
+
+def staff_in_own_browser(browser: Browser, system) -> tuple:
+    """A staff user's own browser context and page, signed in."""
+    staff_context = browser.new_context(locale="de-DE", viewport={"width": 1100, "height": 900})
+    staff = staff_context.new_page()
+    staff.goto(f"{system.base_url}/staff/login")
+    staff.fill("#username", "anna")
+    staff.fill("#password", STAFF_PASSWORD)
+    staff.click("button[type=submit]")
+    expect(staff).to_have_url(re.compile(r"/staff/$"))
+    return staff_context, staff
+
+
+def proof_link(system, project_no: str, version: int) -> str:
+    """The approval link in the mail about proof ``version`` of ``project_no``."""
+    wanted = re.compile(rf"http://127\.0\.0\.1:\d+/orders/{project_no}/proofs/{version}\b")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        for received in reversed(system.mail.received):
+            text = received.message.get_body(preferencelist=("plain",)).get_content()
+            found = wanted.search(text)
+            if found:
+                return found.group(0)
+        time.sleep(0.2)
+    raise AssertionError(f"no proof mail for {project_no}: {system.log('worker')[-2000:]}")
+
+
+LOADED = "image => image.complete && image.naturalWidth > 0"
+
+
+def test_preflight_warning_with_thumbnail_then_proof_approval(system, browser, context, tmp_path):
+    page = context.new_page()
+    project_no = signed_in_at_order(system, page)
+
+    offer = tmp_path / "Angebot.docx"
+    offer.write_bytes(b"PK\x03\x04 not really")
+    page.set_input_files("#file-input", str(offer))
+    refused = page.locator(".upload-item.upload-failed")
+    expect(refused).to_contain_text("Dateien vom Typ Office-Dokument werden nicht angenommen.")
+
+    # A GIF called .pdf: the server reads its first bytes while the 4 MiB chunk arrives.
+    picture = tmp_path / "Plakat.pdf"
+    picture.write_bytes(b"GIF89a" + os.urandom(6 * 1024 * 1024))
+    page.set_input_files("#file-input", str(picture))
+    expect(refused.filter(has_text="Plakat.pdf")).to_contain_text(
+        "Dateien vom Typ GIF werden nicht angenommen.", timeout=15000
+    )
+
+    flyer = tmp_path / "Flyer ohne Beschnitt.pdf"
+    flyer.write_bytes(print_pdf(bleed_mm=None))
+    page.set_input_files("#file-input", str(flyer))
+    row = page.locator("#files tr[data-preflight=warnings]")
+    expect(row).to_contain_text("Kein Beschnitt auf Seite 1.", timeout=30000)
+    expect(row).to_contain_text("Druckdaten: bitte prüfen")
+    thumbnail = row.locator(".thumbnail img")
+    expect(thumbnail).to_be_visible()
+    page.wait_for_function(LOADED, arg=thumbnail.element_handle(), timeout=10000)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    row.screenshot(path=str(ARTIFACTS / "preflight-file-row.png"))
+    page.locator("#files").screenshot(path=str(ARTIFACTS / "preflight-file-list.png"))
+
+    staff_context, staff = staff_in_own_browser(browser, system)
+    try:
+        staff.goto(f"{system.base_url}/staff/orders/{project_no}?folder=In+Bearbeitung")
+        proof = tmp_path / "Korrektur Flyer.pdf"
+        proof.write_bytes(print_pdf(pages=2))
+        staff.set_input_files("#file-input", str(proof))
+        expect(staff.locator("#files tr[data-preflight=ok]")).to_contain_text(
+            "Korrektur Flyer", timeout=30000
+        )
+        staff.reload()
+        staff.select_option("#proof-file", label=proof.name)
+        staff.click("#proofs button[type=submit]")
+        expect(staff.locator("#proof-1")).to_contain_text("wartet auf Freigabe")
+    finally:
+        staff.screenshot(path=str(ARTIFACTS / "proof-staff-order-page.png"), full_page=True)
+
+    page.goto(proof_link(system, project_no, 1))
+    images = page.locator(".proof-pages img")
+    expect(images).to_have_count(2)
+    for index in range(2):
+        page.wait_for_function(LOADED, arg=images.nth(index).element_handle(), timeout=30000)
+    page.fill("#comment", "Passt so, bitte drucken.")
+    page.screenshot(path=str(ARTIFACTS / "proof-approval-page.png"), full_page=True)
+    page.click("button[value=approved]")
+    expect(page.locator("#proof-page")).to_have_attribute("data-state", "approved")
+    expect(page.locator(".flash")).to_contain_text("Version 1 zum Druck freigegeben")
+
+    bind_database(system.settings.database.url)
+    try:
+        decided = Proof.get(Proof.file_name == proof.name)
+        assert decided.decision == Proof.DECISION_APPROVED
+        assert decided.decided_by_username == project_no.replace("A", "k")
+        assert decided.decided_from == "127.0.0.1"
+        assert decided.decision_sha256 == hashlib.sha256(proof.read_bytes()).hexdigest()
+        assert decided.decision_comment == "Passt so, bitte drucken."
+    finally:
+        database.close()
+    staff.reload()
+    expect(staff.locator("#proof-1")).to_have_attribute("data-state", "approved")
+    staff.screenshot(path=str(ARTIFACTS / "proof-staff-decided.png"), full_page=True)
+    staff_context.close()

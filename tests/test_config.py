@@ -44,6 +44,32 @@ def test_minimal_file_gets_documented_defaults(tmp_path):
     assert settings.portal.secure_cookies
 
 
+def test_file_rules_and_preflight_defaults_become_the_engines_settings(tmp_path):
+    from shared.files.acceptance import zip_limits
+    from shared.files.filetypes import ACCEPTABLE_TYPES
+    from shared.files.preflight import PreflightLimits, PreflightSettings
+    from shared.files.preflighting import engine_limits, engine_settings
+    from shared.files.zips import ZipLimits
+
+    settings = load(tmp_path, MINIMAL)
+    assert settings.files.accepted_types == ACCEPTABLE_TYPES
+    assert settings.storage.preview_root == tmp_path / "data" / "previews"
+    assert zip_limits(settings) == ZipLimits()
+    assert engine_settings(settings) == PreflightSettings()
+    assert engine_limits(settings) == PreflightLimits()
+
+    sections = {
+        **MINIMAL,
+        "files": {"accepted_types": "PDF, jpg, tif", "zip_max_ratio": "100"},
+        "preflight": {"min_bleed_mm": "2.5", "require_pdfx": "yes"},
+    }
+    settings = load(tmp_path, sections)
+    assert settings.files.accepted_types == ("pdf", "jpeg", "tiff")
+    assert zip_limits(settings).max_ratio == 100
+    assert engine_settings(settings).min_bleed_mm == 2.5
+    assert engine_settings(settings).require_pdfx is True
+
+
 def test_example_documents_every_key_with_its_default():
     parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(";",))
     parser.read(EXAMPLE, encoding="utf-8")
@@ -93,6 +119,14 @@ def test_postgresql_url_accepted(tmp_path):
         ("portal", "time_zone", "Mars/Olympus", "an IANA time zone"),
         ("database", "url", "mysql://x/y", "sqlite:///PATH or postgresql://"),
         ("clamav", "address", "clamd", "a unix socket path"),
+        ("files", "accepted_types", "pdf, docx", "a comma-separated list of pdf, tiff, jpeg"),
+        ("files", "accepted_types", ",", "a comma-separated list of pdf, tiff, jpeg"),
+        ("files", "zip_max_total_size", "lots", "a size like 500M, 20G"),
+        ("files", "zip_max_ratio", "1", "a whole number from 2 to 100000"),
+        ("preflight", "min_bleed_mm", "3mm", "a number of millimetres from 0 to 50"),
+        ("preflight", "colour_mode", "rgb", "one of cmyk, any"),
+        ("preflight", "require_pdfx", "1", "yes or no"),
+        ("preflight", "wall_seconds", "0", "a number of seconds from 1 to 7200"),
     ],
 )
 def test_bad_value_names_file_section_key_value_and_allowed(tmp_path, section, key, value, allowed):

@@ -32,6 +32,7 @@ from shared.accounts.logins import set_login_state
 from shared.db import write_transaction
 from shared.files.folders import FOLDER_INCOMING, ORDER_FOLDERS, order_dir
 from shared.files.intake import files_to_scan, make_scanner, scan_received
+from shared.files.preflighting import preflight_file
 from shared.models import FileEvent, OrderFile, PortalLogin
 
 
@@ -254,6 +255,9 @@ def test_with_clamd_down_the_file_waits_and_the_sweep_scans_it_later(
 
     html = client.get("/orders/A1/files").text
     assert ">clean<" in row_of(html, file)
+    assert "every 2s" in html, "the row keeps polling until the preflight result is there"
+    preflight_file(settings, file.id)
+    html = client.get("/orders/A1/files").text
     assert "every 2s" not in html
     assert folder_files(settings, FOLDER_INCOMING) == ["flyer.pdf"]
     assert files_to_scan() == []
@@ -295,7 +299,7 @@ def test_download_honours_a_range(app, client, customer):
 def test_only_clean_files_can_be_downloaded(client, customer, settings, clamd):
     uploading = announce(client, customer.headers, "A1", "halb.pdf", 100)
     assert uploading.status_code == 201
-    rejected = upload(client, customer.headers, "A1", "virus.pdf", EICAR)
+    rejected = upload(client, customer.headers, "A1", "virus.pdf", b"%PDF-1.4\n" + EICAR)
     with clamd.stopped():
         waiting = upload(client, customer.headers, "A1", "wartet.pdf", PDF)
     half = OrderFile.get(OrderFile.display_name == "halb.pdf")

@@ -53,10 +53,19 @@ def customer(client, api, mailserver) -> SignedIn:
 # Test data: deterministic, generated piece by piece, never held whole in memory.
 
 
+def pdf_bytes(count: int, start: int = 0) -> bytes:
+    """Bytes ``start`` to ``count`` of a body that starts like a PDF (an accepted type)."""
+    return (b"%PDF-1.7\n" + b"x" * 1000)[start:count]
+
+
 class SeededData:
-    """``size`` pseudo-random bytes from ``seed``; any range can be produced on its own."""
+    """``size`` pseudo-random bytes from ``seed``; any range can be produced on its own.
+
+    They start like a PDF, so that the portal accepts them as one of the shop's types.
+    """
 
     BLOCK = MiB
+    HEADER = b"%PDF-1.7\n"
 
     def __init__(self, size: int, seed: int = 1) -> None:
         self.size = size
@@ -64,6 +73,8 @@ class SeededData:
 
     def _block(self, index: int) -> bytes:
         data = random.Random(self.seed * 1_000_003 + index).randbytes(self.BLOCK)
+        if index == 0:
+            data = self.HEADER + data[len(self.HEADER) :]
         return data[: self.size - index * self.BLOCK]
 
     def pieces(self, start: int = 0, end: int | None = None) -> Iterator[bytes]:
@@ -274,7 +285,7 @@ def test_upload_in_several_chunks_with_head_in_between(client, customer, setting
 
 def test_a_lost_answer_to_the_last_patch_can_be_repeated(client, customer):
     location = created(client, customer, 100)
-    assert patch(client, customer, location, 0, b"x" * 100).status_code == 204
+    assert patch(client, customer, location, 0, pdf_bytes(100)).status_code == 204
 
     again = patch(client, customer, location, 100, b"")
 
@@ -298,7 +309,7 @@ def test_offset_mismatch_is_409_with_the_right_offset(client, customer, settings
 def test_more_data_than_announced_is_refused(client, customer, settings):
     location = created(client, customer, 100)
 
-    response = patch(client, customer, location, 0, b"x" * 101)
+    response = patch(client, customer, location, 0, pdf_bytes(101))
 
     assert response.status_code == 400
     assert staging_path(settings, file_at(location)).stat().st_size == 0
@@ -352,11 +363,11 @@ def test_a_patch_while_another_writes_is_423(client, customer, settings):
     with path.open("ab") as other:
         fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # what a running PATCH holds
 
-        response = patch(client, customer, location, 0, b"x" * 10)
+        response = patch(client, customer, location, 0, pdf_bytes(10))
 
     assert response.status_code == 423
     assert path.stat().st_size == 0
-    assert patch(client, customer, location, 0, b"x" * 10).status_code == 204
+    assert patch(client, customer, location, 0, pdf_bytes(10)).status_code == 204
 
 
 # Termination
@@ -364,7 +375,7 @@ def test_a_patch_while_another_writes_is_423(client, customer, settings):
 
 def test_termination_removes_row_and_staging_file(client, customer, settings):
     location = created(client, customer, 100)
-    assert patch(client, customer, location, 0, b"x" * 40).status_code == 204
+    assert patch(client, customer, location, 0, pdf_bytes(40)).status_code == 204
     path = staging_path(settings, file_at(location))
 
     response = client.delete(location, headers=TUS | customer.headers)
@@ -378,12 +389,12 @@ def test_termination_removes_row_and_staging_file(client, customer, settings):
 
 def test_a_finished_upload_cannot_be_terminated(client, customer, settings):
     location = created(client, customer, 10)
-    assert patch(client, customer, location, 0, b"x" * 10).status_code == 204
+    assert patch(client, customer, location, 0, pdf_bytes(10)).status_code == 204
 
     response = client.delete(location, headers=TUS | customer.headers)
 
     assert response.status_code == 409
-    assert file_at(location).sha256 == hashlib.sha256(b"x" * 10).hexdigest()
+    assert file_at(location).sha256 == hashlib.sha256(pdf_bytes(10)).hexdigest()
 
 
 # Resuming
@@ -611,7 +622,7 @@ def test_a_foreign_upload_answers_like_a_missing_one(client, api, customer, sett
 
     answers = [
         head(client, location),
-        patch(client, customer, location, 0, b"x" * 10),
+        patch(client, customer, location, 0, pdf_bytes(10)),
         client.delete(location, headers=headers),
         head(client, "/uploads/no-such-key"),
         client.delete("/uploads/no-such-key", headers=headers),
@@ -661,7 +672,7 @@ def test_an_inactive_login_cannot_upload(client, customer, settings):
         set_login_state(settings, login, PortalLogin.STATE_INACTIVE)
 
     assert create(client, customer, 10).status_code == 401
-    assert patch(client, customer, location, 0, b"x" * 10).status_code == 401
+    assert patch(client, customer, location, 0, pdf_bytes(10)).status_code == 401
     assert OrderFile.select().count() == 1
     assert staging_path(settings, file_at(location)).stat().st_size == 0
     with pytest.raises(NotAllowed):
@@ -688,10 +699,10 @@ def test_the_scan_is_asked_for_once_the_last_byte_is_in(app, client, customer, s
         started.append((task.name, task.args))
 
     location = created(client, customer, 10)
-    assert patch(client, customer, location, 0, b"x" * 5).status_code == 204
+    assert patch(client, customer, location, 0, pdf_bytes(5)).status_code == 204
     assert started == []
 
-    assert patch(client, customer, location, 5, b"x" * 5).status_code == 204
+    assert patch(client, customer, location, 5, pdf_bytes(10, 5)).status_code == 204
     assert started == [("scan_file", (file_at(location).id,))]
 
     assert patch(client, customer, location, 10, b"").status_code == 204  # a repeated last PATCH

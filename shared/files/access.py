@@ -6,6 +6,8 @@
   only clean files in the other folders (what staff placed for them).
 - Customers download clean files; staff also download held files (too large to scan) to
   look at them before releasing them. Nothing else is ever handed out.
+- Previews (thumbnail, pages) of a file go to whoever may download it, and only of a file
+  the virus scan passed: never of a rejected, held or unscanned (released) one.
 - Customers upload into their own order's ``Eingehend`` while their login is active, the
   customer may use the portal and the order is open: a closed or cancelled order takes
   no more uploads from customers (also not the rest of one started before it was
@@ -49,6 +51,24 @@ def may_download(file: OrderFile, *, staff: bool) -> bool:
     if file.state == OrderFile.STATE_CLEAN:
         return file.stored_name is not None
     return staff and file.state == OrderFile.STATE_TOO_LARGE
+
+
+def may_preview(file: OrderFile, *, staff: bool) -> bool:
+    """Whether previews of the file may be shown: downloadable, and scanned clean."""
+    return (
+        may_download(file, staff=staff)
+        and file.state == OrderFile.STATE_CLEAN
+        and file.scanned_at is not None
+        and file.released_at is None
+    )
+
+
+def previewable_file(order: Order, file_id: int, *, staff: bool) -> OrderFile | None:
+    """The order's file ``file_id`` if its previews may be shown; None otherwise (like missing)."""
+    file = OrderFile.get_or_none((OrderFile.id == file_id) & (OrderFile.order == order))
+    if file is None or not may_preview(file, staff=staff):
+        return None
+    return file
 
 
 def downloadable_file(order: Order, file_id: int, *, staff: bool) -> OrderFile | None:

@@ -25,17 +25,30 @@ from collections.abc import Collection
 from pathlib import PurePosixPath
 
 from shared.files.findings import ERROR, Finding
+from shared.typenames import (  # the one list and parser, shared with shared.config
+    ACCEPTABLE_TYPES,
+    DEFAULT_ACCEPTED_TYPES,
+    parse_accepted_types,
+)
 
-# The types a shop may accept, in the order the default names them.
-ACCEPTABLE_TYPES = ("pdf", "tiff", "jpeg", "png", "eps", "ai", "zip")
-DEFAULT_ACCEPTED_TYPES = ACCEPTABLE_TYPES
+__all__ = [
+    "ACCEPTABLE_TYPES",
+    "DEFAULT_ACCEPTED_TYPES",
+    "HEAD_BYTES",
+    "REFUSED_ONLY_TYPES",
+    "detect_type",
+    "extensions",
+    "parse_accepted_types",
+    "refusal",
+    "type_from_name",
+]
+
 # Types recognised only to name them when refusing.
 REFUSED_ONLY_TYPES = ("ps", "psd", "gif", "bmp", "webp", "indd", "office", "program", "archive")
 # How many first bytes ``detect_type`` looks at: Illustrator's marks sit in the XMP packet
 # near the start, which a PDF writer may put behind a few objects.
 HEAD_BYTES = 8192
 
-_SYNONYMS = {"tif": "tiff", "jpg": "jpeg", "postscript": "ps"}
 _EXTENSIONS = {
     ".pdf": "pdf",
     ".tif": "tiff",
@@ -68,20 +81,9 @@ _PDF_HEADER_WINDOW = 1024
 _INDD_GUID = bytes.fromhex("0606edf5d81d46e5bd31efe7fe74b71d")
 
 
-def parse_accepted_types(value: str) -> tuple[str, ...]:
-    """``pdf, tiff, jpg`` → ``("pdf", "tiff", "jpeg")``; ValueError says what is allowed."""
-    allowed = "a comma-separated list of " + ", ".join(ACCEPTABLE_TYPES)
-    names = [name.strip().lower() for name in value.split(",") if name.strip()]
-    if not names:
-        raise ValueError(allowed)
-    accepted: list[str] = []
-    for name in names:
-        file_type = _SYNONYMS.get(name, name)
-        if file_type not in ACCEPTABLE_TYPES:
-            raise ValueError(f"{allowed} (not {name!r})")
-        if file_type not in accepted:
-            accepted.append(file_type)
-    return tuple(accepted)
+def extensions() -> dict[str, str]:
+    """Every file name extension with the type it says (``".jpg": "jpeg"``)."""
+    return dict(_EXTENSIONS)
 
 
 def type_from_name(name: str) -> str | None:

@@ -247,7 +247,8 @@ def _finish_clean(file: OrderFile) -> bool:
     """Step 4 of placing a clean file: recorded as clean, with its notification."""
     file.state = OrderFile.STATE_CLEAN
     file.scanned_at = utcnow()
-    file.save(only=[OrderFile.state, OrderFile.scanned_at])
+    file.preflight_status = OrderFile.PREFLIGHT_PENDING  # shared.files.preflighting
+    file.save(only=[OrderFile.state, OrderFile.scanned_at, OrderFile.preflight_status])
     _notify_placed(file)
     return True
 

@@ -41,6 +41,7 @@ from shared.clock import utcnow
 from shared.config import Settings
 from shared.db import write_transaction
 from shared.errors import Conflict, Invalid, NotFound, ServiceError
+from shared.files.acceptance import refuse_by_name
 from shared.files.access import check_uploader
 from shared.files.folders import FOLDER_INCOMING
 from shared.files.names import check_upload_name
@@ -167,6 +168,8 @@ def start_upload(
     ``source`` is a file from the print shop's side; it is recorded as a FileEvent.
     """
     display_name = check_upload_name(display_name)
+    if login is not None:
+        refuse_by_name(settings, display_name)  # [files] accepted_types, before any byte
     check_upload_size(settings, size)
     root = settings.storage.staging_root
     root.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,7 @@ from shared.clock import utcnow
 from shared.config import Settings
 from shared.db import write_transaction
 from shared.files.intake import file_audit, file_path
+from shared.files.preflighting import remove_previews
 from shared.models import Customer, FileEvent, Order, OrderFile
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ def delete_expired(settings: Settings, now: datetime | None = None) -> list[Orde
             file.save()
             FileEvent.create(file=file, kind=EVENT_RETENTION, detail=str(path or ""))
             file_audit(audit.FILE_DELETE, file, "retention period over")
+        remove_previews(settings, file)
         deleted.append(file)
         log.info("retention deleted %s (order %s)", path, file.order.project_no)
     return deleted

@@ -16,6 +16,7 @@ STAFF_ACTIVATION_TEMPLATE = "Mitarbeiterzugang"
 # Sent to the sender of a mail whose attachments the virus scan rejected (once per mail,
 # at most once an hour per address: shared.conversations.answers).
 ATTACHMENT_REJECTED_TEMPLATE = "Anhang abgewiesen"
+PROOF_TEMPLATE = "Druckfreigabe angefordert"
 
 _ACTIVATION = {
     "de": (
@@ -126,12 +127,54 @@ This message was created automatically.
 }
 
 
+_PROOF = {
+    "de": (
+        "Bitte geben Sie Ihren Druck frei",
+        """Guten Tag,
+
+für Ihren Auftrag liegt ein Korrekturabzug zur Druckfreigabe bereit:
+
+{{data_project["event_list"]}}
+
+Auftrag: {{data_project["project_no"]}}
+Auftragstext: {{ticketdata_project["job_description"]}}
+Termin: {{ticketdata_project["due_date"]}}
+
+Bitte sehen Sie sich die Seiten an und geben Sie den Druck frei oder lehnen Sie ihn
+mit einer Anmerkung ab:
+{{data_project["proof_link"]}}
+
+Ihr Benutzername: {{data_project["portal_client_username"]}}
+""",
+    ),
+    "en": (
+        "Please approve your print job",
+        """Hello,
+
+a proof of your order is ready for your approval:
+
+{{data_project["event_list"]}}
+
+Order: {{data_project["project_no"]}}
+Job description: {{ticketdata_project["job_description"]}}
+Due date: {{ticketdata_project["due_date"]}}
+
+Please look at the pages and approve the print job, or reject it with a comment:
+{{data_project["proof_link"]}}
+
+Your username: {{data_project["portal_client_username"]}}
+""",
+    ),
+}
+
+
 def install_defaults(shop_name: str) -> None:
     """Create the default templates and signature where none exist yet."""
     defaults = {
         ACTIVATION_TEMPLATE: _ACTIVATION,
         STAFF_ACTIVATION_TEMPLATE: _STAFF_ACTIVATION,
         ATTACHMENT_REJECTED_TEMPLATE: _ATTACHMENT_REJECTED,
+        PROOF_TEMPLATE: _PROOF,
         **EVENT_TEMPLATES,
     }
     for name, languages in defaults.items():

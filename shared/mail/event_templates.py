@@ -359,4 +359,34 @@ Simply reply to this mail, or write to us on the portal:
 """,
         ),
     },
+    "Druckfreigabe entschieden": {
+        "de": (
+            "Druckfreigabe entschieden",
+            """Guten Tag,
+
+der Kunde hat über die Druckfreigabe entschieden:
+
+{{data_project["event_list"]}}
+
+"""
+            + _ORDER_DE
+            + """Kunde: {{data_project["customer_name"]}}
+Zum Auftrag: {{data_project["upload_link"]}}
+""",
+        ),
+        "en": (
+            "Proof approval decided",
+            """Hello,
+
+the customer has decided on the proof:
+
+{{data_project["event_list"]}}
+
+"""
+            + _ORDER_EN
+            + """Customer: {{data_project["customer_name"]}}
+Open the order: {{data_project["upload_link"]}}
+""",
+        ),
+    },
 }

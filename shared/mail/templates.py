@@ -53,6 +53,7 @@ DATA_PROJECT_KEYS = (
     "event_count",
     "message_text",
     "message_author",
+    "proof_link",
 )
 TICKETDATA_PROJECT_KEYS = ("job_description", "due_date", "ticket_no", "ticket_title")
 

@@ -10,6 +10,7 @@ happen in one transaction, so a crash or a second worker never mails it twice.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,7 +21,14 @@ from shared.accounts.logins import customer_may_upload
 from shared.clock import utcnow
 from shared.config import Settings
 from shared.db import write_transaction
-from shared.events import FILE_FINAL, LINK_REQUESTED, LOGIN_CREATED, UPLOAD_RECEIVED, UPLOAD_REQUEST
+from shared.events import (
+    FILE_FINAL,
+    LINK_REQUESTED,
+    LOGIN_CREATED,
+    PROOF_DECIDED,
+    UPLOAD_RECEIVED,
+    UPLOAD_REQUEST,
+)
 from shared.links import PortalLinks
 from shared.mail.templates import TemplateProblem, template_context
 from shared.models import Customer, Notification, NotificationRule, Order, OrderFile, OutboxMail
@@ -32,8 +40,22 @@ log = logging.getLogger(__name__)
 
 # Per language, how one event is listed in the mail.
 _LABELS = {
-    "de": {"ticket": "Ticket", "sent_to": "Link verschickt an"},
-    "en": {"ticket": "Ticket", "sent_to": "Link sent to"},
+    "de": {
+        "ticket": "Ticket",
+        "sent_to": "Link verschickt an",
+        "version": "Version",
+        "approved": "freigegeben",
+        "rejected": "abgelehnt",
+        "comment": "Anmerkung",
+    },
+    "en": {
+        "ticket": "Ticket",
+        "sent_to": "Link sent to",
+        "version": "version",
+        "approved": "approved",
+        "rejected": "rejected",
+        "comment": "Comment",
+    },
 }
 
 
@@ -125,8 +147,25 @@ def _still_relevant(settings: Settings, item: Notification) -> bool:
     return True
 
 
+def _proof_line(item: Notification, labels: dict[str, str]) -> str:
+    """``- Umschlag.pdf (Version 2): freigegeben`` and the comment on the next line."""
+    try:
+        detail = json.loads(item.detail)
+    except ValueError:
+        return f"- {item.detail}"
+    line = (
+        f"- {detail.get('file', '')} ({labels['version']} {detail.get('version', '')}): "
+        f"{labels.get(detail.get('decision', ''), detail.get('decision', ''))}"
+    )
+    if detail.get("comment"):
+        line += f"\n  {labels['comment']}: {detail['comment']}"
+    return line
+
+
 def _describe(item: Notification, language: str) -> str:
     labels = _LABELS.get(language, _LABELS["de"])
+    if item.kind == PROOF_DECIDED:
+        return _proof_line(item, labels)
     if item.file_id is not None:
         file = item.file
         line = f"- {file.display_name} ({_size(file.size, language)})"

@@ -146,6 +146,10 @@ _LISTED_FILE = (
     OrderFile.created_at,
     OrderFile.received_at,
     OrderFile.released_at,
+    OrderFile.scanned_at,
+    OrderFile.upload_key,
+    OrderFile.preflight_status,
+    OrderFile.preflight_report,
 )
 
 
@@ -167,8 +171,17 @@ def by_folder(files: list[OrderFile]) -> dict[str, list[OrderFile]]:
 
 
 def has_open_files(folders: dict[str, list[OrderFile]]) -> bool:
-    """True while a listed file is uploading or being scanned (the page keeps polling)."""
-    return any(file.state in OrderFile.OPEN_STATES for files in folders.values() for file in files)
+    """True while a listed file is uploading, being scanned or waiting for its preflight
+    (the page keeps polling)."""
+    return any(
+        file.state in OrderFile.OPEN_STATES
+        or (
+            file.state == OrderFile.STATE_CLEAN
+            and file.preflight_status == OrderFile.PREFLIGHT_PENDING
+        )
+        for files in folders.values()
+        for file in files
+    )
 
 
 def file_history(order: Order, limit: int = 50) -> list[FileEvent]:

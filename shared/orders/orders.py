@@ -27,6 +27,7 @@ from shared.links import PortalLinks
 from shared.models import Contact, Order, PortalLogin, StaffUser, Ticket
 from shared.notify.activation import send_activation_mail
 from shared.notify.recipients import customer_address
+from shared.orders.print_spec import check_page_count, parse_trim_size, trim_size_text
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,8 @@ def create_order(
     due_date: date | None = None,
     contact_email: str = "",
     owner: str = "",
+    trim_size: str = "",
+    page_count: int | None = None,
 ) -> tuple[Order, list[str]]:
     """Create an order and run the new-order checks; returns the order and what was done.
 
@@ -65,6 +68,8 @@ def create_order(
     if not is_safe_number(project_no):
         raise Invalid("project_no", "use 1–64 letters, digits, '.', '_' or '-'")
     _check_job_description(job_description)
+    trim = parse_trim_size(trim_size)
+    page_count = check_page_count(page_count)
     with write_transaction():
         try:
             customer = get_customer(customer_no)
@@ -83,6 +88,9 @@ def create_order(
                     due_date=due_date,
                     contact=contact,
                     owner=staff_owner,
+                    trim_width_mm=trim[0] if trim else None,
+                    trim_height_mm=trim[1] if trim else None,
+                    page_count=page_count,
                 )
         except IntegrityError:
             raise Conflict(f"order {project_no!r} exists already") from None
@@ -291,6 +299,8 @@ def order_summary(order: Order) -> dict:
         "state": order.state,
         "closed_at": order.closed_at.isoformat() + "Z" if order.closed_at else None,
         "created_at": order.created_at.isoformat() + "Z",
+        "trim_size": trim_size_text(order) or None,
+        "page_count": order.page_count,
         "folders_created": order.folders_created,
         "portal_login": _login_summary(logins[0]) if logins else None,
         "portal_logins": [_login_summary(login) for login in logins],

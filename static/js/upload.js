@@ -29,6 +29,9 @@
     const maxBytes = Number(text.maxBytes);
     const chunkBytes = Number(text.chunkBytes);
     const csrfToken = text.csrfToken;
+    // Extensions whose type the shop does not accept, with the server's own message: such a
+    // file is refused before a byte is sent. The server checks names and content anyway.
+    const refusedExtensions = JSON.parse(text.refusedExtensions || "{}");
     const language = document.documentElement.lang || "de";
     const numbers = new Intl.NumberFormat(language, { maximumFractionDigits: 1 });
     const items = [];
@@ -158,7 +161,20 @@
       return field;
     }
 
+    function refusedByName(name) {
+      const dot = name.lastIndexOf(".");
+      const extension = dot > 0 ? name.slice(dot).toLowerCase() : "";
+      return Object.prototype.hasOwnProperty.call(refusedExtensions, extension)
+        ? refusedExtensions[extension]
+        : "";
+    }
+
     function start(file) {
+      const refusal = refusedByName(file.name);
+      if (refusal) {
+        refuse(file, refusal);
+        return;
+      }
       if (file.size === 0) {
         refuse(file, text.msgEmpty);
         return;

@@ -14,7 +14,7 @@ parsed, or a stream whose data cannot be decoded is an error. Like ``qpdf --chec
 stream except images is decoded once and thrown away (fonts, ICC profiles, forms,
 metadata). Image data is left to the renderer, which decodes what the thumbnail shows:
 decoding every image is most of the work of checking a print PDF, and would put the
-preflight of a Flate-image PDF beyond its time target (figures in bench/PREFLIGHT.md).
+preflight of a Flate-image PDF beyond its time target (figures in bench/README.md, section 7).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ pypdfium2 rather than Ghostscript:
   (its -dSAFER history is a list of sandbox escapes).
 - memory: PDFium reads the file lazily through its own file access and allocates only the
   requested bitmap plus the images of that page; the bench's figures are in
-  bench/PREFLIGHT.md.
+  bench/README.md (section 7).
 
 Previews are rendered from the CropBox (what viewers show), annotations and form fields
 left out (they do not print). Every PNG is written under a temporary name in the target
