@@ -689,4 +689,6 @@ def test_openapi_lists_the_query_parameters(spec):
         "contact_email",
         "owner",
         "state",
+        "trim_size",
+        "page_count",
     }

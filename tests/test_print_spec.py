@@ -58,7 +58,7 @@ def test_the_api_creates_and_changes_them(api, customer):
         ({"trim_size": "gross"}, "trim_size"),
         ({"page_count": -1}, "page_count"),
         ({"page_count": "8"}, "page_count"),
-        ({"job_description": "x"}, "job_description"),
+        ({"colour": "x"}, "colour"),
     ],
 )
 def test_the_api_says_which_field_is_wrong(api, customer, body, field):

@@ -77,10 +77,11 @@ def test_staff_ask_the_customer_approves_and_everything_is_recorded(
 
     mail = mailserver.received[-1]
     assert mail.message["To"] == "k1@example.com"
-    assert mail.message["Subject"] == "[Auftrag A1] Bitte geben Sie Ihren Druck frei"
+    # The customer signed in with an English browser: their mails are English (issue 16).
+    assert mail.message["Subject"] == "[Order A1] Please approve your print job"
     text = mail.message.get_body(preferencelist=("plain",)).get_content()
     assert LINK.search(text).group(1) == "1"
-    assert "- Korrektur.pdf (Version 1)" in text
+    assert "- Korrektur.pdf (version 1)" in text
 
     order_page = client.get("/orders/A1", headers=GERMAN).text
     assert 'id="proof"' in order_page and "wartet auf Freigabe" in order_page

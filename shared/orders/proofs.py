@@ -25,7 +25,7 @@ from typing import Any
 
 from peewee import IntegrityError, fn
 
-from shared.accounts.logins import login_of, may_use_portal
+from shared.accounts.logins import customer_may_upload
 from shared.clock import utcnow
 from shared.config import Settings
 from shared.db import write_transaction
@@ -128,9 +128,8 @@ def request_proof(
                 "file",
                 "choose a clean file of In Bearbeitung whose preview is ready",
             )
-        login = login_of(order.customer)
         number = order.customer.customer_no
-        if login is None or not may_use_portal(login):
+        if not customer_may_upload(order.customer):
             raise CustomerUnreachable("login", f"customer {number} cannot sign in to the portal")
         addressee = customer_address(order.customer, order)
         if addressee is None:
