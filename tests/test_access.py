@@ -38,6 +38,10 @@ VALUES = {
     "kind": "upload_received",
     "section": "waiting",
     "token": "not-a-real-token",
+    "page": 1,
+    "version": 1,
+    "image_id": 1,
+    "name": "orders",
 }
 
 
