@@ -16,9 +16,12 @@ from flask.testing import FlaskClient
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 
 from clamd_helpers import clamd_fixture  # noqa: F401  (fixture "clamd" for every module)
+from redis_helpers import redis_fixture
 from smtp_helpers import RecordingHandler, smtp_server
 
 from shared.config import Settings, load_settings
+
+redis_url = redis_fixture()  # a session's Redis, started when a test first asks for it
 
 SECRET = "test-secret-key-0123456789abcdefghijklmnop"
 TEST_DATABASE_ENV = "PTPORTAL_DATABASE_URL"

@@ -33,20 +33,25 @@ def wait_for(condition, timeout: float = 20.0) -> bool:
     return False
 
 
-@pytest.fixture
-def worker_setup(tmp_path):
+@pytest.fixture(params=["sqlite", "redis"])
+def worker_setup(request, tmp_path):
+    """A real worker on an SQLite queue (one host) or on Redis (several hosts)."""
+    queue = "sqlite:///data/queue.db"
+    if request.param == "redis":
+        queue = request.getfixturevalue("redis_url")
     port = free_port()
     ini = write_ini(
         tmp_path,
         base_sections(
             port,
-            worker={"queue_url": "sqlite:///data/queue.db"},
+            worker={"queue_url": queue},
             smtp={"retry_first_seconds": 1, "retry_max_seconds": 1},
         ),
     )
     settings = load_settings(ini)
     bind_database(settings.database.url)
     init_database("Testdruck")
+    tasks_for(settings, immediate=False).huey.flush()  # the session's Redis: nothing left over
     process = subprocess.Popen(
         [sys.executable, "-m", "portal", "--config", str(ini), "worker", "--workers", "1"],
         stdout=subprocess.PIPE,
