@@ -42,7 +42,8 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def nginx_conf(directory: Path, port: int, upstream_ports: list[int]) -> str:
+def nginx_conf(directory: Path, port: int, upstream_ports: list[int], sticky: bool = False) -> str:
+    """``sticky``: each client address stays on one node while it answers (ip_hash)."""
     servers = "\n".join(
         f"        server 127.0.0.1:{upstream} max_fails=1 fail_timeout=5s;"
         for upstream in upstream_ports
@@ -63,6 +64,7 @@ http {{
     scgi_temp_path {temp["scgi"]};
     client_max_body_size 0;
     upstream portal {{
+{"        ip_hash;" if sticky else ""}
 {servers}
         keepalive 16;
     }}
@@ -75,14 +77,16 @@ http {{
 
 
 @contextmanager
-def running_nginx(upstream_ports: list[int]) -> Iterator[str]:
+def running_nginx(
+    upstream_ports: list[int], port: int | None = None, sticky: bool = False
+) -> Iterator[str]:
     """nginx balancing over ``upstream_ports``; yields its ``http://127.0.0.1:PORT``."""
     if not os.path.exists(NGINX):
         raise RuntimeError("nginx is not installed: run .ci/install --test")
     directory = Path(tempfile.mkdtemp(prefix="ptportal-nginx-"))
-    port = _free_port()
+    port = port or _free_port()
     conf = directory / "nginx.conf"
-    conf.write_text(nginx_conf(directory, port, upstream_ports))
+    conf.write_text(nginx_conf(directory, port, upstream_ports, sticky))
     with (directory / "stderr.log").open("wb") as log:
         server = subprocess.Popen(
             [NGINX, "-c", str(conf), "-p", str(directory)], stdout=log, stderr=subprocess.STDOUT

@@ -76,7 +76,7 @@ def test_staff_release_and_delete_are_recorded(
     app, client, api, mailserver, clerk, settings, clamd
 ):
     customer = signed_in_customer(client, api, mailserver, "K1", "A1")
-    big = b"\0" * (clamd.limits.largest_scannable + 1)
+    big = b"II*\0" + b"\0" * (clamd.limits.largest_scannable - 3)  # a TIFF over the limit
     held = upload(client, customer.headers, "A1", "riesig.tif", big)
     other = upload(client, customer.headers, "A1", "auch-riesig.tif", big)
     assert held.state == other.state == OrderFile.STATE_TOO_LARGE

@@ -42,7 +42,7 @@ from shared.schema import init_database
 from shared.seams import PAUSE_AT, PAUSE_MARKER
 
 PASSWORD = "correct horse battery staple"
-DATA = os.urandom(3 * 1024 * 1024 + 17)
+DATA = b"%PDF-1.7\n" + os.urandom(3 * 1024 * 1024 + 8)  # an accepted type from its first bytes
 
 
 @dataclass
