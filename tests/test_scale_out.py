@@ -129,10 +129,11 @@ def node_receiving_uploads(cluster) -> int:
     raise AssertionError("no node received the upload")
 
 
-def test_a_node_killed_during_an_upload_costs_the_browser_only_a_retry(cluster, tmp_path):
+def test_a_node_killed_during_an_upload_costs_the_browser_only_a_retry(cluster, clamd, tmp_path):
     username, project_no, _visitor = customer(cluster, "104")
     big = tmp_path / "Katalog.pdf"
-    data = print_data(12 * 1024 * 1024)
+    # Three chunks of upload_chunk_bytes (4 MiB), small enough for the test clamd to scan.
+    data = print_data(min(9 * 1024 * 1024, clamd.limits.largest_scannable))
     big.write_bytes(data)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
