@@ -84,6 +84,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "sqlite_only: tests of SQLite itself (its files, pragmas, schema dumps)"
     )
+    config.addinivalue_line(
+        "markers", "no_database: tests that touch no database (the PostgreSQL pass skips them)"
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

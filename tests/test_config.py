@@ -11,6 +11,8 @@ from conftest import SECRET, write_ini
 
 from shared.config import SCHEMA, ConfigError, config_path, load_settings
 
+pytestmark = pytest.mark.no_database  # the PostgreSQL pass skips it: no database here
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "client.ini.example"
 

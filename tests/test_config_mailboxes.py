@@ -16,6 +16,8 @@ from shared.config import (
     password_variable,
 )
 
+pytestmark = pytest.mark.no_database  # the PostgreSQL pass skips it: no database here
+
 MINIMAL = {"host": "imap.druckerei.example", "user": "auftraege", "password": "geheim"}
 
 

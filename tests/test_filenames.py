@@ -14,6 +14,8 @@ from shared.errors import Invalid
 from shared.files import names as filenames
 from shared.files.names import NameRefused, check_upload_name, free_name, stored_name_for
 
+pytestmark = pytest.mark.no_database  # the PostgreSQL pass skips it: no database here
+
 SAFE = re.compile(r"[\x20-\x7e]+")
 WINDOWS_FORBIDDEN = set('<>:"|?*/\\')
 

@@ -19,6 +19,8 @@ from shared.files.findings import ERROR
 from shared.files.messages import describe
 from shared.files.zips import ZipLimits, list_zip
 
+pytestmark = pytest.mark.no_database  # the PostgreSQL pass skips it: no database here
+
 MiB = 1024 * 1024
 
 

@@ -28,6 +28,8 @@ from shared.mail_intake.imap import (
     open_mailbox,
 )
 
+pytestmark = pytest.mark.no_database  # the PostgreSQL pass skips it: no database here
+
 
 def test_dovecot_starts_within_two_seconds() -> None:
     server = Dovecot()

@@ -8,6 +8,10 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.no_database  # the PostgreSQL pass skips it: no database here
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -6,6 +6,8 @@ import pytest
 
 from shared.mail_intake.bodies import cid_references, html_to_text, sanitise_html, split_quoted
 
+pytestmark = pytest.mark.no_database  # the PostgreSQL pass skips it: no database here
+
 REL = "noopener noreferrer nofollow"
 
 

@@ -24,6 +24,8 @@ from shared.mail_intake.matching import (
 )
 from shared.mail_intake.parsing import InboundMail
 
+pytestmark = pytest.mark.no_database  # the PostgreSQL pass skips it: no database here
+
 ANNA = "anna@kunde.example"
 ORDER_4711 = OrderFacts(
     4711, "4711", frozenset({"Anna@Kunde.example", "buero@kunde.example"}), True

@@ -5,6 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.no_database  # the PostgreSQL pass skips it: no database here
+
 
 def test_importing_mail_intake_pulls_in_no_web_watcher_or_database_code() -> None:
     probe = (

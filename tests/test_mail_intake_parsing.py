@@ -28,6 +28,8 @@ from shared.mail_intake.attachments import INLINE_IMAGE_MAX_BYTES
 from shared.mail_intake.headers import MailAddress
 from shared.mail_intake.parsing import SYNTHESISED_DOMAIN, IntakeLimits, parse_mail
 
+pytestmark = pytest.mark.no_database  # the PostgreSQL pass skips it: no database here
+
 
 @pytest.fixture
 def parse(dovecot: Dovecot, imap_user: str, tmp_path: Path):

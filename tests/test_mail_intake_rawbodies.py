@@ -15,6 +15,8 @@ from mail_intake_helpers import LIMITS, raw
 from shared.mail_intake import rawbodies
 from shared.mail_intake.parsing import parse_mail
 
+pytestmark = pytest.mark.no_database  # the PostgreSQL pass skips it: no database here
+
 BLOB = b"%PDF-1.7\n" + os.urandom(300_000)
 
 

@@ -40,6 +40,8 @@ from shared.files.preflight import (
 )
 from shared.files.preflight.report import page_ranges
 
+pytestmark = pytest.mark.no_database  # the PostgreSQL pass skips it: no database here
+
 A4_PT = (mm(210), mm(297))
 
 

@@ -17,6 +17,8 @@ from shared.files.findings import ERROR, WARNING, Finding
 from shared.files.messages import describe
 from shared.files.preflight import PreflightLimits, run_preflight, sandbox
 
+pytestmark = pytest.mark.no_database  # the PostgreSQL pass skips it: no database here
+
 
 @pytest.fixture(scope="module")
 def operator_flood(tmp_path_factory) -> Path:

@@ -18,6 +18,7 @@ import urllib.parse
 import urllib.request
 from contextlib import contextmanager
 
+import pytest
 from conftest import base_sections, write_ini
 from smtp_helpers import free_port
 from system_helpers import wait_until_serving
@@ -113,8 +114,20 @@ def all_at_once(urls: list[str], usernames: list[str], addresses: list[str]) -> 
     return sorted(results)
 
 
-def test_failed_sign_ins_per_username_are_counted_across_processes(tmp_path):
-    with two_portals(tmp_path, "database://") as urls:
+@pytest.fixture(params=["database", "redis"])
+def storage(request) -> str:
+    """Where the limits count: the database (default), or Redis when one is configured."""
+    if request.param == "database":
+        return "database://"
+    import redis
+
+    url = request.getfixturevalue("redis_url")
+    redis.Redis.from_url(url).flushdb()  # the session's Redis: no counts of earlier tests
+    return url
+
+
+def test_failed_sign_ins_per_username_are_counted_across_processes(tmp_path, storage):
+    with two_portals(tmp_path, storage) as urls:
         addresses = [f"203.0.113.{number}" for number in range(ATTEMPTS)]
 
         statuses = all_at_once(urls, ["K1"] * ATTEMPTS, addresses)
@@ -122,8 +135,8 @@ def test_failed_sign_ins_per_username_are_counted_across_processes(tmp_path):
         assert statuses == [401] * LIMIT + [429] * (ATTEMPTS - LIMIT)
 
 
-def test_sign_ins_per_address_are_counted_across_processes(tmp_path):
-    with two_portals(tmp_path, "database://") as urls:
+def test_sign_ins_per_address_are_counted_across_processes(tmp_path, storage):
+    with two_portals(tmp_path, storage) as urls:
         usernames = [f"nobody-{number}" for number in range(ATTEMPTS)]
 
         statuses = all_at_once(urls, usernames, ["198.51.100.7"] * ATTEMPTS)

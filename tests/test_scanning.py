@@ -27,6 +27,8 @@ from shared.files.scanning import (
     read_clamd_limits,
 )
 
+pytestmark = pytest.mark.no_database  # the PostgreSQL pass skips it: no database here
+
 MB = 1024 * 1024
 SHIPPED_CONF = Path(__file__).parent.parent / "shared" / "clamav" / "clamd.conf"
 TRANSPORTS = [

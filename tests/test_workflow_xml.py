@@ -22,6 +22,8 @@ from shared.orders.workflow_xml import (
     serialise,
 )
 
+pytestmark = pytest.mark.no_database  # the PostgreSQL pass skips it: no database here
+
 OLD_STYLE = """<?xml version='1.0' encoding='utf-8'?>
 <jobNotification schemaVersion="1" id="7" created="2026-05-04T10:12:03Z">
   <order>
