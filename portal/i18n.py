@@ -7,7 +7,7 @@ from flask_login import current_user, user_logged_in
 from shared.accounts.logins import remember_language
 from shared.models import LANGUAGES as MAIL_LANGUAGES
 
-LANGUAGES = ("de", "en")
+LANGUAGES = ("de", "en", "fr")
 
 
 def select_locale() -> str:
@@ -24,7 +24,7 @@ def select_locale() -> str:
 
 def reader_language() -> str:
     """The language this customer reads: chosen on the portal, else the browser's first
-    one that mails come in (which may be one the pages do not offer yet); "" if none."""
+    one that mails come in; "" if none."""
     chosen = request.args.get("lang") or session.get("lang")
     if chosen in MAIL_LANGUAGES:
         return chosen

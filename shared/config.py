@@ -277,7 +277,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "shop_name": Key(_required_text, "ptportal"),
         "logo_file": Key(_logo, ""),
         "primary_color": Key(_color, "#1f5f8b"),
-        "default_language": Key(_choice("de", "en"), "de"),
+        "default_language": Key(_choice("de", "en", "fr"), "de"),
         "time_zone": Key(_timezone, "Europe/Berlin"),
         "activation_link_minutes": Key(_integer(5, 7 * 24 * 60), "30"),
         "session_hours": Key(_integer(1, 24 * 30), "12"),
@@ -320,7 +320,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "send_time": Key(_time_of_day, "07:30"),
         "deadline_warning_days": Key(_integer(0, 60), "2"),
         "notification_batch_seconds": Key(_integer(0, 86400), "120"),
-        "staff_language": Key(_choice("de", "en"), "de"),
+        "staff_language": Key(_choice("de", "en", "fr"), "de"),
     },
     "clamav": {
         "address": Key(_clamd_address, "/run/clamav/clamd.ctl"),

@@ -107,6 +107,7 @@ def test_init_twice_is_safe(settings):
         assert sorted(lang for name, lang in rows if name == "Hotfolder Portalzugang") == [
             "de",
             "en",
+            "fr",
         ]
         assert EmailSignature.select().count() == 1
     finally:

@@ -129,6 +129,8 @@ def test_postgresql_url_accepted(tmp_path):
         ("preflight", "colour_mode", "rgb", "one of cmyk, any"),
         ("preflight", "require_pdfx", "1", "yes or no"),
         ("preflight", "wall_seconds", "0", "a number of seconds from 1 to 7200"),
+        ("portal", "default_language", "it", "one of de, en, fr"),
+        ("notifications", "staff_language", "es", "one of de, en, fr"),
     ],
 )
 def test_bad_value_names_file_section_key_value_and_allowed(tmp_path, section, key, value, allowed):
@@ -139,6 +141,19 @@ def test_bad_value_names_file_section_key_value_and_allowed(tmp_path, section, k
     assert str(tmp_path / "client.ini") in message
     assert f"[{section}] {key} = {value!r}" in message
     assert allowed in message
+
+
+def test_french_is_a_language_for_the_pages_and_the_staff_mails(tmp_path):
+    sections = {
+        **MINIMAL,
+        "portal": {**MINIMAL["portal"], "default_language": "fr"},
+        "notifications": {"staff_language": "fr"},
+    }
+    settings = load(tmp_path, sections)
+    assert (settings.portal.default_language, settings.notifications.staff_language) == (
+        "fr",
+        "fr",
+    )
 
 
 def test_secret_values_are_not_repeated_in_errors(tmp_path):

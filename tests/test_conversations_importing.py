@@ -69,6 +69,24 @@ def test_the_order_number_in_the_subject_finds_the_order(mailroom) -> None:
     assert received.reason == "subject names order A1"
 
 
+def test_a_reply_to_a_french_mail_finds_the_order_by_its_commande_reference(mailroom) -> None:
+    settings = mailroom.settings
+    customer = mailroom.order.customer
+    customer.language = "fr"
+    customer.save()
+    message = post_staff_message(
+        settings, links_for(settings), mailroom.order, mailroom.owner, "L'épreuve est prête."
+    )
+    subject = message.outbox_mail.subject
+    assert subject == "[Commande A1] Message concernant votre commande A1"
+    # Without In-Reply-To (some mail programs drop it): the subject alone must do.
+    mailroom.append(mail(subject=f"RE : {subject}", body="Bonjour,\nc'est parfait.\n"))
+    mailroom.read()
+    received = only(ReceivedMail.select())
+    assert (received.action, received.order_id) == ("to_order", mailroom.order.id)
+    assert received.reason == "subject names order A1"
+
+
 def test_a_known_sender_with_one_open_order_goes_to_the_inbox_with_it_suggested(mailroom) -> None:
     mailroom.append(mail(subject="Frage zum Liefertermin"))
     mailroom.read()

@@ -48,7 +48,7 @@ def test_init_twice_is_safe_and_creates_defaults(database_url):
     languages = sorted(
         t.language for t in EmailTemplate.select().where(EmailTemplate.name == ACTIVATION_TEMPLATE)
     )
-    assert languages == ["de", "en"]
+    assert languages == ["de", "en", "fr"]
     database.close()
 
 

@@ -83,6 +83,21 @@ def test_customer_digest_about_one_order_names_it_in_the_subject(settings, mails
     assert mail.message["Subject"] == "[Order 2024-0815] Orders waiting for print data (1)"
 
 
+def test_french_customer_digest_reads_french(settings, mailserver, db):
+    today = local_now(settings, utcnow()).date()
+    customer = make_customer("K1", portal_enabled=True, language="fr")
+    make_order(customer, "A-SOON", due=today + timedelta(days=1))
+    send_now(settings, links_for(settings))
+    [mail] = to(mailserver, CUSTOMER)
+    subject = "[Commande A-SOON] Commandes en attente de fichiers d'impression (1)"
+    assert mail.message["Subject"] == subject
+    due = (today + timedelta(days=1)).strftime("%d/%m/%Y")
+    assert (
+        "Échéance proche, toujours sans fichiers d'impression:\n"
+        f"- A-SOON – Flyer A5, échéance {due}\n  http://portal.test/orders/A-SOON"
+    ) in text_of(mail)
+
+
 def test_nothing_due_opens_no_connection(settings, db):
     make_order(make_customer("K1", portal_enabled=True), "A-1")  # no due date
     with socket.create_server(("127.0.0.1", 0)) as listener:

@@ -113,6 +113,8 @@ def test_the_message_id_match_wins_over_the_subject() -> None:
         "RE: [order #4711]",
         "[Commande 4711] épreuves",
         "Fwd: [Commande n° 4711]",
+        "RE : [Commande 4711] Message concernant votre commande 4711",
+        "TR : RE : [Commande 4711] Vos fichiers sont disponibles",
     ],
 )
 def test_subject_reference_goes_to_the_order(subject: str) -> None:

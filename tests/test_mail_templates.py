@@ -103,20 +103,22 @@ def test_signature_frames_text_and_html(db):
     assert mail.html.index("<p>KOPF</p>") < mail.html.index("Inhalt") < mail.html.index("FUSS")
 
 
-def test_defaults_installed_once_in_german_and_english(db):
+def test_defaults_installed_once_in_german_english_and_french(db):
     with write_transaction():
         install_defaults("Testdruck")
         install_defaults("Testdruck")
     rows = EmailTemplate.select().where(EmailTemplate.name == ACTIVATION_TEMPLATE)
-    assert sorted(row.language for row in rows) == ["de", "en"]
+    assert sorted(row.language for row in rows) == ["de", "en", "fr"]
     assert EmailSignature.select().count() == 1
     assert "Testdruck" in active_signature().foot_text
     german = render_mail(find_template(ACTIVATION_TEMPLATE, "de"), None, context())
     english = render_mail(find_template(ACTIVATION_TEMPLATE, "en"), None, context())
+    french = render_mail(find_template(ACTIVATION_TEMPLATE, "fr"), None, context())
     assert "Passwort" in german.text and "A-17" in german.text
     assert "password" in english.text and "k1" in english.text
-    # French customers get German until a French template exists
-    assert find_template(ACTIVATION_TEMPLATE, "fr").language == "de"
+    assert "mot de passe" in french.text and "A-17" in french.text and "k1" in french.text
+    # A language without templates of its own gets German.
+    assert find_template(ACTIVATION_TEMPLATE, "it").language == "de"
 
 
 def test_missing_template_is_named(db):

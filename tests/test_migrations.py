@@ -319,3 +319,35 @@ def test_release_2_usernames_are_brought_into_their_canonical_form(tmp_path):
     assert staff == [("Anna",), ("anna",), ("bernd",)]
     assert "'\u212a3' kept as it is" in migrated.stderr
     assert "'Anna' kept as it is: 'anna' exists already" in migrated.stderr
+
+
+@pytest.mark.sqlite_only
+def test_a_shop_from_before_french_gets_the_french_templates_and_keeps_its_edits(tmp_path):
+    ini = write_ini(tmp_path, base_sections(25))
+    assert ptportal(ini, "init").returncode == 0
+    db_file = tmp_path / "data" / "ptportal.db"
+    with sqlite3.connect(db_file) as connection:
+        # As a shop looked before French: no French rows, and staff edited a German one.
+        connection.execute("DELETE FROM client_email_template WHERE language = 'fr'")
+        connection.execute(
+            "UPDATE client_email_template SET subject = 'Unser eigener Betreff'"
+            " WHERE name = 'Hotfolder Portalzugang' AND language = 'de'"
+        )
+        names = {row[0] for row in connection.execute("SELECT name FROM client_email_template")}
+
+    migrated = ptportal(ini, "migrate")
+
+    assert migrated.returncode == 0, migrated.stderr
+    with sqlite3.connect(db_file) as connection:
+        french = dict(
+            connection.execute(
+                "SELECT name, subject FROM client_email_template WHERE language = 'fr'"
+            )
+        )
+        german = connection.execute(
+            "SELECT subject FROM client_email_template"
+            " WHERE name = 'Hotfolder Portalzugang' AND language = 'de'"
+        ).fetchall()
+    assert set(french) == names
+    assert french["Hotfolder Portalzugang"] == "Votre accès au portail de dépôt de fichiers"
+    assert german == [("Unser eigener Betreff",)]

@@ -319,6 +319,18 @@ def test_german_customer_gets_german_reference(settings, mailserver, shop):
     assert mail.message["Reply-To"] is None  # no reply_to configured
 
 
+def test_french_customer_gets_french_mail_with_the_commande_reference(settings, mailserver, db):
+    customer = make_customer("K1", language="fr")
+    order = make_order(customer, "A-1")
+    event_for(FILE_FINAL, order)
+    flush(settings)
+    [mail] = mailserver.received
+    assert mail.message["Subject"] == "[Commande A-1] Vos fichiers sont disponibles"
+    text = text_of(mail)
+    assert "dossier « Final »" in text and "Commande : A-1" in text
+    assert "- proof.pdf (1,2 MB)" in text  # a decimal comma, as in German
+
+
 # --- upload requests (portal_reminder_email_automatically) ------------------------------
 
 

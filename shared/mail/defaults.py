@@ -59,6 +59,26 @@ If it has expired, request a new link here:
 {{data_project["portal_activation_link"]}}
 """,
     ),
+    "fr": (
+        "Votre accès au portail de dépôt de fichiers",
+        """Bonjour,
+
+Notre portail de dépôt est désormais à votre disposition pour vos fichiers d'impression.
+{% if data_project["project_no"] %}
+Commande : {{data_project["project_no"]}}
+Intitulé : {{ticketdata_project["job_description"]}}
+Échéance : {{ticketdata_project["due_date"]}}
+{% endif %}
+Votre nom d'utilisateur : {{data_project["portal_client_username"]}}
+
+Veuillez définir votre mot de passe personnel à l'aide de ce lien :
+{{data_project["portal_first_activation_link"]}}
+
+Ce lien est valable {{data_project["link_valid_minutes"]}} minutes et ne peut servir qu'une fois.
+S'il a expiré, demandez un nouveau lien ici :
+{{data_project["portal_activation_link"]}}
+""",
+    ),
 }
 
 
@@ -89,6 +109,20 @@ Please choose your password with this link:
 
 The link is valid for {{data_project["link_valid_minutes"]}} minutes and works once.
 If it has expired, ask an administrator for a new one.
+""",
+    ),
+    "fr": (
+        "Votre accès au portail de dépôt de fichiers (collaborateur)",
+        """Bonjour,
+
+Un accès collaborateur au portail de dépôt de fichiers a été créé pour vous.
+Votre nom d'utilisateur : {{data_project["portal_client_username"]}}
+
+Veuillez définir votre mot de passe à l'aide de ce lien :
+{{data_project["portal_first_activation_link"]}}
+
+Ce lien est valable {{data_project["link_valid_minutes"]}} minutes et ne peut servir qu'une fois.
+S'il a expiré, demandez-en un nouveau à un administrateur.
 """,
     ),
 }
@@ -122,6 +156,21 @@ Please check the files and send them again, or upload them on the portal:
 {{data_project["upload_link"]}}
 
 This message was created automatically.
+""",
+    ),
+    "fr": (
+        "Pièce jointe refusée",
+        """Bonjour,
+
+Notre analyse antivirus a détecté un logiciel malveillant dans votre e-mail. Nous
+n'avons pas accepté les pièces jointes suivantes :
+
+{{data_project["event_list"]}}
+
+Veuillez vérifier les fichiers et nous les renvoyer, ou les déposer sur le portail :
+{{data_project["upload_link"]}}
+
+Ce message a été généré automatiquement.
 """,
     ),
 }
@@ -163,6 +212,25 @@ Please look at the pages and approve the print job, or reject it with a comment:
 {{data_project["proof_link"]}}
 
 Your username: {{data_project["portal_client_username"]}}
+""",
+    ),
+    "fr": (
+        "Votre bon à tirer est attendu",
+        """Bonjour,
+
+Une épreuve de votre commande attend votre bon à tirer (BAT) :
+
+{{data_project["event_list"]}}
+
+Commande : {{data_project["project_no"]}}
+Intitulé : {{ticketdata_project["job_description"]}}
+Échéance : {{ticketdata_project["due_date"]}}
+
+Veuillez examiner les pages, puis donner votre bon à tirer ou refuser l'épreuve en
+indiquant ce qui doit être modifié :
+{{data_project["proof_link"]}}
+
+Votre nom d'utilisateur : {{data_project["portal_client_username"]}}
 """,
     ),
 }

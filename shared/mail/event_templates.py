@@ -1,4 +1,4 @@
-"""Default templates of the notification events and the digest, German and English.
+"""Default templates of the notification events and the digest, in German, English and French.
 
 Each text uses the seed's placeholders, ``upload_link`` (the order's page),
 ``event_list`` (one line per batched event) and, for conversation messages,
@@ -15,6 +15,10 @@ Termin: {{ticketdata_project["due_date"]}}
 _ORDER_EN = """{% if data_project["project_no"] %}Order: {{data_project["project_no"]}}
 Job description: {{ticketdata_project["job_description"]}}
 Due date: {{ticketdata_project["due_date"]}}
+{% endif %}"""
+_ORDER_FR = """{% if data_project["project_no"] %}Commande : {{data_project["project_no"]}}
+Intitulé : {{ticketdata_project["job_description"]}}
+Échéance : {{ticketdata_project["due_date"]}}
 {% endif %}"""
 
 # name -> {language: (subject, content)}
@@ -46,6 +50,19 @@ Username: {{data_project["portal_client_username"]}}
 {{data_project["event_list"]}}
 """,
         ),
+        "fr": (
+            'Accès au portail créé pour {{data_project["customer_name"]}}',
+            """Bonjour,
+
+L'accès au portail de {{data_project["customer_name"]}} a été créé et le lien
+d'activation a été envoyé.
+Nom d'utilisateur : {{data_project["portal_client_username"]}}
+"""
+            + _ORDER_FR
+            + """
+{{data_project["event_list"]}}
+""",
+        ),
     },
     "Neuer Aktivierungslink angefordert": {
         "de": (
@@ -70,6 +87,17 @@ It has been sent to the stored address.
 {{data_project["event_list"]}}
 """,
         ),
+        "fr": (
+            'Nouveau lien d\'activation pour {{data_project["customer_name"]}}',
+            """Bonjour,
+
+{{data_project["customer_name"]}} (nom d'utilisateur
+{{data_project["portal_client_username"]}}) a demandé un nouveau lien d'activation.
+Il a été envoyé à l'adresse enregistrée.
+
+{{data_project["event_list"]}}
+""",
+        ),
     },
     "Passwort gesetzt": {
         "de": (
@@ -88,6 +116,17 @@ It has been sent to the stored address.
 
 {{data_project["customer_name"]}} has chosen a password for the portal login
 {{data_project["portal_client_username"]}} and can upload print data now.
+
+{{data_project["event_list"]}}
+""",
+        ),
+        "fr": (
+            'Accès au portail de {{data_project["customer_name"]}} activé',
+            """Bonjour,
+
+{{data_project["customer_name"]}} a défini un mot de passe pour l'accès au portail
+{{data_project["portal_client_username"]}} et peut désormais déposer des fichiers
+d'impression.
 
 {{data_project["event_list"]}}
 """,
@@ -124,6 +163,22 @@ print data has been received and virus-checked for this order:
 Open the order: {{data_project["upload_link"]}}
 """,
         ),
+        "fr": (
+            'Fichiers d\'impression reçus : {{data_project["event_count"]}} fichier(s)',
+            """Bonjour,
+
+Des fichiers d'impression ont été reçus pour la commande suivante et ont passé
+l'analyse antivirus :
+
+"""
+            + _ORDER_FR
+            + """Client : {{data_project["customer_name"]}}
+
+{{data_project["event_list"]}}
+
+Voir la commande : {{data_project["upload_link"]}}
+""",
+        ),
     },
     "Datei abgelehnt": {
         "de": (
@@ -157,6 +212,22 @@ Please check the file and upload it again:
 {{data_project["upload_link"]}}
 """,
         ),
+        "fr": (
+            "Fichier refusé par l'analyse antivirus",
+            """Bonjour,
+
+Le ou les fichiers suivants ont été refusés par l'analyse antivirus et n'ont pas
+été transmis :
+
+{{data_project["event_list"]}}
+
+"""
+            + _ORDER_FR
+            + """
+Veuillez vérifier le fichier et le déposer à nouveau :
+{{data_project["upload_link"]}}
+""",
+        ),
     },
     "Dateien an Hotfolder übergeben": {
         "de": (
@@ -187,6 +258,20 @@ the following print data has been delivered to the order's hotfolder:
 Open the order: {{data_project["upload_link"]}}
 """,
         ),
+        "fr": (
+            'Fichiers d\'impression dans le hotfolder : {{data_project["event_count"]}} fichier(s)',
+            """Bonjour,
+
+Les fichiers d'impression suivants ont été transmis au hotfolder de la commande :
+
+{{data_project["event_list"]}}
+
+"""
+            + _ORDER_FR
+            + """Client : {{data_project["customer_name"]}}
+Voir la commande : {{data_project["upload_link"]}}
+""",
+        ),
     },
     "Datei in Final bereitgestellt": {
         "de": (
@@ -215,6 +300,21 @@ new files are ready for download in the "Final" folder of your order:
             + _ORDER_EN
             + """
 Open the order: {{data_project["upload_link"]}}
+""",
+        ),
+        "fr": (
+            "Vos fichiers sont disponibles",
+            """Bonjour,
+
+De nouveaux fichiers de votre commande sont disponibles au téléchargement dans le
+dossier « Final » :
+
+{{data_project["event_list"]}}
+
+"""
+            + _ORDER_FR
+            + """
+Voir la commande : {{data_project["upload_link"]}}
 """,
         ),
     },
@@ -257,6 +357,26 @@ No password yet, or forgotten? Get a new link here:
 {{data_project["portal_activation_link"]}}
 """,
         ),
+        "fr": (
+            "Merci de déposer vos fichiers d'impression"
+            '{% if ticketdata_project["job_description"] %} : '
+            '{{ticketdata_project["job_description"]}}{% endif %}',
+            """Bonjour,
+
+Pour la commande suivante, nous avons besoin de vos fichiers d'impression :
+
+"""
+            + _ORDER_FR
+            + """{{data_project["event_list"]}}
+
+Veuillez les déposer ici :
+{{data_project["upload_link"]}}
+
+Votre nom d'utilisateur : {{data_project["portal_client_username"]}}
+Pas encore de mot de passe, ou mot de passe oublié ? Demandez un nouveau lien ici :
+{{data_project["portal_activation_link"]}}
+""",
+        ),
     },
     "Terminwarnung": {
         "de": (
@@ -273,6 +393,16 @@ folgende Aufträge warten noch auf Druckdaten oder brauchen Aufmerksamkeit:
             """Hello,
 
 the following orders are still waiting for print data or need attention:
+
+{{data_project["event_list"]}}
+""",
+        ),
+        "fr": (
+            'Commandes en attente de fichiers d\'impression ({{data_project["event_count"]}})',
+            """Bonjour,
+
+Les commandes suivantes attendent encore des fichiers d'impression ou demandent votre
+attention :
 
 {{data_project["event_list"]}}
 """,
@@ -300,6 +430,19 @@ den Link aus dem Portal erneut.
 asked for a new activation link on the portal, but no usable email address is stored
 (none at all, or all of them on the bounce list). Please add an address and send the
 link again from the portal.
+
+{{data_project["event_list"]}}
+""",
+        ),
+        "fr": (
+            'Lien d\'activation pour {{data_project["customer_name"]}} impossible à remettre',
+            """Bonjour,
+
+{{data_project["customer_name"]}} (nom d'utilisateur {{data_project["portal_client_username"]}})
+a demandé un nouveau lien d'activation sur le portail, mais aucune adresse e-mail
+utilisable n'est enregistrée (aucune adresse, ou toutes figurent sur la liste des
+adresses en échec). Veuillez enregistrer une adresse et renvoyer le lien depuis le
+portail.
 
 {{data_project["event_list"]}}
 """,
@@ -336,6 +479,21 @@ The conversation on the portal:
 {{data_project["upload_link"]}}
 """,
         ),
+        "fr": (
+            'Nouveau message de {{data_project["customer_name"]}}',
+            """Bonjour,
+
+{{data_project["customer_name"]}} a écrit :
+
+{{data_project["event_list"]}}
+
+"""
+            + _ORDER_FR
+            + """
+L'échange sur le portail :
+{{data_project["upload_link"]}}
+""",
+        ),
     },
     "Nachricht zum Auftrag": {
         "de": (
@@ -355,6 +513,16 @@ Sie können direkt auf diese E-Mail antworten oder im Portal schreiben:
 {{data_project["message_author"]}}
 
 Simply reply to this mail, or write to us on the portal:
+{{data_project["upload_link"]}}
+""",
+        ),
+        "fr": (
+            'Message concernant votre commande {{data_project["project_no"]}}',
+            """{{data_project["message_text"]}}
+
+{{data_project["message_author"]}}
+
+Vous pouvez répondre directement à cet e-mail ou nous écrire sur le portail :
 {{data_project["upload_link"]}}
 """,
         ),
@@ -386,6 +554,20 @@ the customer has decided on the proof:
             + _ORDER_EN
             + """Customer: {{data_project["customer_name"]}}
 Open the order: {{data_project["upload_link"]}}
+""",
+        ),
+        "fr": (
+            "Bon à tirer : décision du client",
+            """Bonjour,
+
+Le client a pris sa décision sur l'épreuve :
+
+{{data_project["event_list"]}}
+
+"""
+            + _ORDER_FR
+            + """Client : {{data_project["customer_name"]}}
+Voir la commande : {{data_project["upload_link"]}}
 """,
         ),
     },

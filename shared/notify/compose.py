@@ -2,14 +2,15 @@
 
 Customer mails get the customer's language, a Reply-To (``reply_address``: the
 mailbox replies about the order arrive in) and, when they concern one order,
-``[Auftrag <no>]`` / ``[Order <no>]`` in the subject so that the mailbox reader
-matches the replies to the order. Staff get ``[notifications]
+``[Auftrag <no>]`` / ``[Order <no>]`` / ``[Commande <no>]`` in the subject so that
+the mailbox reader matches the replies to the order. Staff get ``[notifications]
 staff_language`` and links to the staff pages.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import date
 
 from peewee import IntegrityError
 
@@ -22,7 +23,9 @@ from shared.mail.templates import RenderedMail, active_signature, find_template,
 from shared.models import Customer, Order, OutboxMail, ReceivedMail
 from shared.notify.recipients import Addressee
 
-_REFERENCE_WORD = {"de": "Auftrag", "en": "Order"}
+_REFERENCE_WORD = {"de": "Auftrag", "en": "Order", "fr": "Commande"}
+# How a due date reads in a mail; French writes 31/12/2026.
+_DATE_FORMAT = {"fr": "%d/%m/%Y"}
 
 
 def customer_language(customer: Customer | None) -> str:
@@ -32,6 +35,11 @@ def customer_language(customer: Customer | None) -> str:
         return "de"
     login = primary_login(customer)
     return (login.language if login and login.language else "") or customer.language or "de"
+
+
+def due_date_text(day: date | None, language: str) -> str:
+    """A due date as a mail in ``language`` writes it (31.12.2026, 31/12/2026)."""
+    return day.strftime(_DATE_FORMAT.get(language, "%d.%m.%Y")) if day else ""
 
 
 def language_for(settings: Settings, addressee: Addressee, customer: Customer | None) -> str:
@@ -57,7 +65,7 @@ def order_values(
         values.update(
             project_no=order.project_no,
             job_description=order.job_description,
-            due_date=order.due_date.strftime("%d.%m.%Y") if order.due_date else "",
+            due_date=due_date_text(order.due_date, language),
             upload_link=links.order(order.project_no, for_customer=customer_side),
         )
     return values
@@ -85,7 +93,7 @@ def reply_address(settings: Settings, order: Order | None) -> str:
 
 
 def with_reference(mail: RenderedMail, project_no: str, language: str) -> RenderedMail:
-    """The mail with ``[Auftrag <no>]`` in front of its subject (once)."""
+    """The mail with ``[Auftrag <no>]`` (in its language) in front of its subject (once)."""
     reference = f"[{_REFERENCE_WORD.get(language, 'Auftrag')} {project_no}]"
     if reference in mail.subject:
         return mail

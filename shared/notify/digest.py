@@ -27,7 +27,13 @@ from shared.mail.addresses import normalise
 from shared.mail.delivery import DeliveryReport, deliver_due
 from shared.mail.templates import TemplateProblem, template_context
 from shared.models import Customer, DigestRun, Order, OrderFile, OutboxMail
-from shared.notify.compose import language_for, order_values, queue_for, render_for
+from shared.notify.compose import (
+    due_date_text,
+    language_for,
+    order_values,
+    queue_for,
+    render_for,
+)
 from shared.notify.recipients import Addressee, resolve
 from shared.notify.rules import extra_staff_of, rule_for
 from shared.notify.sending import send_due_notifications
@@ -60,6 +66,13 @@ _HEADINGS = {
         REJECTED: "Files rejected by the virus scan",
         UNDELIVERED: "Files not yet delivered to the hotfolder",
         "due": "due",
+    },
+    "fr": {
+        OVERDUE: "En retard, toujours sans fichiers d'impression",
+        DUE_SOON: "Échéance proche, toujours sans fichiers d'impression",
+        REJECTED: "Fichiers refusés par l'analyse antivirus",
+        UNDELIVERED: "Fichiers pas encore transmis au hotfolder",
+        "due": "échéance",
     },
 }
 
@@ -144,7 +157,7 @@ def _line(item: DigestItem, language: str, links: PortalLinks, addressee: Addres
         return f"- {order.project_no}: {item.file.display_name}" + (
             f" ({item.file.signature})" if item.file.signature else ""
         )
-    due = order.due_date.strftime("%d.%m.%Y")
+    due = due_date_text(order.due_date, language)
     text = f"- {order.project_no}"
     if order.job_description:
         text += f" – {order.job_description}"

@@ -33,11 +33,16 @@ from shared.notify.compose import customer_language, order_values, with_referenc
 
 _KEYS = {"data_project": DATA_PROJECT_KEYS, "ticketdata_project": TICKETDATA_PROJECT_KEYS}
 _LOADING = (nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)
-SAMPLE_EVENTS = {"de": "- Beispiel.pdf (1,2 MB)", "en": "- Example.pdf (1.2 MB)"}
+SAMPLE_EVENTS = {
+    "de": "- Beispiel.pdf (1,2 MB)",
+    "en": "- Example.pdf (1.2 MB)",
+    "fr": "- Exemple.pdf (1,2 MB)",
+}
 SAMPLE_LINK = "(link created when the mail is sent)"
 SAMPLE_MESSAGE = {
     "de": "Guten Tag, der Proof ist fertig. Bitte prüfen Sie die Farben.",
     "en": "Hello, the proof is ready. Please check the colours.",
+    "fr": "Bonjour, l'épreuve est prête. Veuillez vérifier les couleurs.",
 }
 
 

@@ -56,6 +56,14 @@ _LABELS = {
         "rejected": "rejected",
         "comment": "Comment",
     },
+    "fr": {
+        "ticket": "Ticket",
+        "sent_to": "Lien envoyé à",
+        "version": "version",
+        "approved": "bon à tirer donné",
+        "rejected": "refusée",
+        "comment": "Commentaire",
+    },
 }
 
 
@@ -190,7 +198,7 @@ def _size(size: int, language: str) -> str:
             break
         value /= 1024
     text = f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-    return text.replace(".", ",") if language == "de" else text
+    return text.replace(".", ",") if language in ("de", "fr") else text
 
 
 def _mail_batch(
