@@ -17,7 +17,7 @@ from shared.accounts.logins import is_activated, logins_of
 from shared.db import write_transaction
 from shared.errors import Conflict, Invalid, NotFound, ServiceError
 from shared.mail.templates import TemplateProblem
-from shared.models import Contact, Customer, Order, StaffUser
+from shared.models import LANGUAGES, Contact, Customer, Order, StaffUser
 from shared.orders.listing import OrderFilter, filter_orders
 from shared.orders.orders import (
     add_ticket,
@@ -236,8 +236,11 @@ def list_orders():
 
 @bp.get("/orders/<project_no>/files")
 def order_files(project_no: str):
-    """The order's files with state, SHA-256 and preflight result."""
-    return jsonify(order_files_record(get_order(project_no)))
+    """The order's files with state, SHA-256 and preflight result (``?lang=`` de, en or fr)."""
+    language = request.args.get("lang", "de")
+    if language not in LANGUAGES:
+        raise Invalid("lang", "one of " + ", ".join(LANGUAGES))
+    return jsonify(order_files_record(get_order(project_no), language))
 
 
 @bp.get("/orders/<project_no>/approval")

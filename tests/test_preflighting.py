@@ -248,6 +248,11 @@ def test_the_preflight_record_for_the_workflow(api, client, customer):
     listed = api.get("/orders/A1/files").json["files"]
     assert listed[0]["preflight"]["status"] == "warnings"
     assert listed[0]["sha256"] == file.sha256
+    english = api.get("/orders/A1/files?lang=en").json["files"][0]["preflight"]["findings"]
+    assert any(f["message"].startswith("No bleed on page 1.") for f in english)
+    german = api.get("/orders/A1/files").json["files"][0]["preflight"]["findings"]
+    assert any(f["message"].startswith("Kein Beschnitt auf Seite 1.") for f in german)
+    assert api.get("/orders/A1/files?lang=xx").status_code == 400
 
 
 # --- hostile files, through upload → scan → preflight ---------------------------------------
