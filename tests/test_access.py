@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from portal_helpers import signed_in_customer
+from route_helpers import routes
 from staff_helpers import (  # noqa: F401  (fixtures admin and clerk)
     admin_fixture,
     clerk_fixture,
@@ -23,44 +24,12 @@ PUBLIC = {
     "staff_account.activation_form",
     "staff_account.activate",
 }
-VALUES = {
-    "customer_no": "K1",
-    "project_no": "A1",
-    "staff_id": 1,
-    "token_id": 1,
-    "login_id": 1,
-    "contact_id": 1,
-    "file_id": 1,
-    "bounce_id": 1,
-    "mail_id": 1,
-    "template_id": 1,
-    "signature_id": 1,
-    "kind": "upload_received",
-    "section": "waiting",
-    "token": "not-a-real-token",
-    "page": 1,
-    "version": 1,
-    "image_id": 1,
-    "name": "orders",
-}
-
-
-def requests(app, endpoints) -> list[tuple[str, str, str]]:
-    """(method, path, endpoint) for every route of ``endpoints`` and each of its methods."""
-    found = []
-    for rule in app.url_map.iter_rules():
-        if not endpoints(rule.endpoint):
-            continue
-        path = rule.build({name: VALUES[name] for name in rule.arguments})[1]
-        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
-            found.append((method, path, rule.endpoint))
-    return found
 
 
 def staff_routes(app) -> list[tuple[str, str, str]]:
     """Every route under /staff, whatever blueprint it belongs to."""
     staff = {rule.endpoint for rule in app.url_map.iter_rules() if rule.rule.startswith("/staff")}
-    return requests(app, lambda endpoint: endpoint in staff)
+    return routes(app, lambda endpoint: endpoint in staff)
 
 
 def call(session_client, csrf_token: str, method: str, path: str):
@@ -70,10 +39,10 @@ def call(session_client, csrf_token: str, method: str, path: str):
 
 
 def test_every_admin_route_refuses_staff_who_are_no_admin(app, admin, clerk):
-    routes = requests(app, lambda endpoint: endpoint.split(".")[0] in ADMIN_BLUEPRINTS)
-    assert len(routes) >= 12, routes
+    admin_routes = routes(app, lambda endpoint: endpoint.split(".")[0] in ADMIN_BLUEPRINTS)
+    assert len(admin_routes) >= 12, admin_routes
     before = SystemDefault.portal().staff_two_factor_required
-    for method, path, endpoint in routes:
+    for method, path, endpoint in admin_routes:
         response = call(clerk.client, clerk.csrf_token, method, path)
         assert response.status_code == 403, (method, path, endpoint, response.status_code)
     assert SystemDefault.portal().staff_two_factor_required == before

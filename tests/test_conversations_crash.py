@@ -35,9 +35,7 @@ def test_killed_at_any_step_and_run_again_imports_each_mail_and_file_once(
 ) -> None:
     mailroom.append(_mail_with_two_files())
     marker = tmp_path / "paused"
-    paused = _read(
-        mailroom, {"PTPORTAL_MAIL_PAUSE_AT": step, "PTPORTAL_MAIL_PAUSE_MARKER": str(marker)}
-    )
+    paused = _read(mailroom, {"PTPORTAL_PAUSE_AT": step, "PTPORTAL_PAUSE_MARKER": str(marker)})
     deadline = time.monotonic() + MARKER_TIMEOUT
     while not marker.exists():
         assert paused.poll() is None, paused.stdout.read()

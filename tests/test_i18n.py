@@ -12,6 +12,7 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 from conftest import activation_link_in, csrf_from
 from portal_helpers import BASE_URL, signed_in_customer
+from route_helpers import route_path
 from staff_helpers import admin_fixture  # noqa: F401  (fixture "admin")
 
 from shared.models import PortalLogin
@@ -25,28 +26,6 @@ METHODS = [("portal/**.py", "python"), ("templates/**.html", "jinja2")]
 OPTIONS = {"templates/**.html": {"silent": "false"}}
 # Python's %(name)s for the pages, {name} for the upload widget's texts (static/js/upload.js).
 PLACEHOLDER = re.compile(r"%\(\w+\)[sd]|\{\w+\}")
-# Values for the arguments of every route the French walk opens (the customer K1 with the
-# order A1 exists; ids that do not exist give the French 404 page, which is a page too).
-ROUTE_VALUES = {
-    "customer_no": "K1",
-    "project_no": "A1",
-    "staff_id": 1,
-    "token_id": 1,
-    "login_id": 1,
-    "contact_id": 1,
-    "file_id": 1,
-    "bounce_id": 1,
-    "mail_id": 1,
-    "template_id": 1,
-    "signature_id": 1,
-    "kind": "upload_received",
-    "section": "waiting",
-    "token": "not-a-real-token",
-    "page": 1,
-    "version": 1,
-    "image_id": 1,
-    "name": "orders",
-}
 # Pages that show stored data in every language by design: the template list names each
 # template's subject, English ones included.
 SHOWS_EVERY_LANGUAGE = {"/staff/mail/templates"}
@@ -140,7 +119,7 @@ def get_routes(app) -> list[str]:
     for rule in app.url_map.iter_rules():
         if "GET" not in rule.methods or rule.endpoint == "static" or "/api/" in rule.rule:
             continue
-        paths.append(rule.build({name: ROUTE_VALUES[name] for name in rule.arguments})[1])
+        paths.append(route_path(rule))
     return paths
 
 
