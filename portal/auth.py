@@ -22,12 +22,13 @@ from werkzeug.urls import iri_to_uri
 
 from portal.extensions import limiter
 from portal.users import CustomerUser, StaffMember
-from shared.accounts.logins import TokenState, set_password_with_token, sign_in, token_state
+from shared.accounts.logins import set_password_with_token, sign_in, token_state
 from shared.accounts.passwords import MAX_INPUT_BYTES, check_password
 from shared.accounts.sessions import end_session, start_session
 from shared.accounts.usernames import username_key
 from shared.errors import Conflict, Invalid
 from shared.notify.activation import request_new_link
+from shared.tokens import LinkState
 
 bp = Blueprint("auth", __name__)
 
@@ -148,7 +149,7 @@ def _vault():
     return current_app.extensions["ptportal.vault"]
 
 
-def _invalid_link_page(state: TokenState):
+def _invalid_link_page(state: LinkState):
     return render_template("auth/link_invalid.html", state=state.value), 410
 
 
@@ -156,7 +157,7 @@ def _invalid_link_page(state: TokenState):
 def activation_form(token: str):
     """Show the password form; opening the link does not use it up (mail scanners open links)."""
     state, row = token_state(token)
-    if state is not TokenState.VALID:
+    if state is not LinkState.VALID:
         return _invalid_link_page(state)
     return render_template(
         "auth/activate.html", token=token, username=row.login.username, rules=None, error=None
@@ -168,7 +169,7 @@ def activation_form(token: str):
 def activate(token: str):
     """Set the password; this is what uses the link up."""
     state, row = token_state(token)
-    if state is not TokenState.VALID:
+    if state is not LinkState.VALID:
         return _invalid_link_page(state)
     password = request.form.get("password", "")
     confirmation = request.form.get("password_confirm", "")
@@ -196,7 +197,7 @@ def activate(token: str):
 def check(token: str):
     """htmx: the password rules, ticked off while the customer types."""
     state, row = token_state(token)
-    username = row.login.username if state is TokenState.VALID else ""
+    username = row.login.username if state is LinkState.VALID else ""
     password = request.form.get("password", "")
     rules = check_password(password, username) if password else None
     return render_template("auth/_password_rules.html", rules=rules)

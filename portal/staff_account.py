@@ -33,13 +33,13 @@ from shared.accounts import two_factor
 from shared.accounts.passwords import MAX_INPUT_BYTES, check_password
 from shared.accounts.sessions import start_session
 from shared.accounts.staff import (
-    StaffTokenState,
     set_staff_password_with_token,
     staff_token_state,
     two_factor_required,
 )
 from shared.errors import Conflict, Invalid
 from shared.models import StaffUser
+from shared.tokens import LinkState
 
 bp = Blueprint("staff_account", __name__, url_prefix="/staff")
 
@@ -72,7 +72,7 @@ def _setup_context(staff: StaffUser, secret: str) -> dict:
 # --- the link to choose a password ------------------------------------------------------
 
 
-def _invalid_link(state: StaffTokenState):
+def _invalid_link(state: LinkState):
     return render_template("staff/link_invalid.html", state=state.value), 410
 
 
@@ -80,7 +80,7 @@ def _invalid_link(state: StaffTokenState):
 def activation_form(token: str):
     """The password form; opening the link does not use it up (mail scanners open links)."""
     state, row = staff_token_state(token)
-    if state is not StaffTokenState.VALID:
+    if state is not LinkState.VALID:
         return _invalid_link(state)
     return render_template(
         "staff/activate.html", token=token, username=row.staff.username, rules=None, error=None
@@ -92,7 +92,7 @@ def activation_form(token: str):
 def activate(token: str):
     """Store the password; this uses the link up and ends the user's other sessions."""
     state, row = staff_token_state(token)
-    if state is not StaffTokenState.VALID:
+    if state is not LinkState.VALID:
         return _invalid_link(state)
     password = request.form.get("password", "")
     rules = check_password(password, row.staff.username)

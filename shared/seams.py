@@ -1,8 +1,9 @@
 """Test seam: make a portal or worker process stand still at a named step, to be killed there.
 
 Set ``PTPORTAL_PAUSE_AT=<step>`` (a ``STEP_*`` of ``shared.files.receiving`` or
-``shared.files.intake``, or a step of ``shared.conversations.importing``) and ``PTPORTAL_PAUSE_MARKER=<file>``: the first process to reach
-that step writes ``<step> <pid>`` into the marker file and sleeps — for ever, or for
+``shared.files.intake``, or a step of ``shared.conversations.importing``) and
+``PTPORTAL_PAUSE_MARKER=<file>``: the first process to reach that step writes
+``<step> <pid>`` into the marker file and sleeps — for ever, or for
 ``PTPORTAL_PAUSE_SECONDS``. Once the marker exists, no process pauses again, so the process
 that replaces a killed one (gunicorn's next worker) goes through. Without these variables
 it does nothing. Never set them in production.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -29,16 +28,9 @@ from shared.models import (
     PortalLogin,
     SystemDefault,
 )
-from shared.tokens import new_token, token_hash
+from shared.tokens import LinkState, link_state, new_token, token_hash
 
 log = logging.getLogger(__name__)
-
-
-class TokenState(enum.Enum):
-    VALID = "valid"
-    EXPIRED = "expired"
-    USED = "used"
-    UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True)
@@ -253,23 +245,19 @@ def issue_token(settings: Settings, login: PortalLogin, kind: str) -> str:
     return token
 
 
-def token_state(token: str) -> tuple[TokenState, ActivationToken | None]:
+def token_state(token: str) -> tuple[LinkState, ActivationToken | None]:
     """Whether an activation token can still be used (does not use it up)."""
     row = ActivationToken.get_or_none(ActivationToken.token_hash == token_hash(token))
     if row is None:
-        return TokenState.UNKNOWN, None
-    if row.used_at is not None:
-        return TokenState.USED, row
-    if row.expires_at <= utcnow() or not may_use_portal(row.login):
-        return TokenState.EXPIRED, row
-    return TokenState.VALID, row
+        return LinkState.UNKNOWN, None
+    return link_state(row.used_at, row.expires_at, utcnow(), may_use_portal(row.login)), row
 
 
 def set_password_with_token(vault: PasswordVault, token: str, password: str) -> PortalLogin:
     """Use the token up and store the new password; ends every other session of the login."""
     with write_transaction():
         state, row = token_state(token)
-        if state is not TokenState.VALID:
+        if state is not LinkState.VALID:
             raise Conflict(f"activation link is {state.value}")
         login = row.login
         check = check_password(password, login.username)

@@ -3,7 +3,6 @@ mail a password; the staff user sets it through a single-use link, like customer
 
 from __future__ import annotations
 
-import enum
 from datetime import timedelta
 
 from peewee import IntegrityError
@@ -18,16 +17,9 @@ from shared.db import write_transaction
 from shared.errors import Conflict, Invalid
 from shared.mail.addresses import check_email
 from shared.models import StaffToken, StaffUser, SystemDefault
-from shared.tokens import new_token, token_hash
+from shared.tokens import LinkState, link_state, new_token, token_hash
 
 ROLES = (StaffUser.ROLE_STAFF, StaffUser.ROLE_ADMIN)
-
-
-class StaffTokenState(enum.Enum):
-    VALID = "valid"
-    EXPIRED = "expired"
-    USED = "used"
-    UNKNOWN = "unknown"
 
 
 def find_staff(username: str) -> StaffUser | None:
@@ -136,23 +128,19 @@ def issue_staff_token(settings: Settings, staff: StaffUser) -> str:
     return token
 
 
-def staff_token_state(token: str) -> tuple[StaffTokenState, StaffToken | None]:
+def staff_token_state(token: str) -> tuple[LinkState, StaffToken | None]:
     """Whether a staff activation token can still be used (does not use it up)."""
     row = StaffToken.get_or_none(StaffToken.token_hash == token_hash(token))
     if row is None:
-        return StaffTokenState.UNKNOWN, None
-    if row.used_at is not None:
-        return StaffTokenState.USED, row
-    if row.expires_at <= utcnow() or not row.staff.active:
-        return StaffTokenState.EXPIRED, row
-    return StaffTokenState.VALID, row
+        return LinkState.UNKNOWN, None
+    return link_state(row.used_at, row.expires_at, utcnow(), row.staff.active), row
 
 
 def set_staff_password_with_token(vault: PasswordVault, token: str, password: str) -> StaffUser:
     """Use the token up and store the password; every session of the user ends."""
     with write_transaction():
         state, row = staff_token_state(token)
-        if state is not StaffTokenState.VALID:
+        if state is not LinkState.VALID:
             raise Conflict(f"activation link is {state.value}")
         staff = row.staff
         check = check_password(password, staff.username)

@@ -47,7 +47,6 @@ from shared.clock import utcnow
 from shared.config import MailboxSettings, Settings
 from shared.conversations import lookups
 from shared.conversations.messages import excerpt
-from shared.seams import pause_at
 from shared.db import write_transaction
 from shared.events import CUSTOMER_MESSAGE, notify
 from shared.files.folders import FOLDER_INCOMING
@@ -75,6 +74,7 @@ from shared.models import (
     OrderMessage,
     ReceivedMail,
 )
+from shared.seams import pause_at
 
 log = logging.getLogger(__name__)
 
