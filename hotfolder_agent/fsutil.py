@@ -40,10 +40,6 @@ class PathProblem(Exception):
         self.path = path
         self.reason = reason
 
-    def __reduce__(self):
-        # It crosses from a copier process: rebuild it from both arguments.
-        return type(self), (self.path, self.reason)
-
 
 def reason(exc: OSError) -> str:
     """``Permission denied (errno 13)`` — what an OSError means, without its repr noise."""

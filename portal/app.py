@@ -104,6 +104,7 @@ def build_app(settings: Settings | None = None, *, tasks: BackgroundTasks | None
 def register_blueprints(app: Flask) -> None:
     """Every page and API route of the portal."""
     from portal import (
+        agent_api,
         api,
         auth,
         home,
@@ -124,8 +125,10 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(tokens.bp)
     app.register_blueprint(mail_admin.bp)
     app.register_blueprint(api.bp)
-    csrf.exempt(api.bp)
-    limiter.exempt(api.bp)
+    app.register_blueprint(agent_api.bp)
+    for bearer_only in (api.bp, agent_api.bp):
+        csrf.exempt(bearer_only)
+        limiter.exempt(bearer_only)
 
 
 def _open_database() -> None:

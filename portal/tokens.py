@@ -1,4 +1,5 @@
-"""Staff page for API tokens (seed 000): create with a name, shown once, last use, revoke."""
+"""Staff page for API tokens (seed 000): create with a name and a kind (workflow system or
+hotfolder agent), shown once, last use and last host, revoke."""
 
 from __future__ import annotations
 
@@ -16,7 +17,13 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal.users import staff_required
-from shared.accounts.api_tokens import create_token, revoke_token
+from shared.accounts.api_tokens import (
+    SCOPE_WORKFLOW,
+    SCOPES,
+    all_tokens,
+    create_token,
+    revoke_token,
+)
 from shared.errors import Conflict, Invalid, NotFound
 from shared.models import ApiToken
 
@@ -28,11 +35,16 @@ def _admins_only() -> None:
         abort(403)
 
 
-def _page(new_token: str = "", error: str = "", name: str = ""):
-    tokens = ApiToken.select().order_by(ApiToken.revoked_at.is_null(False), ApiToken.name)
+def _page(new_token: str = "", error: str = "", name: str = "", scope: str = SCOPE_WORKFLOW):
     response = make_response(
         render_template(
-            "staff/tokens.html", tokens=list(tokens), new_token=new_token, error=error, name=name
+            "staff/tokens.html",
+            tokens=all_tokens(),
+            new_token=new_token,
+            error=error,
+            name=name,
+            scope=scope,
+            scopes=SCOPES,
         )
     )
     # The page may show a token once: no cache may keep a copy.
@@ -51,16 +63,19 @@ def index():
 @bp.post("/")
 @staff_required
 def create():
-    """Create a token and show it this one time."""
+    """Create a token (for the workflow system or a hotfolder agent) and show it this one time."""
     _admins_only()
     name = request.form.get("name", "").strip()
+    scope = request.form.get("scope", SCOPE_WORKFLOW)
+    if scope not in SCOPES:
+        scope = SCOPE_WORKFLOW
     try:
-        token = create_token(name)
+        token = create_token(name, scope)
     except Invalid:
-        return _page(error=_("Give the token a name, e.g. ptworkflow."), name=name)
+        return _page(error=_("Give the token a name, e.g. ptworkflow."), name=name, scope=scope)
     except Conflict:
-        return _page(error=_("A token with this name exists already."), name=name)
-    return _page(new_token=token, name=name)
+        return _page(error=_("A token with this name exists already."), name=name, scope=scope)
+    return _page(new_token=token, name=name, scope=scope)
 
 
 @bp.post("/<int:token_id>/revoke")
