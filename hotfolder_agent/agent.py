@@ -280,6 +280,7 @@ class Agent:
 
     def _prepare_hotfolders(self, orders: list) -> None:
         """Make each order's hotfolder with its drop folders (staff find them ready)."""
+        prepared = []
         for order in orders:
             if not isinstance(order, dict):
                 continue
@@ -292,17 +293,20 @@ class Agent:
             except UnsafeAnswer as exc:
                 log.error("action=prepare the portal named an unusable order: %s", exc)
                 continue
+            directory = self.ctx.layout.hotfolder_dir(customer_no, project_no)
             try:
                 for folder in folders:
                     folder.mkdir(parents=True, exist_ok=True)
+                prepared.append(directory)
             except OSError as exc:
-                directory = self.ctx.layout.hotfolder_dir(customer_no, project_no)
                 self.reporter.problems.report(
                     ACTION_PREPARE,
                     directory,
                     f"cannot create the hotfolder: {reason(exc)}",
                     project_no=project_no,
                 )
+        if prepared:
+            self.reporter.problems.resolved(prepared)
 
     def _ensure_observer(self) -> None:
         if self.observer is not None and observer_is_healthy(self.observer):

@@ -35,6 +35,7 @@ ACTION_PREPARE = "prepare"
 EVENT_CONFIRMED = "confirmed"
 EVENT_NOTIFIED = "notified"
 EVENT_ORDERS = "orders"
+RESOLVED_PER_REPORT = 1000
 # The last heartbeat, sent while the agent stops, may take this long at most.
 LAST_BEAT_SECONDS = 2.0
 
@@ -102,8 +103,9 @@ class Problems:
             self._open -= known
             tell = {key[1] for key in known} | (names - self._cleared)
             self._cleared |= names
-        if tell:
-            self.reporter.resolved(sorted(tell), list(file_ids))
+        ordered = sorted(tell)
+        for start in range(0, len(ordered), RESOLVED_PER_REPORT):
+            self.reporter.resolved(ordered[start : start + RESOLVED_PER_REPORT], list(file_ids))
 
     def forget(self, paths: list[Path | str]) -> None:
         """Problems of these paths are over and the portal knows it already (a confirmed

@@ -204,11 +204,7 @@ def document() -> dict:
         "servers": [{"url": "/api/v1"}],
         "components": {
             "securitySchemes": {
-                "bearer": {
-                    "type": "http",
-                    "scheme": "bearer",
-                    "description": "A workflow token (ptp_…)",
-                },
+                "bearer": {"type": "http", "scheme": "bearer"},
                 "agentToken": {
                     "type": "http",
                     "scheme": "bearer",

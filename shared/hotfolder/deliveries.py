@@ -132,7 +132,7 @@ def _lost_on_the_way(agent_id: str, holding: Collection[int]):
     return query
 
 
-def waitingfiles_with_orders(limit: int, now: datetime | None = None) -> list[OrderFile]:
+def waiting_files(limit: int, now: datetime | None = None) -> list[OrderFile]:
     """Files for the hotfolder that no live agent holds, oldest first (not leased)."""
     now = now or utcnow()
     return files_with_orders(row.id for row in _waiting(now, ()).limit(limit))
@@ -180,7 +180,7 @@ def _take(agent_id: str, file: OrderFile, until: datetime, now: datetime) -> Ref
     return None
 
 
-def leasefiles_with_orders(
+def lease_files(
     agent_id: str,
     heartbeat_seconds: float,
     *,
@@ -259,7 +259,7 @@ def wait_for_leases(
     while True:
         now = utcnow()
         if file_ids or _has_work(agent_id, holding, now):
-            leases = leasefiles_with_orders(
+            leases = lease_files(
                 agent_id, heartbeat_seconds, limit=limit, holding=holding, file_ids=file_ids
             )
             if leases.files or leases.refused:
