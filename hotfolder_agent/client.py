@@ -173,7 +173,12 @@ class PortalClient:
     # --- requests ----------------------------------------------------------------------
 
     def _headers(self, extra: dict[str, str] | None) -> dict[str, str]:
-        headers = {"Authorization": f"Bearer {self._token}", "User-Agent": USER_AGENT}
+        # English answers: they go into the agent's log, read by an administrator.
+        headers = {
+            "Authorization": f"Bearer {self._token}",
+            "User-Agent": USER_AGENT,
+            "Accept-Language": "en",
+        }
         headers.update(extra or {})
         return headers
 

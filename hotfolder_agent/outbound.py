@@ -37,11 +37,13 @@ from hotfolder_agent.context import Context
 from hotfolder_agent.fsutil import move_into, reason, sync_directory
 from hotfolder_agent.layout import OUTBOUND_FOLDERS, SENT_FOLDER, OutboundPath
 from hotfolder_agent.reporter import ACTION_SEND, Reporter
+from hotfolder_agent.seams import pause_at
 from hotfolder_agent.state import OUTBOUND
 
 log = logging.getLogger(__name__)
 
 EVENT_SENT = "sent"
+STEP_UPLOAD_STARTED = "upload_started"
 CHUNK_BYTES = 16 * 1024 * 1024
 TUS = {"Tus-Resumable": "1.0.0"}
 _UPLOAD_KEY = re.compile(r"[A-Za-z0-9_-]{8,128}")
@@ -230,7 +232,7 @@ class Outbound:
             },
         )
         if answer.status != 201:
-            raise SendFailed(answer.body.get("error") or f"the portal answered {answer.status}")
+            raise SendFailed(f"{answer.status}: {answer.body.get('error') or 'refused'}")
         upload_key = (answer.headers.get("Location") or "").rstrip("/").rpartition("/")[2]
         if not _UPLOAD_KEY.fullmatch(upload_key):
             raise SendFailed("the portal's answer names no upload")
@@ -277,7 +279,8 @@ class Outbound:
             except OSError as exc:
                 raise SendFailed(f"cannot read {path}: {reason(exc)}") from None
             if answer.status not in (204, 409):
-                raise SendFailed(answer.body.get("error") or f"the portal answered {answer.status}")
+                raise SendFailed(f"{answer.status}: {answer.body.get('error') or 'refused'}")
+            pause_at(STEP_UPLOAD_STARTED)
 
     def _cancel(self, upload_key: str) -> None:
         with contextlib.suppress(SendFailed):  # finished or gone already: nothing to cancel

@@ -1,11 +1,12 @@
 """Test seam: make the agent stop still at a named step, so tests can kill it exactly there.
 
-Set ``PTPORTAL_AGENT_PAUSE_AT=<step>`` (a ``STEP_*`` name of ``download``, ``delivery``
-or ``notification``: ``download_started``, ``verified``, ``planned``, ``linked``,
-``placed``, ``before_xml``) and ``PTPORTAL_AGENT_PAUSE_MARKER=<file>``: the first time
-the agent reaches that step it writes the marker file and sleeps — for ever, or for
-``PTPORTAL_AGENT_PAUSE_SECONDS``. Without these variables it does nothing. The download
-step is reached on a download thread, the others on the main loop.
+Set ``PTPORTAL_AGENT_PAUSE_AT=<step>`` (a ``STEP_*`` name of ``download``, ``delivery``,
+``notification`` or ``outbound``: ``download_started``, ``verified``, ``planned``,
+``linked``, ``placed``, ``before_xml``, ``upload_started``) and
+``PTPORTAL_AGENT_PAUSE_MARKER=<file>``: the first time the agent reaches that step it
+writes the marker file and sleeps — for ever, or for ``PTPORTAL_AGENT_PAUSE_SECONDS``.
+Without these variables it does nothing. The steps up to ``linked`` are reached on a
+download thread, ``upload_started`` on the upload thread, the others on the main loop.
 """
 
 from __future__ import annotations
