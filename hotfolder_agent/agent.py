@@ -266,8 +266,9 @@ class Agent:
         elif kind == EVENT_CONFIRMED:
             self.deliveries.on_confirmed(*payload)
         elif kind == EVENT_NOTIFIED:
-            name, _answer = payload
-            self.notifications.on_reported(name)
+            names, _answer = payload
+            for name in names:
+                self.notifications.on_reported(name)
         elif kind == EVENT_ORDERS:
             self._prepare_hotfolders(payload)
         elif kind == EVENT_SENT:

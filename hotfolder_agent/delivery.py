@@ -11,7 +11,8 @@ half-placed, nothing outside the customer's hotfolder.
 2. **fsync** the copy.
 3. **verify** size and SHA-256 against the portal's (1–3: ``download``, on a thread).
 4. **plan** the name (the portal's stored name, checked; taken → ``name (2).pdf``) and
-   record it durably with the copy's inode — a restart knows where to look.
+   record it durably with the copy's inode — a restart knows where to look. One plan
+   record serves all files planned together (``deliveries/plan-<first id>.json``).
 5. **link** into place without overwriting (``os.link`` fails on an existing name),
    unlink the temporary name, fsync the folder.
 6. **confirm** to the portal: path, time and SHA-256 (``reporter``).
@@ -25,9 +26,10 @@ placed file is confirmed again (the portal takes the same path twice). Files the
 portal gave to another agent meanwhile are let go: the temporary copy, and a placed
 copy that is provably ours (same inode), are removed.
 
-Steps 1–5 run on up to ``[agent] downloads`` threads (their fsyncs overlap); the main
-loop then fsyncs each hotfolder once for all files linked meanwhile and confirms them
-in one request; step 7 is written for all files confirmed together.
+Steps 1–3 run on up to ``[agent] downloads`` threads (their fsyncs overlap); the main
+loop does steps 4–6 for every file verified meanwhile together — one durable plan
+record, one fsync per hotfolder, one confirmation request — and step 7 for all files
+confirmed together.
 """
 
 from __future__ import annotations
@@ -71,7 +73,7 @@ EVENT_WORKED = "worked"
 # Where a file is in this run.
 WAITING = "waiting"  # to be downloaded (or its lease to be confirmed after a restart)
 VERIFIED = "verified"  # a durable, verified copy under its temporary name, to be placed
-WORKING = "working"  # on a download thread (steps 1–5)
+WORKING = "working"  # on a download thread (steps 1–3)
 PLACED = "placed"  # linked into its hotfolder; folder sync and confirmation to come
 CONFIRMING = "confirming"
 CONFIRMED = "confirmed"  # waiting for its XML
@@ -83,6 +85,7 @@ RETRY_MAX_SECONDS = 600.0
 
 RECORD_DOWNLOADING = "downloading"
 RECORD_PLANNED = "planned"
+PLAN_PREFIX = "plan-"
 
 
 @dataclass
@@ -98,7 +101,7 @@ class Job:
     inode: int | None = None
     placed_at: datetime | None = None
     leased: bool = False  # the portal confirmed the lease in this run
-    verified: bool = False  # steps 1–3 are done (set by the download thread)
+    plan: str = ""  # the plan record its step 4 is in
     failures: int = 0
     retry_at: float = 0.0
 
@@ -172,6 +175,7 @@ class Deliveries:
         self.notifications = notifications
         self.names = Names()
         self.jobs: dict[int, Job] = {}
+        self.plans: dict[str, set[int]] = {}  # plan record -> its files not done yet
 
     # --- what the main loop and the reporter ask -------------------------------------------
 
@@ -184,18 +188,23 @@ class Deliveries:
             job.file_id for job in self.jobs.values() if job.state in (WAITING, VERIFIED, WORKING)
         ]
 
-    def _record(self, job: Job, step: str) -> dict:
-        record = {
-            "step": step,
+    def _record(self, job: Job) -> dict:
+        """Step 1's record: what the portal said about the file, where its copy goes."""
+        return {
+            "step": RECORD_DOWNLOADING,
             "file": job.file.data,
             "target_dir": str(job.target_dir),
             "temp": str(job.temp),
         }
-        if step == RECORD_PLANNED:
-            record.update(
-                planned=str(job.planned), inode=job.inode, placed_at=_timestamp(job.placed_at)
-            )
-        return record
+
+    @staticmethod
+    def _planned(job: Job) -> dict:
+        """Step 4's entry in a plan record."""
+        return {
+            "planned": str(job.planned),
+            "inode": job.inode,
+            "placed_at": _timestamp(job.placed_at),
+        }
 
     def _prepare(self, job: Job, file: RemoteFile) -> None:
         """Where the file goes; UnsafeAnswer if the portal's names cannot be paths."""
@@ -211,6 +220,12 @@ class Deliveries:
     def recover(self, notified: set[int]) -> list[int]:
         """Take up the records of the last run; returns the files whose lease to ask for."""
         records = self.ctx.state.read_all(DELIVERIES)
+        plans = {name: r for name, r in records.items() if name.startswith(PLAN_PREFIX)}
+        planned: dict[int, tuple[str, dict]] = {}
+        for plan, record in sorted(plans.items(), key=lambda item: item[1].get("written", "")):
+            for file_id, entry in (record.get("files") or {}).items():
+                planned[int(file_id)] = (plan, entry)  # a later plan wins (a new name)
+        records = {name: r for name, r in records.items() if name not in plans}
         finished = [name for name in records if name.isdigit() and int(name) in notified]
         self.ctx.state.remove(DELIVERIES, finished, durable=True)  # their XML is written
         reclaim = []
@@ -224,12 +239,16 @@ class Deliveries:
                 log.warning("action=recover record %s of the state folder unusable (%s)", name, exc)
                 self.ctx.state.remove(DELIVERIES, [name])
                 continue
-            if record.get("step") == RECORD_PLANNED:
-                self._recover_planned(job, record)
+            if job.file_id in planned:
+                job.plan, entry = planned[job.file_id]
+                self.plans.setdefault(job.plan, set()).add(job.file_id)
+                self._recover_planned(job, entry)
             self.jobs[job.file_id] = job
             if job.state in (WAITING, VERIFIED):
                 reclaim.append(job.file_id)
         self.slots.hold(list(self.jobs))
+        empty = [plan for plan in plans if plan not in self.plans]
+        self.ctx.state.remove(DELIVERIES, empty)  # all of their files are done
         # Placed files are synced and confirmed by the first ``tick``.
         placed = [job for job in self.jobs.values() if job.state == PLACED]
         if self.jobs:
@@ -257,7 +276,6 @@ class Deliveries:
             job.state = PLACED
         elif temp_stat:
             job.state = VERIFIED  # not linked yet: placed once the lease is confirmed
-            job.verified = True
         elif planned_stat and planned_stat.st_ino == inode:
             job.state = PLACED
         else:
@@ -268,6 +286,7 @@ class Deliveries:
             )
             job.state = WAITING
             job.planned = job.inode = job.placed_at = None
+            self._unplan(job)
 
     # --- leases (from the poller) ---------------------------------------------------------------
 
@@ -288,7 +307,7 @@ class Deliveries:
                 self._unsafe(file.id, file, str(exc))
                 continue
             job.leased = True
-            if job.state in (WAITING, VERIFIED):
+            if job.state == WAITING:
                 self._start(job)  # in the slot the poller took for it
             else:
                 self.slots.give_back()
@@ -346,33 +365,38 @@ class Deliveries:
 
     def _forget(self, job: Job) -> None:
         self.ctx.state.remove(DELIVERIES, [str(job.file_id)])
+        self._unplan(job)
         self.slots.drop([job.file_id])
         self.jobs.pop(job.file_id, None)
 
-    # --- steps 1–5: on a download thread ---------------------------------------------------
+    def _unplan(self, job: Job) -> None:
+        """The file is out of its plan record; the record goes with its last file."""
+        files = self.plans.get(job.plan)
+        if files is not None:
+            files.discard(job.file_id)
+            if not files:
+                del self.plans[job.plan]
+                self.ctx.state.remove(DELIVERIES, [job.plan])
+        job.plan = ""
+
+    # --- steps 1–3: on a download thread ---------------------------------------------------
 
     def _start(self, job: Job) -> None:
         """Hand the job to a download thread (in a slot taken for it)."""
-        download = job.state == WAITING
         job.state = WORKING
-        record = self._record(job, RECORD_DOWNLOADING) if download else None
-        self.pool.submit(self._work, job, record)
+        self.pool.submit(self._work, job, self._record(job))
 
-    def _work(self, job: Job, record: dict | None) -> None:
-        """On a download thread: steps 1–3 (when ``record``: not verified yet), then 4 and 5.
+    def _work(self, job: Job, record: dict) -> None:
+        """On a download thread: steps 1–3; the outcome goes to the main loop.
 
         The record of step 1 need not be durable: after a crash the portal hands the file
         back to this agent and the temporary copy is found by its name; the record only
         lets a restarted agent remove that copy should another agent have the file by
-        then. Steps 4 and 5 run here too, so that the fsyncs of many files' records
-        overlap (one thread each) instead of queueing on the main loop.
+        then.
         """
         try:
-            if record is not None:
-                self.ctx.state.write(DELIVERIES, str(job.file_id), record)
-                fetch(self.ctx.client, job.file, job.temp, pause=self.ctx.pause)
-            job.verified = True
-            self._plan_and_link(job)
+            self.ctx.state.write(DELIVERIES, str(job.file_id), record)
+            fetch(self.ctx.client, job.file, job.temp, pause=self.ctx.pause)
             outcome: object = None
         except (Interrupted, Gone, DownloadFailed) as exc:
             outcome = exc
@@ -383,21 +407,71 @@ class Deliveries:
             outcome = DownloadFailed(job.temp, f"unexpected error: {exc}")
         self.ctx.events.put((EVENT_WORKED, (job, outcome)))
 
-    def _plan_and_link(self, job: Job) -> None:
-        """Step 4 (the name, recorded durably with the copy's inode), step 5 (the link)."""
+    def on_worked(self, job: Job, outcome: object) -> None:
+        self.slots.give_back()
+        if job.file_id not in self.jobs:
+            return
+        if outcome is None:
+            job.state = VERIFIED  # placed (steps 4 and 5) by the next ``tick``
+            job.retry_at = 0.0
+            return
+        job.state = WAITING
+        if isinstance(outcome, Gone):
+            self._let_go(job, f"the portal no longer hands it out ({outcome})")
+        elif isinstance(outcome, DownloadFailed):
+            self._failed(job, outcome.path, outcome.reason)
+
+    # --- steps 4 and 5: on the main loop, for all files verified meanwhile ------------------
+
+    def _place(self, jobs: list[Job]) -> None:
+        """Plan the names (one durable plan record for all), link each copy into place."""
         pause_at(STEP_VERIFIED)
-        try:
-            job.inode = os.stat(job.temp).st_ino
-        except OSError as exc:
-            raise HotfolderUnwritable(job.temp, reason(exc)) from None
-        # The time of the plan is the file's delivery time (linking follows at once): kept
+        # The time of the plan is the files' delivery time (linking follows at once): kept
         # in the record, an XML written again after a crash is the same, byte for byte.
-        job.placed_at = datetime.now(UTC).replace(tzinfo=None)
-        job.planned = job.target_dir / self.names.choose(job.target_dir, job.file.stored_name)
-        self.ctx.state.write(
-            DELIVERIES, str(job.file_id), self._record(job, RECORD_PLANNED), durable=True
-        )
+        now = datetime.now(UTC).replace(tzinfo=None)
+        planned = []
+        for job in jobs:
+            temp = _stat(job.temp)
+            if temp is None:
+                job.state = WAITING  # the copy vanished: fetch it again
+                continue
+            job.inode, job.placed_at = temp.st_ino, now
+            job.planned = job.target_dir / self.names.choose(job.target_dir, job.file.stored_name)
+            planned.append(job)
+        if not planned or not self._write_plan(planned):
+            return
         pause_at(STEP_PLANNED)
+        linked = []
+        for job in planned:
+            try:
+                self._link(job)
+                job.state = PLACED  # confirmed once its folder is synced
+                linked.append(job)
+            except HotfolderUnwritable as exc:
+                self._failed(job, exc.path, exc.reason)
+        self._sync_and_confirm(linked)
+
+    def _write_plan(self, jobs: list[Job]) -> bool:
+        """Step 4's record for ``jobs``, on disk before any of them is linked."""
+        plan = f"{PLAN_PREFIX}{min(job.file_id for job in jobs)}-{time.monotonic_ns()}"
+        record = {
+            "written": f"{time.time():.6f}",
+            "files": {str(job.file_id): self._planned(job) for job in jobs},
+        }
+        try:
+            self.ctx.state.write(DELIVERIES, plan, record, durable=True)
+        except OSError as exc:
+            for job in jobs:
+                self._failed(job, self.ctx.state.directory, f"state folder: {reason(exc)}")
+            return False
+        for job in jobs:
+            self._unplan(job)
+            job.plan = plan
+        self.plans[plan] = {job.file_id for job in jobs}
+        return True
+
+    def _link(self, job: Job) -> None:
+        """Step 5: the durable copy gets its planned name; a name taken meanwhile, a new plan."""
         while True:
             try:
                 place_without_overwrite(
@@ -410,37 +484,31 @@ class Deliveries:
                 job.planned = job.target_dir / self.names.choose(
                     job.target_dir, job.file.stored_name
                 )
-                self.ctx.state.write(
-                    DELIVERIES, str(job.file_id), self._record(job, RECORD_PLANNED), durable=True
-                )
+                if not self._write_plan([job]):
+                    raise HotfolderUnwritable(
+                        job.target_dir, "the plan cannot be recorded"
+                    ) from None
             except OSError as exc:
                 raise HotfolderUnwritable(job.target_dir, reason(exc)) from None
-
-    def on_worked(self, job: Job, outcome: object) -> None:
-        self.slots.give_back()
-        if job.file_id not in self.jobs:
-            return
-        if outcome is None:
-            job.state = PLACED  # step 5 done; the folder sync and step 6 follow in ``tick``
-            job.retry_at = 0.0
-            return
-        job.state = VERIFIED if job.verified else WAITING
-        if isinstance(outcome, Gone):
-            self._let_go(job, f"the portal no longer hands it out ({outcome})")
-        elif isinstance(outcome, DownloadFailed):
-            self._failed(job, outcome.path, outcome.reason)
 
     # --- the main loop's turn -----------------------------------------------------------------
 
     def tick(self) -> None:
-        """Start work that is due; sync the folders of placed files and confirm them."""
+        """Start downloads that are due, place what is verified, confirm what is placed."""
         now = time.monotonic()
         for job in list(self.jobs.values()):
-            if job.state in (WAITING, VERIFIED) and job.leased and job.retry_at <= now:
+            if job.state == WAITING and job.leased and job.retry_at <= now:
                 if self.slots.free() <= 0:
                     break
                 self.slots.take()
                 self._start(job)
+        ready = [
+            job
+            for job in self.jobs.values()
+            if job.state == VERIFIED and job.leased and job.retry_at <= now
+        ]
+        if ready:
+            self._place(ready)
         due = [job for job in self.jobs.values() if job.state == PLACED and job.retry_at <= now]
         if due:
             self._sync_and_confirm(due)
@@ -498,8 +566,7 @@ class Deliveries:
                     "sha256": job.file.sha256,
                 }
                 for job in jobs
-            ],
-            tag=[job.file_id for job in jobs],
+            ]
         )
 
     def on_confirmed(self, file_ids: list[int], answer: dict) -> None:
@@ -537,6 +604,8 @@ class Deliveries:
     # --- step 7 is the notifications' ----------------------------------------------------------
 
     def notified(self, file_ids: list[int]) -> None:
-        """Their XML is written: the files are done."""
+        """Their XML is written: the files are done (their records went with it)."""
         for file_id in file_ids:
-            self.jobs.pop(file_id, None)
+            job = self.jobs.pop(file_id, None)
+            if job is not None:
+                self._unplan(job)

@@ -38,6 +38,14 @@ class Slots:
         with self._lock:
             return max(self.size - self._busy, 0)
 
+    def worth_asking(self) -> int:
+        """How many files to ask for now: all slots when idle (a lone file goes at once),
+        else only once half of them are free — while busy, one lease request for several
+        files instead of one per file (each costs the portal a write transaction)."""
+        with self._lock:
+            free = max(self.size - self._busy, 0)
+            return free if self._busy == 0 or free * 2 >= self.size else 0
+
     def take(self, count: int = 1) -> None:
         with self._lock:
             self._busy += count
@@ -72,12 +80,12 @@ class Poller(threading.Thread):
     def run(self) -> None:
         try:
             while not self.ctx.stopping.is_set():
-                free = self.slots.free()
-                if free == 0 and not self.reclaim:
+                wanted = self.slots.worth_asking()
+                if wanted == 0 and not self.reclaim:
                     self.slots.freed.wait(1.0)
                     self.slots.freed.clear()
                     continue
-                if not self._ask(max(free, 1)):
+                if not self._ask(max(wanted, 1)):
                     return
         finally:
             self.ctx.client.close()

@@ -36,6 +36,9 @@ EVENT_CONFIRMED = "confirmed"
 EVENT_NOTIFIED = "notified"
 EVENT_ORDERS = "orders"
 RESOLVED_PER_REPORT = 1000
+NOTIFICATIONS_PER_REPORT = 200
+CONFIRMATIONS_PER_REPORT = 1000
+NOTIFICATION_BYTES_PER_REPORT = 4 * 1024 * 1024
 # The last heartbeat, sent while the agent stops, may take this long at most.
 LAST_BEAT_SECONDS = 2.0
 
@@ -55,6 +58,8 @@ class _Item:
     event: str = ""  # the event the answer goes back as (with ``tag``)
     tag: object = None
     key: tuple = field(default_factory=tuple)  # equal keys replace each other while waiting
+    sending: bool = False  # on its way: nothing may be added to it any more
+    size: int = 0
 
 
 class Problems:
@@ -145,10 +150,23 @@ class Reporter(threading.Thread):
                 self._items.append(item)
         self._wake.set()
 
-    def confirm(self, deliveries: list[dict], tag: object = None) -> None:
-        """Files placed: confirm them (the answer comes back as EVENT_CONFIRMED)."""
-        body = {"agent_id": self.ctx.agent_id, "deliveries": deliveries}
-        self._queue(_Item("/api/v1/agent/deliveries", body, EVENT_CONFIRMED, tag))
+    def confirm(self, deliveries: list[dict]) -> None:
+        """Files placed: confirm them (the answer comes back as EVENT_CONFIRMED with their
+        ids). Confirmations waiting together go in one request."""
+        ids = [item["file_id"] for item in deliveries]
+        with self._lock:
+            last = self._items[-1] if self._items else None
+            if (
+                last is not None
+                and last.event == EVENT_CONFIRMED
+                and not last.sending
+                and len(last.tag) + len(ids) <= CONFIRMATIONS_PER_REPORT
+            ):
+                last.body["deliveries"] += deliveries
+                last.tag += ids
+                return
+        body = {"agent_id": self.ctx.agent_id, "deliveries": list(deliveries)}
+        self._queue(_Item("/api/v1/agent/deliveries", body, EVENT_CONFIRMED, ids))
 
     def error(
         self, action: str, path: str, reason: str, *, file_id: int | None, project_no: str
@@ -165,14 +183,28 @@ class Reporter(threading.Thread):
         self._queue(_Item("/api/v1/agent/errors/resolved", body))
 
     def notification(self, name: str, file_ids: list[int], xml: bytes) -> None:
-        """An XML written: recorded by the portal (EVENT_NOTIFIED with ``name`` after)."""
-        body = {
-            "agent_id": self.ctx.agent_id,
-            "file_name": name,
-            "file_ids": file_ids,
-            "xml": xml.decode("utf-8"),
-        }
-        self._queue(_Item("/api/v1/agent/notifications", body, EVENT_NOTIFIED, name))
+        """An XML written: recorded by the portal (EVENT_NOTIFIED with ``name`` after).
+
+        XMLs waiting together go in one request (up to ``NOTIFICATIONS_PER_REPORT`` or
+        ``NOTIFICATION_BYTES_PER_REPORT``): a thousand files, a handful of requests.
+        """
+        entry = {"file_name": name, "file_ids": file_ids, "xml": xml.decode("utf-8")}
+        with self._lock:
+            last = self._items[-1] if self._items else None
+            if (
+                last is not None
+                and last.event == EVENT_NOTIFIED
+                and not last.sending
+                and len(last.tag) < NOTIFICATIONS_PER_REPORT
+                and last.size + len(xml) <= NOTIFICATION_BYTES_PER_REPORT
+            ):
+                last.body["notifications"].append(entry)
+                last.tag.append(name)
+                last.size += len(xml)
+                return
+        body = {"agent_id": self.ctx.agent_id, "notifications": [entry]}
+        item = _Item("/api/v1/agent/notifications", body, EVENT_NOTIFIED, [name], size=len(xml))
+        self._queue(item)
 
     def wake(self) -> None:
         """Look at the queue (and the stop flag) now."""
@@ -219,6 +251,8 @@ class Reporter(threading.Thread):
                 return True
             with self._lock:
                 item = self._items[0] if self._items else None
+                if item is not None:
+                    item.sending = True
             if item is None:
                 self._wake.wait(max(min(self._next_beat, self._next_orders) - now, 0.0))
                 self._wake.clear()

@@ -52,6 +52,8 @@ DEFAULT_HEARTBEAT_SECONDS = 30.0
 # Bytes per read when a download is served without sendfile (TLS in gunicorn, tests):
 # Werkzeug's default of 8 KiB costs a Python call per 8 KiB (bench/README.md).
 DOWNLOAD_BLOCK_BYTES = 1024 * 1024
+# A batch of notification reports may hold many XMLs (8 MiB each at most, per the schema).
+NOTIFICATIONS_BODY_BYTES = 16 * 1024 * 1024
 
 
 def _settings():
@@ -307,18 +309,28 @@ def resolve_errors():
 
 
 @bp.post("/notifications")
-def notification():
-    """An XML job notification the agent wrote (recorded, and mailed if configured)."""
-    request.max_content_length = 20 * 1024 * 1024
-    values = _json(schema.NOTIFICATION)
-    row = reports.record_notification(
-        _settings(),
-        values["agent_id"],
-        values["file_name"],
-        values["file_ids"],
-        values["xml"].encode("utf-8"),
-    )
-    return jsonify(id=row.id, mailed=row.mail_id is not None), 201
+def notifications():
+    """XML job notifications the agent wrote (recorded, and mailed if configured)."""
+    request.max_content_length = NOTIFICATIONS_BODY_BYTES
+    values = _json(schema.NOTIFICATIONS)
+    written = [
+        reports.Written(item["file_name"], tuple(item["file_ids"]), item["xml"].encode("utf-8"))
+        for item in values["notifications"]
+    ]
+    outcomes = reports.record_notifications(_settings(), values["agent_id"], written)
+    answers = []
+    for item, outcome in zip(written, outcomes, strict=True):
+        if isinstance(outcome, str):
+            answers.append({"file_name": item.file_name, "error": outcome})
+        else:
+            answers.append(
+                {
+                    "file_name": item.file_name,
+                    "id": outcome.id,
+                    "mailed": outcome.mail_id is not None,
+                }
+            )
+    return jsonify(notifications=answers), 201
 
 
 @bp.get("/orders")

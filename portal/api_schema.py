@@ -238,9 +238,12 @@ RESOLVED = (
     Field("paths", "paths", True, "Files and folders the agent handled after all", 10_000),
     Field("file_ids", "ids", False, "Portal files among them", 10_000),
 )
-NOTIFICATION = (
-    AGENT_ID,
+WRITTEN = (
     Field("file_name", "string", True, "The XML's file name", 255),
     Field("file_ids", "ids", True, "The files it lists", 10_000),
-    Field("xml", "text", True, "The XML as written", 16 * 1024 * 1024),
+    Field("xml", "text", True, "The XML as written", 8 * 1024 * 1024),
+)
+NOTIFICATIONS = (
+    AGENT_ID,
+    Field("notifications", "objects", True, "XML job notifications written", 1000, items=WRITTEN),
 )

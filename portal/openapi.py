@@ -174,9 +174,9 @@ def agent_paths() -> dict:
         "/agent/notifications": {
             "post": _agent(
                 _operation(
-                    "An XML job notification the agent wrote (recorded; mailed if configured)",
+                    "XML job notifications the agent wrote (recorded; mailed if configured)",
                     {"201": _JSON},
-                    schema.NOTIFICATION,
+                    schema.NOTIFICATIONS,
                 )
             )
         },

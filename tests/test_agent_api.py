@@ -377,9 +377,13 @@ def test_a_notification_is_recorded_and_mailed_once(agent, files):
     file = files[0]
     agent.lease(file_ids=[file.id], max_files=1)
     agent.confirm(file)
-    body = {"file_name": "A-100_000001.xml", "file_ids": [file.id], "xml": "<jobNotification/>"}
-    assert agent.post("/notifications", body).get_json()["mailed"] is True
-    assert agent.post("/notifications", body).status_code == 201
+    written = {"file_name": "A-100_000001.xml", "file_ids": [file.id], "xml": "<jobNotification/>"}
+    unknown = {"file_name": "A-100_000099.xml", "file_ids": [99], "xml": "<jobNotification/>"}
+    answer = agent.post("/notifications", {"notifications": [written, unknown]}).get_json()
+    assert answer["notifications"][0]["mailed"] is True
+    assert "does not exist" in answer["notifications"][1]["error"]
+    again = agent.post("/notifications", {"notifications": [written]})
+    assert again.status_code == 201
     assert JobNotification.select().count() == 1
     [attachment] = MailAttachment.select()
     assert attachment.file_name == "A-100_000001.xml"

@@ -132,15 +132,30 @@ def assert_delivered_exactly_once(portal, settings, files) -> None:
 
 
 def records(settings) -> dict[int, dict]:
+    """The per-file records of the state folder (step 1), by file id."""
     folder = settings.state_dir / "deliveries"
-    return {int(path.stem): json.loads(path.read_text()) for path in folder.glob("*.json")}
+    return {
+        int(path.stem): json.loads(path.read_text())
+        for path in folder.glob("*.json")
+        if path.stem.isdigit()
+    }
+
+
+def plans(settings) -> dict[int, dict]:
+    """The plan records' entries (step 4), by file id."""
+    entries = {}
+    for path in (settings.state_dir / "deliveries").glob("plan-*.json"):
+        for file_id, entry in json.loads(path.read_text())["files"].items():
+            entries[int(file_id)] = entry
+    return entries
 
 
 def assert_killed_at(step: str, portal, settings, files) -> None:
     """The disk, the state folder and the portal look as the step says: the kill hit there.
 
-    With one download thread the files go one at a time: the first stands at the step,
-    the others wait (leased, not started).
+    With one download thread the files are fetched one at a time. Steps 1–3 stand on
+    that thread (the others wait); from step 4 on the main loop stands, while the thread
+    may fetch the next files meanwhile.
     """
     hidden, shown = [], []
     for folder in expected_hotfolders(portal, settings, files):
@@ -154,18 +169,16 @@ def assert_killed_at(step: str, portal, settings, files) -> None:
         assert partial.stat().st_size < FILE_BYTES and not shown
         assert list(steps.values()) == ["downloading"]
     elif step == STEP_VERIFIED:
-        [complete] = hidden
-        assert complete.stat().st_size == FILE_BYTES and not shown
-        assert list(steps.values()) == ["downloading"]
+        assert [p for p in hidden if p.stat().st_size == FILE_BYTES] and not shown
+        assert not plans(settings)
     elif step == STEP_PLANNED:
-        [complete] = hidden
-        [(file_id, record)] = [(i, r) for i, r in records(settings).items()]
-        assert record["step"] == "planned" and not shown
-        assert complete.stat().st_size == sizes[file_id]
+        entries = plans(settings)
+        assert entries and not shown
+        assert not any(Path(entry["planned"]).exists() for entry in entries.values())
+        assert all(sizes[file_id] == FILE_BYTES for file_id in entries)
     elif step == STEP_LINKED:
         [linked] = shown
-        [temp] = hidden
-        assert os.path.samefile(temp, linked)
+        assert [temp for temp in hidden if os.path.samefile(temp, linked)]
     elif step == STEP_PLACED:
         assert len(shown) >= 1 and done == 0
     elif step == STEP_BEFORE_XML:
@@ -191,7 +204,7 @@ def finish_with_restarted_agent(portal, settings, agents: list, files) -> AgentP
     agent = AgentProcess(settings, "restarted")
     agents.append(agent)
     wait_for(all_notified(settings, len(files)), timeout=60)
-    wait_for(lambda: not records(settings), timeout=10)
+    wait_for(lambda: not list((settings.state_dir / "deliveries").glob("*.json")), timeout=10)
     assert agent.terminate() == 0, agent.log
     assert_delivered_exactly_once(portal, settings, files)
     return agent
@@ -245,7 +258,7 @@ def test_another_agent_takes_over_a_dead_agents_files_and_only_one_copy_remains(
     restarted = AgentProcess(one, "one-again")
     agents.append(restarted)
     wait_for(lambda: "action=let_go" in restarted.log, timeout=30)
-    wait_for(lambda: not records(one), timeout=30)
+    wait_for(lambda: not list((one.state_dir / "deliveries").glob("*.json")), timeout=30)
     assert restarted.terminate() == 0
     assert_delivered_exactly_once(portal, two, plant)
     assert "removed this agent's copy" in restarted.log

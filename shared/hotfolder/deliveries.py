@@ -43,6 +43,7 @@ from shared.files.access import agent_may_download, for_hotfolder
 from shared.hotfolder.agents import lease_end
 from shared.models import (
     AgentError,
+    AgentHeartbeat,
     Customer,
     Delivery,
     Order,
@@ -217,12 +218,45 @@ def lease_files(
         room = max(limit - len(granted), 0)
         if room:
             keep.update(granted)
-            candidates = files_with_orders(row.id for row in _waiting(now, keep).limit(room))
-            for file in candidates:
-                if _take(agent_id, file, until, now) is None:
-                    granted.append(file.id)
+            granted += _take_waiting(agent_id, keep, room, until, now)
     leases.files = files_with_orders(granted)
     return leases
+
+
+def _take_waiting(
+    agent_id: str, keep: Collection[int], room: int, until: datetime, now: datetime
+) -> list[int]:
+    """Lease up to ``room`` waiting files; the usual case, files nobody ever touched, with
+    one INSERT for all of them (inside the caller's transaction)."""
+    waiting = list(
+        _waiting(now, keep).select(OrderFile.id, Delivery.id.alias("delivery")).limit(room).dicts()
+    )
+    untouched = [row["id"] for row in waiting if row["delivery"] is None]
+    taken: list[int] = []
+    if untouched:
+        try:
+            with database.atomic():  # a savepoint: PostgreSQL aborts the rest otherwise
+                Delivery.insert_many(
+                    [
+                        {
+                            "file": file_id,
+                            "claimed_by": agent_id,
+                            "lease_until": until,
+                            "attempts": 1,
+                        }
+                        for file_id in untouched
+                    ]
+                ).execute()
+            taken += untouched
+            untouched = []
+        except IntegrityError:
+            pass  # another agent took one of them just now: one by one
+    for file in files_with_orders(
+        [row["id"] for row in waiting if row["delivery"] is not None] + untouched
+    ):
+        if _take(agent_id, file, until, now) is None:
+            taken.append(file.id)
+    return taken
 
 
 def _answer(
@@ -253,11 +287,17 @@ def wait_for_leases(
 ) -> Leases:
     """``lease_files``, waiting up to ``wait`` seconds for something to lease.
 
-    Between tries only a read is made (no write lock is taken while nothing waits).
+    Between tries only a read is made (no write lock is taken while nothing waits). A
+    request goes on here when its agent has gone away (the server cannot tell): it ends
+    as soon as the agent says it stops, so that it does not lease files to an agent that
+    will never fetch them.
     """
     deadline = clock() + min(max(wait, 0.0), MAX_WAIT_SECONDS)
+    asked_at = utcnow()
     while True:
         now = utcnow()
+        if _stopped_since(agent_id, asked_at):
+            return Leases(until=now)
         if file_ids or _has_work(agent_id, holding, now):
             leases = lease_files(
                 agent_id, heartbeat_seconds, limit=limit, holding=holding, file_ids=file_ids
@@ -268,6 +308,14 @@ def wait_for_leases(
         if clock() >= deadline:
             return Leases(until=lease_end(heartbeat_seconds, now))
         sleep(POLL_SECONDS)
+
+
+def _stopped_since(agent_id: str, moment: datetime) -> bool:
+    return (
+        AgentHeartbeat.select()
+        .where((AgentHeartbeat.agent_id == agent_id) & (AgentHeartbeat.stopped_at >= moment))
+        .exists()
+    )
 
 
 def release_in_transaction(agent_id: str, file_ids: Collection[int]) -> int:

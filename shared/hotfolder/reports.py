@@ -19,7 +19,6 @@ from html import escape
 from shared.clock import utcnow
 from shared.config import Settings
 from shared.db import write_transaction
-from shared.errors import Invalid
 from shared.hotfolder.agents import lease_end
 from shared.hotfolder.deliveries import files_with_orders, release_in_transaction
 from shared.mail.outbox import queue_mail
@@ -166,40 +165,59 @@ def resolve_errors(paths: Collection[str], file_ids: Collection[int] = ()) -> in
 # --- notifications the agent wrote ---------------------------------------------------------------
 
 
-def record_notification(
-    settings: Settings, agent_id: str, file_name: str, file_ids: Collection[int], xml: bytes
-) -> JobNotification:
-    """Record an XML job notification the agent wrote and, if configured, mail it.
+@dataclass(frozen=True)
+class Written:
+    """An XML job notification an agent wrote: its file name, the files it lists, its bytes."""
+
+    file_name: str
+    file_ids: tuple[int, ...]
+    xml: bytes
+
+
+def record_notifications(
+    settings: Settings, agent_id: str, written: list[Written]
+) -> list[JobNotification | str]:
+    """Record XML job notifications an agent wrote and, if configured, mail each one; one
+    transaction for all. Per notification its row, or why it was refused.
 
     The same name reported again (the agent restarted before it heard the answer) is
     the same notification: nothing is mailed twice.
     """
-    if not file_ids:
-        raise Invalid("file_ids", "name the files the notification lists")
-    files = files_with_orders(file_ids)
-    if len(files) != len(set(file_ids)):
-        raise Invalid("file_ids", "a file of this notification does not exist")
-    order = files[0].order
-    if any(file.order_id != order.id for file in files):
-        raise Invalid("file_ids", "the files of one notification belong to one order")
+    files = {file.id: file for file in files_with_orders({i for w in written for i in w.file_ids})}
+    address = settings.notifications.job_notification_email
+    now = utcnow()
+    outcomes: list[JobNotification | str] = []
     with write_transaction():
-        notification = JobNotification.get_or_none(
-            (JobNotification.claimed_by == agent_id) & (JobNotification.file_name == file_name)
-        )
-        if notification is not None:
-            return notification
-        now = utcnow()
-        notification = JobNotification.create(
-            order=order, claimed_by=agent_id, file_name=file_name, created_at=now, written_at=now
-        )
-        Delivery.update(notification=notification).where(
-            Delivery.file.in_(list(file_ids)) & (Delivery.state == Delivery.STATE_DONE)
-        ).execute()
-        address = settings.notifications.job_notification_email
-        if address:
-            _mail(settings, notification, order, xml, len(files), address)
-            notification.save(only=[JobNotification.mail])
-    return notification
+        for notification in written:
+            listed = [files.get(file_id) for file_id in notification.file_ids]
+            if not listed or None in listed:
+                outcomes.append("a file of this notification does not exist")
+                continue
+            order = listed[0].order
+            if any(file.order_id != order.id for file in listed):
+                outcomes.append("the files of one notification belong to one order")
+                continue
+            row = JobNotification.get_or_none(
+                (JobNotification.claimed_by == agent_id)
+                & (JobNotification.file_name == notification.file_name)
+            )
+            if row is None:
+                row = JobNotification.create(
+                    order=order,
+                    claimed_by=agent_id,
+                    file_name=notification.file_name,
+                    created_at=now,
+                    written_at=now,
+                )
+                Delivery.update(notification=row).where(
+                    Delivery.file.in_(list(notification.file_ids))
+                    & (Delivery.state == Delivery.STATE_DONE)
+                ).execute()
+                if address:
+                    _mail(settings, row, order, notification.xml, len(listed), address)
+                    row.save(only=[JobNotification.mail])
+            outcomes.append(row)
+    return outcomes
 
 
 def _mail(
