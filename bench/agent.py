@@ -58,6 +58,7 @@ from common import (
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = "agent"
 CUSTOMER_NO = "BENCH"
+WORKERS = int(os.environ.get("BENCH_AGENT_WORKERS", "2"))
 
 
 class AlwaysClean:
@@ -72,13 +73,61 @@ class AlwaysClean:
 # --- the portal's host -----------------------------------------------------------------------
 
 
-class PortalHost:
-    """The portal over TLS in ``directory``; the database is bound in this process."""
+NGINX_CONF = """daemon off;
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/nginx-error.log;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}/nginx-tmp/body;
+    proxy_temp_path {d}/nginx-tmp/proxy;
+    fastcgi_temp_path {d}/nginx-tmp/fastcgi;
+    uwsgi_temp_path {d}/nginx-tmp/uwsgi;
+    scgi_temp_path {d}/nginx-tmp/scgi;
+    upstream portal {{ server 127.0.0.1:{upstream}; keepalive 16; }}
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        ssl_certificate {certificate};
+        ssl_certificate_key {certificate};
+        client_max_body_size 80m;
+        proxy_request_buffering off;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_set_header Host $host;
+        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        proxy_set_header X-Forwarded-Proto $scheme;
+        location / {{
+            proxy_pass http://portal;
+            proxy_buffering off;
+            proxy_read_timeout 600s;
+        }}
+        # The agents' long poll waits up to 30 s; their downloads may be large.
+        location /api/v1/agent/ {{
+            proxy_pass http://portal;
+            proxy_read_timeout 90s;
+            proxy_buffering on;
+            proxy_buffers 64 64k;
+            proxy_max_temp_file_size 0;
+        }}
+    }}
+}}
+"""
 
-    def __init__(self, directory: Path) -> None:
+
+class PortalHost:
+    """The portal over TLS in ``directory``; the database is bound in this process.
+
+    ``nginx``: TLS ends in nginx in front of gunicorn, as README "Running it in
+    production" sets it up; else gunicorn serves TLS itself (``serve --certfile``).
+    """
+
+    def __init__(self, directory: Path, nginx: bool = True) -> None:
         self.directory = directory
         directory.mkdir(parents=True)
+        self.nginx = nginx
         self.port = free_port()
+        self.upstream = free_port()
         self.certificate = directory / "server.pem"
         subprocess.run(
             [
@@ -112,11 +161,31 @@ class PortalHost:
     def start(self) -> None:
         command = [
             sys.executable, "-m", "portal", "--config", str(self.ini), "serve",
-            "--bind", f"127.0.0.1:{self.port}", "--workers", "2", "--threads", "8",
-            "--certfile", str(self.certificate),
+            "--bind", f"127.0.0.1:{self.upstream if self.nginx else self.port}",
+            "--workers", str(WORKERS), "--threads", "8",
         ]  # fmt: skip
+        if not self.nginx:
+            command += ["--certfile", str(self.certificate)]
         with (self.directory / "portal.log").open("wb") as log:
             self.process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        self.proxy: subprocess.Popen | None = None
+        if self.nginx:
+            (self.directory / "nginx-tmp").mkdir()
+            conf = self.directory / "nginx.conf"
+            conf.write_text(
+                NGINX_CONF.format(
+                    d=self.directory,
+                    port=self.port,
+                    upstream=self.upstream,
+                    certificate=self.certificate,
+                )
+            )
+            with (self.directory / "nginx.log").open("wb") as log:
+                self.proxy = subprocess.Popen(
+                    ["nginx", "-c", str(conf), "-p", str(self.directory)],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
         import ssl
         import urllib.request
 
@@ -164,6 +233,8 @@ class PortalHost:
     def stop(self) -> None:
         if self.process is not None:
             stop(self.process)
+        if getattr(self, "proxy", None) is not None:
+            stop(self.proxy)
 
 
 # --- the agent's host ------------------------------------------------------------------------
@@ -416,10 +487,16 @@ def main() -> None:
     size_option(parser, "agent-small", "256M", "64M", "the smaller file for the RSS comparison")
     parser.add_argument("--skip", default="", help="some of: latency throughput big")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument(
+        "--tls",
+        choices=["nginx", "gunicorn"],
+        default="nginx",
+        help="where TLS ends: nginx in front of gunicorn (production) or gunicorn itself",
+    )
     args = parser.parse_args()
     heading("4. Hotfolder agent over HTTPS (bench/agent.py)")
     with workdir(args.keep) as directory:
-        portal = PortalHost(directory / "portal")
+        portal = PortalHost(directory / "portal", nginx=args.tls == "nginx")
         sshd = Sshd(directory / "sshd").start()
         portal.start()
         try:

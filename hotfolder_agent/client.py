@@ -291,14 +291,20 @@ class PortalClient:
 
     @contextmanager
     def stream(
-        self, path: str, headers: dict[str, str] | None = None
+        self, path: str, headers: dict[str, str] | None = None, json_body: dict | None = None
     ) -> Iterator[http.client.HTTPResponse]:
-        """GET ``path`` and hand over the open response to read the body from.
+        """GET ``path`` (POST ``json_body``) and hand over the open response to read from.
 
         Errors while reading are the caller's to turn into ``PortalUnavailable`` (see
         ``broken``); the connection is closed afterwards unless the body was read whole.
         """
-        response = self._send("GET", path, None, self._headers(headers), None)
+        headers = dict(headers or {})
+        body = None
+        if json_body is not None:
+            body = json.dumps(json_body).encode()
+            headers["Content-Type"] = "application/json"
+        method = "GET" if body is None else "POST"
+        response = self._send(method, path, body, self._headers(headers), None)
         if response.status >= 400 or response.status in (401, 403):
             answer = self._read_json(response)
             self._check(response, answer)

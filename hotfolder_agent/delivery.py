@@ -46,10 +46,13 @@ from pathlib import Path
 from hotfolder_agent.client import Interrupted
 from hotfolder_agent.context import Context
 from hotfolder_agent.download import (
+    BUNDLE_FILE_BYTES,
     DownloadFailed,
     Gone,
     HotfolderUnwritable,
+    bundles,
     fetch,
+    fetch_many,
     temp_name,
 )
 from hotfolder_agent.fsutil import place_without_overwrite, reason, sync_directory
@@ -291,6 +294,7 @@ class Deliveries:
     # --- leases (from the poller) ---------------------------------------------------------------
 
     def on_leases(self, answer: dict) -> None:
+        starting: list[Job] = []
         for entry in answer.get("files") or []:
             file_id = entry.get("id") if isinstance(entry, dict) else None
             try:
@@ -308,9 +312,11 @@ class Deliveries:
                 continue
             job.leased = True
             if job.state == WAITING:
-                self._start(job)  # in the slot the poller took for it
+                starting.append(job)
             else:
                 self.slots.give_back()
+        if starting:
+            self._start(starting)  # in the slots the poller took for them
         for refusal in answer.get("refused") or []:
             if isinstance(refusal, dict) and refusal.get("file_id") in self.jobs:
                 self._refused(self.jobs[refusal["file_id"]], refusal)
@@ -381,31 +387,51 @@ class Deliveries:
 
     # --- steps 1–3: on a download thread ---------------------------------------------------
 
-    def _start(self, job: Job) -> None:
-        """Hand the job to a download thread (in a slot taken for it)."""
-        job.state = WORKING
-        self.pool.submit(self._work, job, self._record(job))
+    def _start(self, jobs: list[Job]) -> None:
+        """Hand the jobs to the download threads (in slots taken for them): small files
+        several to a request, the others alone, and any begun before alone (resumed)."""
+        sizes = []
+        for job in jobs:
+            job.state = WORKING
+            begun = _stat(job.temp) is not None
+            sizes.append((job, BUNDLE_FILE_BYTES + 1 if begun else job.file.size))
+        together, alone = bundles(sizes)
+        for group in together:
+            self.pool.submit(self._work, group)
+        for job in alone:
+            self.pool.submit(self._work, [job])
 
-    def _work(self, job: Job, record: dict) -> None:
-        """On a download thread: steps 1–3; the outcome goes to the main loop.
+    def _work(self, jobs: list[Job]) -> None:
+        """On a download thread: steps 1–3; each outcome goes to the main loop.
 
         The record of step 1 need not be durable: after a crash the portal hands the file
         back to this agent and the temporary copy is found by its name; the record only
         lets a restarted agent remove that copy should another agent have the file by
         then.
         """
+        outcomes: dict[int, object] = {}
         try:
-            self.ctx.state.write(DELIVERIES, str(job.file_id), record)
-            fetch(self.ctx.client, job.file, job.temp, pause=self.ctx.pause)
-            outcome: object = None
-        except (Interrupted, Gone, DownloadFailed) as exc:
-            outcome = exc
+            for job in jobs:
+                self.ctx.state.write(DELIVERIES, str(job.file_id), self._record(job))
+            if len(jobs) > 1:
+                outcomes = fetch_many(self.ctx.client, [(job.file, job.temp) for job in jobs])
         except OSError as exc:
-            outcome = DownloadFailed(self.ctx.state.directory, f"state folder: {reason(exc)}")
+            failed = DownloadFailed(self.ctx.state.directory, f"state folder: {reason(exc)}")
+            outcomes = {job.file_id: failed for job in jobs}
+        for job in jobs:
+            if job.file_id not in outcomes:
+                outcomes[job.file_id] = self._fetch_alone(job)
+            self.ctx.events.put((EVENT_WORKED, (job, outcomes[job.file_id])))
+
+    def _fetch_alone(self, job: Job) -> object:
+        try:
+            fetch(self.ctx.client, job.file, job.temp, pause=self.ctx.pause)
+            return None
+        except (Interrupted, Gone, DownloadFailed) as exc:
+            return exc
         except Exception as exc:  # a bug with one file must not end the thread
             log.exception("order=%s file=%s action=deliver failed", job.project_no, job.file_id)
-            outcome = DownloadFailed(job.temp, f"unexpected error: {exc}")
-        self.ctx.events.put((EVENT_WORKED, (job, outcome)))
+            return DownloadFailed(job.temp, f"unexpected error: {exc}")
 
     def on_worked(self, job: Job, outcome: object) -> None:
         self.slots.give_back()
@@ -493,15 +519,20 @@ class Deliveries:
 
     # --- the main loop's turn -----------------------------------------------------------------
 
-    def tick(self) -> None:
-        """Start downloads that are due, place what is verified, confirm what is placed."""
+    def tick(self) -> int:
+        """Start downloads that are due, place what is verified, confirm what is placed;
+        returns how many files it moved on."""
         now = time.monotonic()
-        for job in list(self.jobs.values()):
+        starting = []
+        for job in self.jobs.values():
             if job.state == WAITING and job.leased and job.retry_at <= now:
-                if self.slots.free() <= 0:
+                if self.slots.free() <= len(starting):
                     break
-                self.slots.take()
-                self._start(job)
+                starting.append(job)
+        if starting:
+            self.slots.take(len(starting))
+            self._start(starting)
+        worked = len(starting)
         ready = [
             job
             for job in self.jobs.values()
@@ -512,6 +543,7 @@ class Deliveries:
         due = [job for job in self.jobs.values() if job.state == PLACED and job.retry_at <= now]
         if due:
             self._sync_and_confirm(due)
+        return worked + len(ready) + len(due)
 
     def tick_due(self) -> float | None:
         """When (monotonic) ``tick`` has something to do next, or None."""

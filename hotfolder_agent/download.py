@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from hotfolder_agent.client import BadAnswer, Interrupted, PortalClient, PortalError
-from hotfolder_agent.fsutil import PathProblem, reason
+from hotfolder_agent.fsutil import PathProblem, fsync_each, reason, start_writeback
 from hotfolder_agent.remote import RemoteFile
 from hotfolder_agent.seams import pause_at
 
@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 
 STEP_DOWNLOAD_STARTED = "download_started"
 BUFFER_BYTES = 1024 * 1024
+# How often a download hands its written bytes to the disk (the final fsync then finds
+# little left to do).
+WRITEBACK_BYTES = 8 * 1024 * 1024
 TEMP_PREFIX = ".ptportal-"
 _FULL = {errno.ENOSPC, errno.EDQUOT}
 
@@ -210,6 +213,151 @@ def _receive(
             digest.update(view[:count])
             have += count
             got += count
+            if have % WRITEBACK_BYTES < count:
+                start_writeback(descriptor)  # the disk works while the next bytes arrive
         if response.length is None and response.read(1):
             raise AnswerRefused(temp, "the portal sent more bytes than the file has")
     return have, digest
+
+
+# --- several small files in one answer ------------------------------------------------------
+
+# Files up to this size are fetched several at a time: for them the request, not the
+# bytes, is what costs (bench/README.md). Larger files go alone, resumable with Range.
+BUNDLE_FILE_BYTES = 4 * 1024 * 1024
+BUNDLE_FILES = 32
+BUNDLE_BYTES = 32 * 1024 * 1024
+BUNDLE_PATH = "/api/v1/agent/files/content"
+
+
+def bundles(sizes: list[tuple[object, int]]) -> tuple[list[list], list]:
+    """Split (item, size) pairs into bundles of small files and the items that go alone.
+
+    Bundles are as large as allowed rather than spread over all download threads: fewer
+    requests and fewer, larger fsync rounds beat parallel ones (bench/README.md).
+    """
+    groups: list[list] = []
+    alone = []
+    current: list = []
+    current_bytes = 0
+    for item, size in sizes:
+        if size > BUNDLE_FILE_BYTES:
+            alone.append(item)
+            continue
+        if current and (len(current) == BUNDLE_FILES or current_bytes + size > BUNDLE_BYTES):
+            groups.append(current)
+            current, current_bytes = [], 0
+        current.append(item)
+        current_bytes += size
+    if current:
+        groups.append(current)
+    return [group for group in groups if len(group) > 1], alone + [
+        group[0] for group in groups if len(group) == 1
+    ]
+
+
+def fetch_many(
+    client: PortalClient, files: list[tuple[RemoteFile, Path]]
+) -> dict[int, BaseException | None]:
+    """Steps 1–3 for several small files with one request; per file id its outcome (None:
+    verified and durable, else DownloadFailed or Gone).
+
+    The answer brings the files one after another, each after a line ``<id> <size>``
+    (``<id> -`` for one the portal does not hand out). A file the answer does not bring
+    whole — the connection broke, or the answer does not fit what was asked — is left out
+    of the result: the caller fetches it alone (resumable). Nothing here waits for the
+    portal.
+    """
+    outcomes: dict[int, BaseException | None] = {}
+    received: list[tuple[RemoteFile, Path, int, str]] = []  # written, not fsynced yet
+    buffer = bytearray(BUFFER_BYTES)
+    body = {"file_ids": [file.id for file, _temp in files]}
+    try:
+        with client.stream(BUNDLE_PATH, json_body=body) as response:
+            for file, temp in files:
+                line = response.readline(100)
+                expected = f"{file.id} {file.size}\n".encode()
+                if line == f"{file.id} -\n".encode():
+                    temp.unlink(missing_ok=True)
+                    outcomes[file.id] = Gone(f"file {file.id} is no longer handed out")
+                    continue
+                if line != expected:
+                    got = line[:60].decode("ascii", "replace").strip()
+                    outcomes[file.id] = AnswerRefused(
+                        temp, f"the portal's answer announced {got!r} where {expected!r} was due"
+                    )
+                    temp.unlink(missing_ok=True)
+                    break  # nothing after this can be trusted: the rest go alone
+                outcome = _receive_whole(client, response, file, temp, buffer)
+                if isinstance(outcome, tuple):
+                    received.append((file, temp, *outcome))
+                else:
+                    outcomes[file.id] = outcome
+    except PortalError:
+        pass  # the rest go alone
+    # All written first, fsynced after, together: the writeback of each began as its last
+    # byte was written, and the fsyncs share journal commits.
+    errors = fsync_each([descriptor for _file, _temp, descriptor, _digest in received])
+    for (file, temp, descriptor, digest), error in zip(received, errors, strict=True):
+        outcomes[file.id] = _made_durable(file, temp, descriptor, digest, error)
+    return outcomes
+
+
+def _receive_whole(client, response, file: RemoteFile, temp: Path, buffer: bytearray):
+    """One file of a bundle written whole: (its open descriptor, SHA-256), or its
+    DownloadFailed. Raises PortalError when the answer breaks off (the copy is kept)."""
+    view = memoryview(buffer)
+    try:
+        temp.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+    except OSError as exc:
+        return HotfolderUnwritable(temp.parent, reason(exc))
+    digest = hashlib.sha256()
+    have = 0
+    try:
+        while have < file.size:
+            try:
+                count = response.readinto(view[: min(len(view), file.size - have)])
+            except Exception as exc:  # a body broken off, whatever the cause
+                raise client.broken(exc) from None
+            if not count:
+                raise client.broken(EOFError(f"{have} of {file.size} bytes"))
+            _write(descriptor, view[:count], have, temp)
+            if have == 0:
+                pause_at(STEP_DOWNLOAD_STARTED)
+            digest.update(view[:count])
+            have += count
+        start_writeback(descriptor)
+        return descriptor, digest.hexdigest()
+    except DownloadFailed as exc:
+        os.close(descriptor)
+        temp.unlink(missing_ok=True)
+        return exc
+    except BaseException:
+        os.close(descriptor)
+        raise
+
+
+def _made_durable(
+    file: RemoteFile, temp: Path, descriptor: int, digest: str, error: OSError | None
+):
+    """Steps 2 and 3 for a file written whole and fsynced (``error``: how the fsync
+    failed): None, or its DownloadFailed."""
+    try:
+        if error is not None:
+            raise error
+        if digest != file.sha256:
+            raise ContentMismatch(
+                temp,
+                f"{file.size} bytes with SHA-256 {digest[:12]}… differ from the "
+                f"portal's ({file.size} bytes, {file.sha256[:12]}…); not delivered",
+            )
+        return None
+    except DownloadFailed as exc:
+        temp.unlink(missing_ok=True)
+        return exc
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        return HotfolderUnwritable(temp.parent, reason(exc))
+    finally:
+        os.close(descriptor)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from shared.files.folders import FOLDER_FINAL, FOLDER_IN_PROGRESS, SAFE_NUMBER, 
 from shared.files.names import is_stored_name
 
 SENT_FOLDER = "sent"
+CHECK_SECONDS = 10.0
 OUTBOUND_FOLDERS = (FOLDER_IN_PROGRESS, FOLDER_FINAL)
 # Litter that file managers and office programs leave in shared folders.
 _IGNORED_NAMES = frozenset({"thumbs.db", "desktop.ini", ".ds_store"})
@@ -70,6 +72,7 @@ class Layout:
         self.pattern = settings.hotfolder_pattern
         self.outbound_folder = settings.outbound_folder
         folders = "|".join(re.escape(folder) for folder in OUTBOUND_FOLDERS)
+        self._inside: dict[Path, float] = {}  # folders found inside, until when
         self._outbound = re.compile(
             _pattern_regex(self.pattern)
             + "/"
@@ -95,11 +98,21 @@ class Layout:
         return directory, stored_name
 
     def check_inside(self, path: Path) -> None:
-        """UnsafeAnswer unless ``path`` (symbolic links resolved) lies in hotfolder_root."""
+        """UnsafeAnswer unless ``path`` (symbolic links resolved) lies in hotfolder_root.
+
+        A folder found inside is not resolved again for ``CHECK_SECONDS`` (each check is a
+        system call per path component, and every file of an order has the same folder).
+        """
+        now = time.monotonic()
+        if self._inside.get(path, 0.0) > now:
+            return
         root = os.path.realpath(self.hotfolder_root)
         real = os.path.realpath(path)
         if os.path.commonpath([root, real]) != root:
             raise UnsafeAnswer(f"{path} lies outside {self.hotfolder_root}")
+        if len(self._inside) > 10_000:
+            self._inside.clear()
+        self._inside[path] = now + CHECK_SECONDS
 
     def outbound_dir(self, customer_no: str, project_no: str, folder: str) -> Path:
         """Where staff drop files for the order's portal folder ``folder``."""

@@ -101,8 +101,9 @@ class Notifications:
             moments.append(self._retry_at)
         return min(moments, default=None)
 
-    def flush(self, force: bool = False) -> None:
-        """Write every batch whose window is over (all of them with ``force``)."""
+    def flush(self, force: bool = False) -> int:
+        """Write every batch whose window is over (all of them with ``force``); returns how
+        many."""
         window = self.ctx.settings.batch_window_seconds
         now = time.monotonic()
         due = [
@@ -125,6 +126,7 @@ class Notifications:
             self._records[name] = record
             force = True
         self._write(force)
+        return len(due)
 
     def _batch(self, jobs: list) -> dict:
         first = min(jobs, key=lambda job: job.file_id)

@@ -32,7 +32,6 @@ from shared.accounts.customers import find_contact
 from shared.clock import utcnow
 from shared.errors import Conflict, Invalid, NotFound, ServiceError
 from shared.files.access import own_upload
-from shared.files.intake import file_path
 from shared.files.receiving import (
     OffsetMismatch,
     abort_upload,
@@ -52,6 +51,7 @@ DEFAULT_HEARTBEAT_SECONDS = 30.0
 # Bytes per read when a download is served without sendfile (TLS in gunicorn, tests):
 # Werkzeug's default of 8 KiB costs a Python call per 8 KiB (bench/README.md).
 DOWNLOAD_BLOCK_BYTES = 1024 * 1024
+BUNDLE_TYPE = "application/x-ptportal-files"
 # A batch of notification reports may hold many XMLs (8 MiB each at most, per the schema).
 NOTIFICATIONS_BODY_BYTES = 16 * 1024 * 1024
 
@@ -229,24 +229,64 @@ def _wide_blocks() -> None:
 def content(file_id: int):
     """A file's bytes; ``Range`` continues an interrupted download. Any portal process
     serves it: the file is read from the portal's storage."""
-    file = deliveries.file_for_agent(file_id)
-    if file is None:
-        raise NotFound(f"no file {file_id} for the hotfolder")
-    path = file_path(_settings(), file)
-    if path is None or not path.is_file():
-        raise NotFound(f"file {file_id} is not in the portal's storage")
-    _wide_blocks()
-    response = send_file(
-        path,
-        mimetype="application/octet-stream",
-        as_attachment=True,
-        download_name=file.stored_name,
-        conditional=True,
-        etag=file.sha256,
-        max_age=0,
+    download = deliveries.downloads_for_agent(_settings().storage.order_root, [file_id]).get(
+        file_id
     )
-    digest = base64.b64encode(bytes.fromhex(file.sha256)).decode()
+    if download is None:
+        raise NotFound(f"no file {file_id} for the hotfolder")
+    _wide_blocks()
+    try:
+        response = send_file(
+            download.path,
+            mimetype="application/octet-stream",
+            as_attachment=True,
+            download_name=download.stored_name,
+            conditional=True,
+            etag=download.sha256,
+            max_age=0,
+        )
+    except FileNotFoundError:
+        raise NotFound(f"file {file_id} is not in the portal's storage") from None
+    digest = base64.b64encode(bytes.fromhex(download.sha256)).decode()
     response.headers["Repr-Digest"] = f"sha-256=:{digest}:"
+    return response
+
+
+@bp.post("/files/content")
+def contents():
+    """Several (small) files in one answer, each after a line ``<id> <size>`` (``<id> -``
+    for one not handed out): for many small files the requests cost more than the bytes.
+    A file that cannot be read on the way breaks the answer off (the agent fetches it
+    alone)."""
+    values = _json(schema.CONTENTS)
+    found = deliveries.downloads_for_agent(_settings().storage.order_root, values["file_ids"])
+    parts = []
+    for file_id in values["file_ids"]:
+        download = found.get(file_id)
+        try:
+            size = download.path.stat().st_size if download else None
+        except OSError:
+            size = None
+        head = f"{file_id} {'-' if size is None else size}\n".encode()
+        parts.append((head, download if size is not None else None, size or 0))
+
+    def stream():
+        for head, download, size in parts:
+            yield head
+            if download is None:
+                continue
+            with download.path.open("rb") as reader:
+                left = size
+                while left:
+                    block = reader.read(min(DOWNLOAD_BLOCK_BYTES, left))
+                    if not block:
+                        raise OSError(f"{download.path} shrank while it was sent")
+                    left -= len(block)
+                    yield block
+
+    length = sum(len(head) + size for head, _download, size in parts)
+    response = Response(stream(), mimetype=BUNDLE_TYPE, direct_passthrough=True)
+    response.headers["Content-Length"] = str(length)
     return response
 
 

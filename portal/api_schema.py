@@ -204,6 +204,10 @@ LEASE = (
     ),
 )
 RELEASE = (AGENT_ID, Field("file_ids", "ids", True, "Files the agent gives back", 10_000))
+CONTENTS = (
+    Field("agent_id", "string", False, "The agent's own id (for the portal's log)", 100),
+    Field("file_ids", "ids", True, "The files to send, in this order", 64),
+)
 PLACED = (
     Field("file_id", "integer", True, "The file", 0, 1, 2**62),
     Field("path", "string", True, "Where the agent placed the file in the hotfolder", PATH),

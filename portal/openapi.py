@@ -137,6 +137,25 @@ def agent_paths() -> dict:
             "post": _agent(_operation("Give leased files back", {"200": _JSON}, schema.RELEASE))
         },
         "/agent/files/{file_id}/content": {"get": content},
+        "/agent/files/content": {
+            "post": _agent(
+                _operation(
+                    "Several small files in one answer: each after a line '<id> <size>' "
+                    "('<id> -' for one not handed out)",
+                    {
+                        "200": {
+                            "description": "The files, one after another",
+                            "content": {
+                                "application/x-ptportal-files": {
+                                    "schema": {"type": "string", "format": "binary"}
+                                }
+                            },
+                        }
+                    },
+                    schema.CONTENTS,
+                )
+            )
+        },
         "/agent/deliveries": {
             "post": _agent(
                 _operation(

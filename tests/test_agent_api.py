@@ -117,6 +117,7 @@ def ids(answer: dict) -> list[int]:
 
 AGENT_CALLS = [
     ("get", "/api/v1/agent/files"),
+    ("post", "/api/v1/agent/files/content"),
     ("post", "/api/v1/agent/leases"),
     ("post", "/api/v1/agent/leases/release"),
     ("get", "/api/v1/agent/files/1/content"),
@@ -296,6 +297,28 @@ def test_downloads_continue_with_range_and_carry_the_checksum(agent, files):
     assert (
         agent.get(f"/files/{file.id}/content", Range=f"bytes={file.size + 5}-").status_code == 416
     )
+
+
+def test_several_small_files_come_in_one_answer_in_the_order_asked(agent, files, settings):
+    order = make_order(settings, "A-400", "K4", create_hotfolder=False)
+    portal_only = clean(settings, order, "portal.pdf", b"y" * 100)
+    asked = [files[2].id, 999, files[0].id, portal_only.id]
+    response = agent.post("/files/content", {"file_ids": asked})
+    assert response.status_code == 200
+    assert response.mimetype == "application/x-ptportal-files"
+    body = response.data
+    assert int(response.headers["Content-Length"]) == len(body)
+    expected = b""
+    for file_id in asked:
+        file = next((f for f in files if f.id == file_id), None)
+        if file is None:
+            expected += f"{file_id} -\n".encode()
+        else:
+            data = agent.get(f"/files/{file.id}/content").data
+            expected += f"{file.id} {len(data)}\n".encode() + data
+    assert body == expected
+    too_many = agent.post("/files/content", {"file_ids": list(range(1, 66))})
+    assert too_many.status_code == 400 and too_many.get_json()["field"] == "file_ids"
 
 
 def test_only_clean_uploads_for_a_hotfolder_are_handed_out(agent, settings, app):

@@ -86,6 +86,7 @@ class HostilePortal:
         self.confirmed: list[dict] = []
         self.requests: list[str] = []
         self.lease_status = 200
+        self.bundle: Callable | None = None  # answers POST /files/content
         portal = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -124,6 +125,10 @@ class HostilePortal:
                     return self._json({"deliveries": outcomes})
                 if path == "/errors":
                     portal.errors.append(body)
+                if path == "/files/content":
+                    if portal.bundle is None:
+                        return self._json({"error": "not here"}, 404)
+                    return portal.bundle(self, body["file_ids"])
                 return self._json({})
 
             def do_GET(self) -> None:
@@ -432,3 +437,41 @@ def test_the_portal_away_and_back_is_said_once_each_and_nothing_is_lost(tmp_path
     finally:
         stop_serving(host)
         database.close()
+
+
+def test_a_bundle_that_lies_or_breaks_off_keeps_no_wrong_file(tmp_path, hostile, agents):
+    """Small files come several to an answer: a file with wrong bytes is refused, a line
+    that announces the wrong size ends the answer there, and whatever the answer did not
+    bring whole is fetched alone (resumed with Range)."""
+    data = {n: os.urandom(200_000 + n) for n in range(1, 7)}
+    hostile.files = [announced(n, data[n]) for n in data]
+    hostile.contents = {n: whole(data[n]) for n in data}
+
+    def bundle(handler, file_ids):
+        parts = b""
+        for file_id in file_ids:
+            if file_id == 2:
+                parts += f"2 {len(data[2])}\n".encode() + bytes(len(data[2]))  # wrong bytes
+            elif file_id == 4:
+                parts += f"4 {len(data[4]) + 7}\n".encode()  # not what was announced
+                break
+            else:
+                parts += f"{file_id} {len(data[file_id])}\n".encode() + data[file_id]
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(parts)))
+        handler.end_headers()
+        handler.wfile.write(parts)
+
+    hostile.bundle = bundle
+    settings = hostile_agent(tmp_path, hostile)
+    agents.append(AgentProcess(settings))
+    hotfolder = hotfolder_of(settings, "K1", "A1")
+    wait_for(lambda: len(visible_files(hotfolder)) == 4, timeout=30)
+    wait_for(lambda: {e.get("file_id") for e in hostile.errors} >= {2, 4}, timeout=30)
+    for n in (1, 3, 5, 6):
+        assert (hotfolder / f"Datei {n}.pdf").read_bytes() == data[n]
+    reasons = {error["file_id"]: error["reason"] for error in hostile.errors}
+    assert "SHA-256" in reasons[2] and f"'4 {len(data[4]) + 7}'" in reasons[4]
+    assert not (hotfolder / "Datei 2.pdf").exists()
+    assert [r for r in hostile.requests if r.startswith("GET /files/5/content")], "alone"
+    assert agents[0].terminate() == 0

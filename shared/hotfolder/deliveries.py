@@ -33,13 +33,15 @@ import time
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
-from peewee import JOIN, IntegrityError
+from peewee import JOIN, Case, IntegrityError
 
 from shared.clock import utcnow
 from shared.db import database, write_transaction
 from shared.events import FILES_DELIVERED, notify_files
 from shared.files.access import agent_may_download, for_hotfolder
+from shared.files.folders import order_dir
 from shared.hotfolder.agents import lease_end
 from shared.models import (
     AgentError,
@@ -360,40 +362,28 @@ class Confirmation:
     message: str = ""
 
 
-def _confirm_one(agent_id: str, placed: Placed, file: OrderFile | None, now: datetime):
+def _judge(
+    agent_id: str, placed: Placed, file: OrderFile | None, row: Delivery | None, now: datetime
+) -> Confirmation:
+    """Whether ``placed`` may be recorded as delivered (CONFIRMED) or why not."""
     if file is None:
-        return Confirmation(placed.file_id, REFUSED_GONE, message="no such file"), None
+        return Confirmation(placed.file_id, REFUSED_GONE, message="no such file")
     if placed.sha256 != file.sha256:
         message = "the SHA-256 differs from the upload's"
-        return Confirmation(placed.file_id, REFUSED_GONE, message=message), None
-    row = Delivery.get_or_none(Delivery.file == file.id)
+        return Confirmation(placed.file_id, REFUSED_GONE, message=message)
     if row is not None and row.state == Delivery.STATE_DONE:
         if row.claimed_by == agent_id and row.hotfolder_path == placed.path:
-            return Confirmation(file.id, CONFIRMED, row.hotfolder_path), None
+            return Confirmation(file.id, CONFIRMED, row.hotfolder_path, "again")
         message = "delivered already by another agent or to another path"
-        return Confirmation(file.id, REFUSED_DELIVERED, row.hotfolder_path, message), None
+        return Confirmation(file.id, REFUSED_DELIVERED, row.hotfolder_path, message)
     if (
         row is not None
         and row.claimed_by != agent_id
         and row.lease_until is not None
         and row.lease_until >= now
     ):
-        message = "another agent holds this file now"
-        return Confirmation(file.id, REFUSED_LEASED, message=message), None
-    values = {
-        "state": Delivery.STATE_DONE,
-        "claimed_by": agent_id,
-        "hotfolder_path": placed.path,
-        "placed_at": placed.placed_at,
-        "done_at": now,
-        "error": "",
-        "lease_until": None,
-    }
-    if row is None:
-        Delivery.create(file=file, attempts=1, **values)
-    else:
-        Delivery.update(values).where(Delivery.id == row.id).execute()
-    return Confirmation(file.id, CONFIRMED, placed.path), file
+        return Confirmation(file.id, REFUSED_LEASED, message="another agent holds this file now")
+    return Confirmation(file.id, CONFIRMED, placed.path)
 
 
 def confirm(agent_id: str, placed: list[Placed], now: datetime | None = None) -> list[Confirmation]:
@@ -401,45 +391,128 @@ def confirm(agent_id: str, placed: list[Placed], now: datetime | None = None) ->
 
     A file is confirmed when the agent holds it, or when nobody holds it any more (its
     lease ran out, but the file is in place: that is what counts). It is refused when
-    another agent holds or delivered it, or the checksum is not the upload's.
+    another agent holds or delivered it, or the checksum is not the upload's. A few
+    statements serve the whole batch, whatever its size.
     """
     now = now or utcnow()
     files = {file.id: file for file in files_with_orders(item.file_id for item in placed)}
-    outcomes = []
     with write_transaction():
-        delivered = []
-        for item in placed:
-            outcome, file = _confirm_one(agent_id, item, files.get(item.file_id), now)
-            outcomes.append(outcome)
-            if file is not None:
-                delivered.append((file, item.path))
-        if delivered:
-            ids = [file.id for file, _path in delivered]
-            OrderFile.update(delivered_at=now).where(OrderFile.id.in_(ids)).execute()
-            notify_files(FILES_DELIVERED, delivered)
-            AgentError.update(resolved_at=now).where(
-                AgentError.file.in_(ids) & AgentError.resolved_at.is_null()
-            ).execute()
-    for file, path in delivered:
+        rows = {row.file_id: row for row in Delivery.select().where(Delivery.file.in_(list(files)))}
+        outcomes = [
+            _judge(agent_id, item, files.get(item.file_id), rows.get(item.file_id), now)
+            for item in placed
+        ]
+        new = [
+            (item, files[item.file_id])
+            for item, outcome in zip(placed, outcomes, strict=True)
+            if outcome.outcome == CONFIRMED and outcome.message != "again"
+        ]
+        if new:
+            _record_delivered(agent_id, new, rows, now)
+    for item, file in new:
         log.info(
             "order=%s file=%s action=delivered agent=%s path=%s",
             file.order.project_no,
             file.stored_name,
             agent_id,
-            path,
+            item.path,
         )
-    return outcomes
+    return [
+        Confirmation(o.file_id, o.outcome, o.path, "" if o.message == "again" else o.message)
+        for o in outcomes
+    ]
+
+
+def _record_delivered(
+    agent_id: str,
+    new: list[tuple[Placed, OrderFile]],
+    rows: dict[int, Delivery],
+    now: datetime,
+) -> None:
+    """Mark the files delivered: their delivery rows (one UPDATE for those that exist, one
+    INSERT for the others), the files, the ``files_delivered`` event, their problems."""
+    values = {
+        Delivery.state: Delivery.STATE_DONE,
+        Delivery.claimed_by: agent_id,
+        Delivery.done_at: now,
+        Delivery.error: "",
+        Delivery.lease_until: None,
+    }
+    existing = [(item, rows[item.file_id].id) for item, _file in new if item.file_id in rows]
+    if existing:
+        Delivery.update(
+            {
+                **values,
+                Delivery.hotfolder_path: Case(
+                    Delivery.id, [(i, item.path) for item, i in existing]
+                ),
+                Delivery.placed_at: Case(
+                    Delivery.id, [(i, item.placed_at) for item, i in existing]
+                ),
+            }
+        ).where(Delivery.id.in_([i for _item, i in existing])).execute()
+    missing = [item for item, _file in new if item.file_id not in rows]
+    if missing:
+        Delivery.insert_many(
+            [
+                {
+                    "file": item.file_id,
+                    "attempts": 1,
+                    "hotfolder_path": item.path,
+                    "placed_at": item.placed_at,
+                    **{field.name: value for field, value in values.items()},
+                }
+                for item in missing
+            ]
+        ).execute()
+    ids = [file.id for _item, file in new]
+    OrderFile.update(delivered_at=now).where(OrderFile.id.in_(ids)).execute()
+    notify_files(FILES_DELIVERED, [(file, item.path) for item, file in new])
+    AgentError.update(resolved_at=now).where(
+        AgentError.file.in_(ids) & AgentError.resolved_at.is_null()
+    ).execute()
 
 
 # --- what the agent needs besides files ------------------------------------------------------
 
 
-def file_for_agent(file_id: int) -> OrderFile | None:
-    """The file ``file_id`` with order and customer, if an agent may download it."""
-    file = next(iter(files_with_orders([file_id])), None)
-    if file is None or not agent_may_download(file):
-        return None
-    return file
+@dataclass(frozen=True)
+class Download:
+    """A file an agent may download: where its bytes are, its name and checksum."""
+
+    path: Path
+    stored_name: str
+    sha256: str
+
+
+def downloads_for_agent(order_root: Path, file_ids: Collection[int]) -> dict[int, Download]:
+    """Those of the files ``file_ids`` an agent may download (``access.for_hotfolder``).
+
+    One lean query: every download asks it, and model objects would cost more than the
+    query.
+    """
+    rows = (
+        OrderFile.select(
+            OrderFile.id,
+            OrderFile.folder,
+            OrderFile.stored_name,
+            OrderFile.sha256,
+            Order.project_no,
+            Customer.customer_no,
+        )
+        .join(Order)
+        .join(Customer)
+        .where(OrderFile.id.in_(list(file_ids)) & for_hotfolder())
+        .tuples()
+    )
+    return {
+        file_id: Download(
+            order_dir(order_root, customer_no, project_no) / folder / stored_name,
+            stored_name,
+            sha256,
+        )
+        for file_id, folder, stored_name, sha256, project_no, customer_no in rows
+    }
 
 
 def hotfolder_orders(after: int, limit: int) -> list[tuple[Order, str]]:

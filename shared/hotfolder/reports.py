@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from html import escape
 
+from peewee import Case
+
 from shared.clock import utcnow
 from shared.config import Settings
 from shared.db import write_transaction
@@ -178,46 +180,61 @@ def record_notifications(
     settings: Settings, agent_id: str, written: list[Written]
 ) -> list[JobNotification | str]:
     """Record XML job notifications an agent wrote and, if configured, mail each one; one
-    transaction for all. Per notification its row, or why it was refused.
+    transaction and a few statements for all. Per notification its row, or why it was
+    refused.
 
     The same name reported again (the agent restarted before it heard the answer) is
     the same notification: nothing is mailed twice.
     """
     files = {file.id: file for file in files_with_orders({i for w in written for i in w.file_ids})}
+    problems: dict[str, str] = {}
+    for notification in written:
+        listed = [files.get(file_id) for file_id in notification.file_ids]
+        if not listed or None in listed:
+            problems[notification.file_name] = "a file of this notification does not exist"
+        elif len({file.order_id for file in listed}) > 1:
+            problems[notification.file_name] = "the files of one notification belong to one order"
+    valid = [n for n in written if n.file_name not in problems]
+    names = [n.file_name for n in valid]
     address = settings.notifications.job_notification_email
     now = utcnow()
-    outcomes: list[JobNotification | str] = []
     with write_transaction():
-        for notification in written:
-            listed = [files.get(file_id) for file_id in notification.file_ids]
-            if not listed or None in listed:
-                outcomes.append("a file of this notification does not exist")
-                continue
-            order = listed[0].order
-            if any(file.order_id != order.id for file in listed):
-                outcomes.append("the files of one notification belong to one order")
-                continue
-            row = JobNotification.get_or_none(
-                (JobNotification.claimed_by == agent_id)
-                & (JobNotification.file_name == notification.file_name)
-            )
-            if row is None:
-                row = JobNotification.create(
-                    order=order,
-                    claimed_by=agent_id,
-                    file_name=notification.file_name,
-                    created_at=now,
-                    written_at=now,
-                )
-                Delivery.update(notification=row).where(
-                    Delivery.file.in_(list(notification.file_ids))
-                    & (Delivery.state == Delivery.STATE_DONE)
-                ).execute()
-                if address:
-                    _mail(settings, row, order, notification.xml, len(listed), address)
-                    row.save(only=[JobNotification.mail])
-            outcomes.append(row)
-    return outcomes
+        mine = JobNotification.claimed_by == agent_id
+        known = {
+            row.file_name
+            for row in JobNotification.select().where(mine & JobNotification.file_name.in_(names))
+        }
+        new = [n for n in valid if n.file_name not in known]
+        if new:
+            JobNotification.insert_many(
+                [
+                    {
+                        "order": files[n.file_ids[0]].order_id,
+                        "claimed_by": agent_id,
+                        "file_name": n.file_name,
+                        "created_at": now,
+                        "written_at": now,
+                    }
+                    for n in new
+                ]
+            ).execute()
+        rows = {
+            row.file_name: row
+            for row in JobNotification.select().where(mine & JobNotification.file_name.in_(names))
+        }
+        if new:
+            ties = [(file_id, rows[n.file_name].id) for n in new for file_id in n.file_ids]
+            Delivery.update(notification=Case(Delivery.file, ties)).where(
+                Delivery.file.in_([file_id for file_id, _row in ties])
+                & (Delivery.state == Delivery.STATE_DONE)
+            ).execute()
+        if address:
+            for notification in new:
+                row = rows[notification.file_name]
+                order = files[notification.file_ids[0]].order
+                _mail(settings, row, order, notification.xml, len(notification.file_ids), address)
+                row.save(only=[JobNotification.mail])
+    return [problems.get(n.file_name) or rows[n.file_name] for n in written]
 
 
 def _mail(
