@@ -128,6 +128,7 @@ class Agent:
             signal.signal(signal.SIGINT, self.request_stop)
             # `kill -USR1 <pid>`: every thread's stack into the log, for an agent that hangs.
             faulthandler.register(signal.SIGUSR1, all_threads=True)
+            threading.Thread(target=self._guard_stop, name="stop-guard", daemon=True).start()
         try:
             self.ctx.state.open()
         except StateBusy as exc:
@@ -163,6 +164,18 @@ class Agent:
         log.info("action=stop agent=%s", self.ctx.agent_id)
         return EXIT_STOPPED
 
+    def _guard_stop(self) -> None:
+        """A stop must not take longer than ``STOP_SECONDS`` (and a second): whatever holds
+        it up, the process ends then — all it had in hand is resumable from the state
+        folder. The stacks go to the log first, to find what held it up."""
+        while not self._stop_requested:
+            time.sleep(MAX_IDLE_SECONDS)
+        time.sleep(STOP_SECONDS + 1.0)
+        log.error("action=stop not done after %.0f s; ending the process", STOP_SECONDS + 1)
+        faulthandler.dump_traceback(all_threads=True)
+        logging.shutdown()
+        os._exit(EXIT_STOPPED)
+
     def _shutdown(self) -> None:
         self._stop_started = time.monotonic()
         ctx = self.ctx
@@ -170,7 +183,7 @@ class Agent:
         ctx.client.interrupt()
         self.reporter.wake()
         self.slots.freed.set()
-        stop_observer(self.observer)
+        stop_observer(self.observer, timeout=1.0)
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.outbound.shutdown_soon()
         self._join(self.pool_threads())

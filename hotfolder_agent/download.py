@@ -22,6 +22,7 @@ import hashlib
 import logging
 import os
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,8 @@ BUFFER_BYTES = 1024 * 1024
 # How often a download hands its written bytes to the disk (the final fsync then finds
 # little left to do).
 WRITEBACK_BYTES = 8 * 1024 * 1024
+# Downloads at least this large are hashed on a thread of their own (``_Hashing``).
+HASH_THREAD_BYTES = 32 * 1024 * 1024
 TEMP_PREFIX = ".ptportal-"
 _FULL = {errno.ENOSPC, errno.EDQUOT}
 
@@ -182,6 +185,45 @@ def fetch(
             os.close(descriptor)
 
 
+class _Hashing:
+    """The SHA-256 of a download, on a thread of its own for large ones.
+
+    Hashing costs about as much CPU as receiving through TLS; on its own thread (hashlib
+    and the TLS reads both release the interpreter lock) the next piece is received while
+    the last one is hashed, into the other of two buffers. Small downloads hash inline.
+    """
+
+    def __init__(self, digest: Any, size: int, buffer: bytearray) -> None:
+        self.digest = digest
+        self.views = [memoryview(buffer)]
+        self._executor: ThreadPoolExecutor | None = None
+        self._pending: Future | None = None
+        if size >= HASH_THREAD_BYTES:
+            self.views.append(memoryview(bytearray(len(buffer))))
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="sha256")
+
+    def view(self, number: int) -> memoryview:
+        """The buffer for piece ``number``: free, since the piece before it is hashed."""
+        return self.views[number % len(self.views)]
+
+    def update(self, data: memoryview) -> None:
+        if self._executor is None:
+            self.digest.update(data)
+            return
+        self.wait()  # pieces are hashed in order
+        self._pending = self._executor.submit(self.digest.update, data)
+
+    def wait(self) -> None:
+        if self._pending is not None:
+            self._pending.result()
+            self._pending = None
+
+    def close(self) -> None:
+        self.wait()
+        if self._executor is not None:
+            self._executor.shutdown()
+
+
 def _receive(
     client: PortalClient,
     file: RemoteFile,
@@ -192,29 +234,34 @@ def _receive(
     digest: Any,
 ) -> tuple[int, Any]:
     """One GET (from byte ``have``): write what arrives; returns the new count and hash."""
-    view = memoryview(buffer)
     headers = {"Range": f"bytes={have}-"} if have else {}
     with client.stream(file.content_path, headers) as response:
         expected, restart = _expected(response, have, file.size, temp)
         if restart:
             os.ftruncate(descriptor, 0)
             have, digest = 0, hashlib.sha256()
-        got = 0
-        while got < expected:
-            try:
-                count = response.readinto(view[: min(len(view), expected - got)])
-            except Exception as exc:  # a body broken off, whatever the cause
-                raise client.broken(exc) from None
-            if not count:
-                raise client.broken(EOFError(f"{got} of {expected} bytes"))
-            _write(descriptor, view[:count], have, temp)
-            if have == 0:
-                pause_at(STEP_DOWNLOAD_STARTED)
-            digest.update(view[:count])
-            have += count
-            got += count
-            if have % WRITEBACK_BYTES < count:
-                start_writeback(descriptor)  # the disk works while the next bytes arrive
+        hashing = _Hashing(digest, expected, buffer)
+        try:
+            got = number = 0
+            while got < expected:
+                view = hashing.view(number)
+                try:
+                    count = response.readinto(view[: min(len(view), expected - got)])
+                except Exception as exc:  # a body broken off, whatever the cause
+                    raise client.broken(exc) from None
+                if not count:
+                    raise client.broken(EOFError(f"{got} of {expected} bytes"))
+                _write(descriptor, view[:count], have, temp)
+                if have == 0:
+                    pause_at(STEP_DOWNLOAD_STARTED)
+                hashing.update(view[:count])
+                have += count
+                got += count
+                number += 1
+                if have % WRITEBACK_BYTES < count:
+                    start_writeback(descriptor)  # the disk works while the next bytes arrive
+        finally:
+            hashing.close()
         if response.length is None and response.read(1):
             raise AnswerRefused(temp, "the portal sent more bytes than the file has")
     return have, digest

@@ -102,11 +102,12 @@ def observer_is_healthy(observer: BaseObserver) -> bool:
     return observer.is_alive() and all(emitter.is_alive() for emitter in observer.emitters)
 
 
-def stop_observer(observer: BaseObserver | None) -> None:
+def stop_observer(observer: BaseObserver | None, timeout: float = 10.0) -> None:
+    """Stop the observer; its threads are daemons, so a stop may leave them behind."""
     if observer is None:
         return
     try:
         observer.stop()
-        observer.join(timeout=10)
+        observer.join(timeout=timeout)
     except RuntimeError:
         pass  # never started
