@@ -319,11 +319,12 @@ def timed(command: list[str]) -> float:
     return time.perf_counter() - started
 
 
-def rsync_seconds(sshd: Sshd, source: Path, target: Path) -> tuple[float, float]:
+def rsync_seconds(sshd: Sshd, source: Path, target: Path, *options: str) -> tuple[float, float]:
     """``rsync -a`` over SSH from 127.0.0.1; (seconds, seconds including ``sync``)."""
     command = [
         "rsync",
         "-a",
+        *options,
         "-e",
         ssh_command(sshd),
         f"{sshd.user}@127.0.0.1:{source}/",
@@ -397,6 +398,9 @@ def throughput(portal: PortalHost, sshd: Sshd, directory: Path, args: argparse.N
     rsync, rsync_synced = rsync_seconds(sshd, source, target)
     shutil.rmtree(target)
     subprocess.run(["sync"], check=True)
+    rsync_fsync, _synced = rsync_seconds(sshd, source, target, "--fsync")
+    shutil.rmtree(target)
+    subprocess.run(["sync"], check=True)
     agent = AgentHost(directory / "agent-bulk", portal)
     started = time.perf_counter()
     agent.start()
@@ -417,6 +421,13 @@ def throughput(portal: PortalHost, sshd: Sshd, directory: Path, args: argparse.N
     )
     report(
         BENCH,
+        "bulk: rsync -a --fsync over SSH",
+        rsync_fsync,
+        "s",
+        note=f"{total / rsync_fsync:.0f} MiB/s (each file durable, as the agent's)",
+    )
+    report(
+        BENCH,
         "bulk: agent (durable, verified, one XML each)",
         seconds,
         "s",
@@ -425,7 +436,8 @@ def throughput(portal: PortalHost, sshd: Sshd, directory: Path, args: argparse.N
         ratio=rsync / seconds,
         target="≥ 1.0 × rsync -a",
         met=rsync / seconds >= 1.0,
-        note=f"{note}; {total / seconds:.0f} MiB/s; × rsync -a + sync {rsync_synced / seconds:.2f}",
+        note=f"{note}; {total / seconds:.0f} MiB/s; × rsync -a + sync "
+        f"{rsync_synced / seconds:.2f}; × rsync -a --fsync {rsync_fsync / seconds:.2f}",
     )
 
 

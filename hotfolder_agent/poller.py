@@ -1,7 +1,7 @@
 """The poller thread: asks the portal for work and waits there until some comes.
 
 One lease request at a time (``POST /api/v1/agent/leases``) for as many files as there
-are free download slots, waiting up to ``WAIT_SECONDS`` on the portal for a file to
+is room for (``Slots``), waiting up to ``WAIT_SECONDS`` on the portal for a file to
 turn clean (long poll: the portal answers the moment one does, so nothing waits for a
 polling interval). The answer goes to the main loop through the event queue. With every
 request the agent says which files it holds already, so a lease whose answer was lost
@@ -25,7 +25,8 @@ WAIT_SECONDS = 25.0
 
 
 class Slots:
-    """Download slots and the files in hand, shared by the poller and the main loop."""
+    """Room for leased files not downloaded yet (``size``: the lease runs this far ahead
+    of the downloads), and the files in hand; shared by the poller and the main loop."""
 
     def __init__(self, size: int) -> None:
         self.size = size

@@ -8,7 +8,9 @@ crash):
 - ``agent.json``: the agent's id, made once. It names the agent's leases on the portal,
   so an agent restarted after a crash finds its files still reserved for it.
 - ``lock``: held (flock) while the agent runs; a second agent on the same folder stops.
-- ``deliveries/<file id>.json``: a file on its way into a hotfolder (``delivery``).
+- ``deliveries/<file id>.json``: a file on its way into a hotfolder (``delivery``, step 1:
+  what the portal said of it, where its copy goes); ``deliveries/plan-….json``: the names
+  planned for the files placed together (step 4, durable before any is linked).
 - ``notifications/<name>.json``: an XML job notification being written (``notification``).
 - ``outbound/<key>.json``: a dropped staff file being uploaded (``outbound``).
 
