@@ -2,8 +2,9 @@
 ``rsync -a`` and ``sftp get`` over SSH, and the agent's memory.
 
 Two hosts on one machine, as in production: the portal (``ptportal serve`` — gunicorn,
-gthread, over TLS with a self-signed certificate made here by ``openssl``) in one
-directory, the agent (``python -m hotfolder_agent``) in another with ``[agent]`` alone in
+gthread — behind nginx, which ends TLS with a self-signed certificate made here by
+``openssl`` and is set up as README "Portal in the DMZ, agent inside" says; ``--tls
+gunicorn`` lets gunicorn serve TLS itself) in one directory, the agent (``python -m hotfolder_agent``) in another with ``[agent]`` alone in
 its client.ini and that certificate as its CA. Files land in Eingehend the way the
 portal places them (``start_upload`` + ``append_chunk`` into staging, then
 ``scan_received`` links them into Eingehend; only clamd's verdict is stubbed — the scan
@@ -15,7 +16,8 @@ from a DMZ today.
    while the agent waits (long poll); for each, the time from the commit that makes it
    clean to its copy in the hotfolder and to its XML. Median and p99.
 2. **throughput**: ``--bulk`` files of ``--bulk-size`` lie in Eingehend; ``rsync -a`` over
-   SSH copies the same tree to the same disk (then ``sync``), then a fresh agent starts
+   SSH copies the same tree to the same disk (then ``sync``; and once more with
+   ``--fsync``, each file durable as the agent's), then a fresh agent starts
    and delivers them all (download, fsync, SHA-256, link, confirm, one XML each).
 3. **one big file** (``--agent-big``): the agent runs and waits, as in production; from
    the moment the file turns clean to its XML. Then ``sftp get`` of the same file (and
@@ -424,7 +426,7 @@ def throughput(portal: PortalHost, sshd: Sshd, directory: Path, args: argparse.N
         "bulk: rsync -a --fsync over SSH",
         rsync_fsync,
         "s",
-        note=f"{total / rsync_fsync:.0f} MiB/s (each file durable, as the agent's)",
+        note=f"{total / rsync_fsync:.0f} MiB/s; each file durable, as the agent's",
     )
     report(
         BENCH,
