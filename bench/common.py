@@ -66,9 +66,11 @@ def parse_size(text: str) -> int:
 
 
 def size_text(size: int) -> str:
-    """``1 GiB``, ``256 MiB``."""
+    """``1 GiB``, ``256 MiB``, ``256 KiB``."""
     if size >= GiB and size % GiB == 0:
         return f"{size // GiB} GiB"
+    if size < MiB:
+        return f"{size / 1024:.0f} KiB"
     return f"{size / MiB:.0f} MiB"
 
 

@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from shared.config import ConfigError, config_path, load_settings
+from shared.config import ConfigError, config_path, load_agent_settings
 
 log = logging.getLogger("hotfolder_agent")
 
@@ -23,11 +23,12 @@ def configure_logging(verbose: bool = False) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the agent until SIGTERM; exit 0 then, 2 for a bad client.ini."""
+    """Run the agent until SIGTERM; exit 0 then, 2 for a bad client.ini, 3 for an unusable
+    state folder (``hotfolder_agent.agent``)."""
     parser = argparse.ArgumentParser(
         prog="ptportal-agent",
-        description="Copy clean uploads into the internal hotfolders, write XML job "
-        "notifications and send staff files back to the portal.",
+        description="Fetch clean uploads from the portal over HTTPS into the internal "
+        "hotfolders, write XML job notifications and send staff files back to the portal.",
     )
     parser.add_argument(
         "--config", help="client.ini (default: $PTPORTAL_CONFIG, else ./client.ini)"
@@ -36,13 +37,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     configure_logging(args.verbose)
     try:
-        settings = load_settings(config_path(args.config))
+        settings = load_agent_settings(config_path(args.config))
     except ConfigError as exc:
         log.critical("action=start %s", exc)
         sys.exit(2)
 
     from hotfolder_agent.agent import Agent
-    from shared.db import bind_database
 
-    bind_database(settings.database.url)
     sys.exit(Agent(settings).run())

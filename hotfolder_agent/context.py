@@ -1,42 +1,46 @@
-"""What every part of the agent needs: settings, path layout, its identity, the task queue."""
+"""What the agent's parts share: settings, state folder, paths, the portal, the stop flag,
+and the queue through which threads hand results to the main loop."""
 
 from __future__ import annotations
 
-import os
-import secrets
-import socket
-from dataclasses import dataclass
-from datetime import timedelta
+import queue
+import threading
+from dataclasses import dataclass, field
 
+from hotfolder_agent.client import PortalClient
 from hotfolder_agent.layout import Layout
-from shared.config import Settings
-from shared.hotfolder.agents import silence_allowed
-from shared.worker import BackgroundTasks
+from hotfolder_agent.reachability import Reachability
+from hotfolder_agent.state import StateFolder
+from shared.config import AgentSettings
 
 
-def new_agent_id() -> str:
-    """``host:pid:random`` — unique per process, readable in logs and on the staff page."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
-
-
-@dataclass(frozen=True)
-class AgentContext:
-    settings: Settings
+@dataclass
+class Context:
+    settings: AgentSettings
+    state: StateFolder
     layout: Layout
-    agent_id: str
-    tasks: BackgroundTasks
+    client: PortalClient
+    reachability: Reachability
+    stopping: threading.Event = field(default_factory=threading.Event)
+    # (kind, payload) from the poller, the reporter and the download threads.
+    events: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
 
     @property
-    def stale_after(self) -> timedelta:
-        """How long an agent may stay silent before its claims count as abandoned."""
-        return silence_allowed(self.settings.agent.heartbeat_seconds)
+    def agent_id(self) -> str:
+        return self.state.agent_id
+
+    def pause(self, exc: Exception) -> bool:
+        """Wait as long as ``reachability`` says after ``exc``; True if the agent stops."""
+        return self.stopping.wait(self.reachability.failed(exc))
 
 
-def make_context(settings: Settings, tasks: BackgroundTasks | None = None) -> AgentContext:
-    """A context with a fresh agent id."""
-    return AgentContext(
+def make_context(settings: AgentSettings) -> Context:
+    """A context for ``settings`` (the state folder not opened yet)."""
+    client = PortalClient(settings)
+    return Context(
         settings=settings,
+        state=StateFolder(settings.state_dir),
         layout=Layout(settings),
-        agent_id=new_agent_id(),
-        tasks=tasks or BackgroundTasks(settings, links=None),
+        client=client,
+        reachability=Reachability(client.origin, str(settings.source)),
     )

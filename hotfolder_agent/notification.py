@@ -1,241 +1,207 @@
-"""XML job notifications: one per order batch, written only after the batch's files are in place.
+"""Step 7: XML job notifications, one per order batch, written after the files are in place.
 
-Delivered files of an order that finish within ``batch_window_seconds`` of the first
-one share a notification (0: one per file). A ``JobNotification`` row is created and
-the deliveries are tied to it before the XML is written, so a restart rewrites the
-same file name instead of emitting a second notification. The XML is written to a
-hidden temporary name, fsynced and renamed, and the folder fsynced, before it is
-recorded as written; consumers see it whole or not at all.
+Files of an order confirmed within ``batch_window_seconds`` of the first share one
+notification (0: one per file). Everything due at one moment is written together:
 
-What is due is handled together: the rows of all due notifications are created
-in one transaction, their XMLs (``job_xml``) written as one set of files
-(``fsutil.write_files``, in a worker process when the agent runs) and recorded
-written in one transaction.
+1. one record of all their batches — everything the XMLs hold, the files with their
+   paths and times — goes to the state folder, durably (``notifications/<name>.json``).
+   With ``batch_window_seconds = 0`` there is no such record: each file is its own
+   batch, and its delivery record already holds everything its XML says;
+2. each XML is written to a hidden temporary name, fsynced, renamed into
+   ``notification_dir``, and the folder fsynced once: consumers see an XML whole or
+   not at all;
+3. the record is marked *written* (durably), and the delivery records of the files go:
+   they are done;
+4. the portal is told of each XML (recorded for staff, mailed if configured); once it
+   has them all, the record goes.
+
+Killed before 3, a restart writes the XMLs of the record again — same names
+(``<order>_<first file id>.xml``), same bytes; after 3 it only tells the portal. Each
+file is thus listed in exactly one XML, and no XML is written twice once it is marked.
+Without a record (window 0) the delivery records play its part: the file is confirmed
+again and its XML written again, the same bytes under the same name; what the portal
+was not told before a crash it is not told then (its record of the notification and
+the optional mail; the file itself is "in hotfolder" all the same).
 """
 
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
-from datetime import datetime, timedelta
-from html import escape
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
-from peewee import Case, Expression, Field, Model, fn
-
 from hotfolder_agent import job_xml
-from hotfolder_agent.claims import holder_is_gone
-from hotfolder_agent.context import AgentContext
-from hotfolder_agent.fsutil import write_files
+from hotfolder_agent.context import Context
+from hotfolder_agent.fsutil import reason, write_files
+from hotfolder_agent.reporter import ACTION_NOTIFY, Reporter
 from hotfolder_agent.seams import pause_at
-from hotfolder_agent.workers import FileWorkers
-from shared.clock import utcnow
-from shared.db import write_transaction
-from shared.mail.outbox import queue_mail
-from shared.mail.templates import RenderedMail
-from shared.models import Delivery, JobNotification, MailAttachment, Order, OrderFile
+from hotfolder_agent.state import DELIVERIES, NOTIFICATIONS
 
 log = logging.getLogger(__name__)
 
 STEP_BEFORE_XML = "before_xml"
-# Rows per statement when many are written at once (well below SQL parameter limits).
-SQL_ROWS = 500
-MAIL_KIND = "job_notification"
+RETRY_SECONDS = 30.0
 
 
-def _pending_deliveries() -> list[Delivery]:
-    return list(
-        Delivery.select(Delivery, OrderFile)
-        .join(OrderFile)
-        .where((Delivery.state == Delivery.STATE_DONE) & Delivery.notification.is_null())
-        .order_by(Delivery.done_at, Delivery.id)
-    )
+@dataclass
+class _Batch:
+    opened: float  # monotonic
+    jobs: list = field(default_factory=list)
 
 
-def due_batches(window_seconds: float, now: datetime, force: bool = False) -> list[list[Delivery]]:
-    """Delivered files without a notification, grouped into the batches that are due."""
-    by_order: dict[int, list[Delivery]] = defaultdict(list)
-    for row in _pending_deliveries():
-        by_order[row.file.order_id].append(row)
-    if window_seconds == 0:
-        return [[row] for rows in by_order.values() for row in rows]
-    window = timedelta(seconds=window_seconds)
-    return [rows for rows in by_order.values() if force or rows[0].done_at + window <= now]
+def _timestamp(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%dT%H:%M:%S}Z"
 
 
-def next_due(window_seconds: float) -> datetime | None:
-    """When the next batch becomes due, or None if nothing waits."""
-    rows = _pending_deliveries()
-    if not rows:
-        return None
-    return min(row.done_at for row in rows) + timedelta(seconds=window_seconds)
+class Notifications:
+    """Open batches per order, and the records of notifications being written or told."""
 
+    def __init__(self, ctx: Context, reporter: Reporter) -> None:
+        self.ctx = ctx
+        self.reporter = reporter
+        self._open: dict[str, _Batch] = {}
+        self._records: dict[str, dict] = {}  # record name -> record (step 1 done)
+        self._untold: dict[str, set[str]] = {}  # record name -> XMLs the portal lacks
+        self._retry_at = 0.0
+        self.written: list[int] = []  # file ids done since the main loop last looked
 
-def open_notifications(ctx: AgentContext, batches: list[list[Delivery]]) -> list[JobNotification]:
-    """Create a notification row per batch and tie its deliveries to it, in one transaction.
-
-    Files another agent tied meanwhile are left out; a batch left empty gets no row.
-    A few statements serve all batches: the rows are inserted together, each with
-    a marker for a name so it can be found again (the ids are the database's to
-    give), then named and tied in one statement each.
-    """
-    if not batches:
-        return []
-    project_no = dict(
-        Order.select(Order.id, Order.project_no)
-        .where(Order.id.in_({batch[0].file.order_id for batch in batches}))
-        .tuples()
-    )
-    markers = [f".opening-{ctx.agent_id}-{number}" for number in range(len(batches))]
-    with write_transaction():
-        for part in _chunked(list(zip(markers, batches, strict=True)), SQL_ROWS):
-            JobNotification.insert_many(
-                {"order": batch[0].file.order_id, "claimed_by": ctx.agent_id, "file_name": marker}
-                for marker, batch in part
-            ).execute()
-        ids = {}
-        for part in _chunked(markers, SQL_ROWS):
-            query = JobNotification.select(JobNotification.file_name, JobNotification.id)
-            ids.update(query.where(JobNotification.file_name.in_(part)).tuples())
-        names = [
-            (ids[marker], f"{project_no[batch[0].file.order_id]}_{ids[marker]:06d}.xml")
-            for marker, batch in zip(markers, batches, strict=True)
-        ]
-        for part in _chunked(names, SQL_ROWS):
-            _set_each(JobNotification, JobNotification.file_name, part)
-        ties = [
-            (row.id, ids[marker])
-            for marker, batch in zip(markers, batches, strict=True)
-            for row in batch
-        ]
-        for part in _chunked(ties, SQL_ROWS):
-            _set_each(Delivery, Delivery.notification, part, Delivery.notification.is_null())
-        opened = list(
-            JobNotification.select()
-            .where(JobNotification.id.in_(list(ids.values())) & fn.EXISTS(_tied_deliveries()))
-            .order_by(JobNotification.id)
-        )
-        empty = set(ids.values()) - {notification.id for notification in opened}
-        if empty:
-            JobNotification.delete().where(JobNotification.id.in_(list(empty))).execute()
-    return opened
-
-
-def _tied_deliveries():
-    return Delivery.select(Delivery.id).where(Delivery.notification == JobNotification.id)
-
-
-def _set_each(
-    model: type[Model],
-    field: Field,
-    values: list[tuple[int, object]],
-    condition: Expression | None = None,
-) -> None:
-    """One UPDATE giving each row (by id) its own value of ``field``."""
-    where = model.id.in_([row_id for row_id, _value in values])
-    if condition is not None:
-        where &= condition
-    model.update({field: Case(model.id, values)}).where(where).execute()
-
-
-def _chunked(items: list, size: int) -> list[list]:
-    return [items[start : start + size] for start in range(0, len(items), size)]
-
-
-def unwritten(ctx: AgentContext) -> list[JobNotification]:
-    """Notifications whose XML is not written yet and that no live agent is writing."""
-    return [
-        notification
-        for notification in JobNotification.select()
-        .where(JobNotification.written_at.is_null())
-        .order_by(JobNotification.id)
-        if notification.claimed_by == ctx.agent_id
-        or holder_is_gone(notification.claimed_by, ctx.agent_id, ctx.stale_after)
-    ]
-
-
-def _mail(ctx: AgentContext, notification: JobNotification, content: bytes, count: int) -> None:
-    """Queue the internal mail with the XML attached (inside the caller's transaction)."""
-    order = notification.order
-    subject = f"Job notification {order.project_no}: {count} file(s) in the hotfolder"
-    text = (
-        f"Order {order.project_no} ({order.customer.name}, {order.customer.customer_no}): "
-        f"{count} file(s) delivered to the hotfolder.\n"
-        f"The job notification {notification.file_name} is attached.\n"
-    )
-    html = f"<p>{escape(text).replace(chr(10), '<br>')}</p>"
-    mail = queue_mail(
-        kind=MAIL_KIND,
-        sender=ctx.settings.smtp.email,
-        recipients=[ctx.settings.agent.notify_email],
-        mail=RenderedMail(subject=subject, text=text, html=html),
-        customer=order.customer,
-        order=order,
-        idempotency_key=f"job-notification-{notification.id}",
-    )
-    MailAttachment.create(
-        mail=mail,
-        file_name=notification.file_name,
-        content_type="application/xml",
-        content=content,
-    )
-    notification.mail = mail
-
-
-def write_notifications(
-    ctx: AgentContext, notifications: list[JobNotification], writer: FileWorkers | None = None
-) -> list[Path]:
-    """Write the XMLs (again, after a crash: same names, same content) and record them written.
-
-    The files are written by ``writer``'s process when one is given.
-    """
-    if not notifications:
-        return []
-    pause_at(STEP_BEFORE_XML)
-    documents = job_xml.documents(ctx, notifications)
-    directory = ctx.settings.agent.notification_dir
-    contents = {document.notification.file_name: document.content for document in documents}
-    if writer is None:
-        paths = write_files(directory, contents)
-    else:
-        paths = writer.submit(write_files, directory, contents).result()
-    ids = [notification.id for notification in notifications]
-    notify_email = ctx.settings.agent.notify_email
-    with write_transaction():
-        fresh = {
-            notification_id
-            for (notification_id,) in JobNotification.select(JobNotification.id)
-            .where(JobNotification.id.in_(ids) & JobNotification.written_at.is_null())
-            .tuples()
+    def recover(self) -> set[int]:
+        """Finish the records of the last run; returns the file ids they hold."""
+        records = self.ctx.state.read_all(NOTIFICATIONS)
+        if records:
+            log.info("action=recover notification records=%d", len(records))
+        self._records.update(records)
+        for name, record in records.items():
+            if record.get("written"):  # killed before the portal heard of them: tell it
+                self._untold[name] = {batch["name"] for batch in record["batches"]}
+                for batch in record["batches"]:
+                    ids = [item["file_id"] for item in batch["files"]]
+                    self.reporter.notification(batch["name"], ids, job_xml.render(batch))
+        self._write(force=True)
+        return {
+            item["file_id"]
+            for record in records.values()
+            for batch in record["batches"]
+            for item in batch["files"]
         }
-        JobNotification.update(written_at=utcnow()).where(
-            JobNotification.id.in_(list(fresh))
-        ).execute()
-        mailed = [document for document in documents if document.notification.id in fresh]
-        if notify_email:
-            for document in mailed:
-                _mail(ctx, document.notification, document.content, document.count)
-                document.notification.save(only=[JobNotification.mail])
-    if notify_email and mailed:
-        ctx.tasks.deliver_soon()
-    for document in documents:
-        log.info(
-            "order=%s file=%s action=notified files=%d",
-            document.notification.order.project_no,
-            document.notification.file_name,
-            document.count,
-        )
-    return paths
 
+    def add(self, job) -> None:
+        """A file is confirmed in its hotfolder: it joins its order's open batch (with
+        ``batch_window_seconds = 0`` every file is a batch of its own)."""
+        key = job.project_no if self.ctx.settings.batch_window_seconds else str(job.file_id)
+        self._open.setdefault(key, _Batch(time.monotonic())).jobs.append(job)
 
-def flush(
-    ctx: AgentContext,
-    now: datetime | None = None,
-    force: bool = False,
-    writer: FileWorkers | None = None,
-) -> list[Path]:
-    """Write what is due: interrupted notifications first, then new batches."""
-    now = now or utcnow()
-    interrupted = unwritten(ctx)
-    batches = due_batches(ctx.settings.agent.batch_window_seconds, now, force)
-    return write_notifications(ctx, interrupted + open_notifications(ctx, batches), writer)
+    def next_due(self) -> float | None:
+        """When (monotonic) the next batch is due, or None."""
+        window = self.ctx.settings.batch_window_seconds
+        moments = [batch.opened + window for batch in self._open.values()]
+        if any(not record.get("written") for record in self._records.values()):
+            moments.append(self._retry_at)
+        return min(moments, default=None)
+
+    def flush(self, force: bool = False) -> int:
+        """Write every batch whose window is over (all of them with ``force``); returns how
+        many."""
+        window = self.ctx.settings.batch_window_seconds
+        now = time.monotonic()
+        due = [
+            key
+            for key, batch in self._open.items()
+            if force or window == 0 or batch.opened + window <= now
+        ]
+        if due:
+            batches = [self._batch(self._open.pop(key).jobs) for key in due]
+            record = {"batches": batches, "written": False}
+            name = batches[0]["name"].removesuffix(".xml")
+            if window:
+                try:
+                    self.ctx.state.write(NOTIFICATIONS, name, record, durable=True)
+                except OSError as exc:
+                    # Written anyway: only a crash before the XMLs would lose them now.
+                    self.reporter.problems.report(
+                        ACTION_NOTIFY, self.ctx.state.directory, f"state folder: {reason(exc)}"
+                    )
+            self._records[name] = record
+            force = True
+        self._write(force)
+        return len(due)
+
+    def _batch(self, jobs: list) -> dict:
+        first = min(jobs, key=lambda job: job.file_id)
+        # A batch of one takes the file's delivery time, so that it is the same whenever
+        # its XML is made.
+        created = first.placed_at if len(jobs) == 1 else datetime.now(UTC)
+        return {
+            "name": f"{first.project_no}_{first.file_id:06d}.xml",
+            "id": first.file_id,
+            "created": _timestamp(created),
+            "order": first.file.data["order"],
+            "hotfolder": str(first.target_dir),
+            "files": [
+                {
+                    "file_id": job.file_id,
+                    "name": job.file.name,
+                    "stored_name": job.file.stored_name,
+                    "size": job.file.size,
+                    "sha256": job.file.sha256,
+                    "uploaded_at": job.file.data["uploaded_at"],
+                    "delivered_at": _timestamp(job.placed_at),
+                    "path": str(job.planned),
+                }
+                for job in sorted(jobs, key=lambda job: job.file_id)
+            ],
+        }
+
+    def _write(self, force: bool) -> None:
+        """Steps 2–4 for every record not written yet."""
+        pending = {name: r for name, r in self._records.items() if not r.get("written")}
+        if not pending or (not force and time.monotonic() < self._retry_at):
+            return
+        contents = {
+            batch["name"]: job_xml.render(batch)
+            for record in pending.values()
+            for batch in record["batches"]
+        }
+        directory: Path = self.ctx.settings.notification_dir
+        pause_at(STEP_BEFORE_XML)
+        try:
+            write_files(directory, contents)
+        except OSError as exc:
+            self._retry_at = time.monotonic() + RETRY_SECONDS
+            self.reporter.problems.report(ACTION_NOTIFY, directory, reason(exc))
+            return
+        self.reporter.problems.resolved([directory])
+        file_ids = []
+        for name, record in pending.items():
+            record["written"] = True
+            self._untold[name] = {batch["name"] for batch in record["batches"]}
+            for batch in record["batches"]:
+                ids = [item["file_id"] for item in batch["files"]]
+                file_ids += ids
+                log.info(
+                    "order=%s file=%s action=notified files=%d",
+                    batch["order"]["project_no"],
+                    batch["name"],
+                    len(ids),
+                )
+                self.reporter.notification(batch["name"], ids, contents[batch["name"]])
+        try:
+            if self.ctx.settings.batch_window_seconds:
+                self.ctx.state.write_many(NOTIFICATIONS, pending)
+            self.ctx.state.remove(DELIVERIES, [str(file_id) for file_id in file_ids], durable=True)
+        except OSError as exc:
+            self.reporter.problems.report(
+                ACTION_NOTIFY, self.ctx.state.directory, f"state folder: {reason(exc)}"
+            )
+        self.written += file_ids
+
+    def on_reported(self, xml_name: str) -> None:
+        """The portal has one XML: a record whose XMLs it has all goes."""
+        for name, untold in list(self._untold.items()):
+            untold.discard(xml_name)
+            if not untold:
+                del self._untold[name]
+                self._records.pop(name, None)
+                self.ctx.state.remove(NOTIFICATIONS, [name])  # none with a window of 0

@@ -1,131 +1,312 @@
-"""Staff files back to customers: from an order's outbound folder into the portal, then ``sent``.
+"""Staff files back to the customer: from an order's drop folder to the portal, then ``sent``.
 
-A dropped file is claimed (``OutboundTransfer``, one open transfer per source
-path), copied into the portal's staging area as a new file of ``In Bearbeitung``
-or ``Final`` (``shared.files.receiving.stage_local_file``) and handed to the portal's
-worker, which scans it and places it like any upload — nothing reaches the
-customer unscanned. Then the dropped file moves into ``sent`` beside it, so staff
-see what went out. Each step is recorded, so a restart neither loses nor doubles
-a file.
+Staff drop a file into ``<order hotfolder>/<outbound_folder>/In Bearbeitung`` (or
+``…/Final``); once its size and time stamp stayed unchanged for ``stable_seconds``:
+
+1. it is recorded in the state folder (path, order, folder, size, time stamp, inode);
+2. a tus upload is created on the portal (``POST``; metadata: name, folder, customer and
+   order number, the dropped file's path) and its address recorded, durably;
+3. the bytes go in ``PATCH`` requests of ``CHUNK_BYTES``, each from the offset the portal
+   reports (``HEAD``), so an interrupted upload continues where the portal stopped;
+4. once the portal has every byte — it scans the file like any upload, nothing reaches
+   the customer unscanned — the dropped file moves into ``sent`` beside it (link, then
+   unlink: never overwrites) and the record goes.
+
+A file that changes while it is sent (size or time stamp) is cancelled on the portal
+(tus termination) and sent again once it is stable. Killed anywhere, a restart takes up
+the record: the portal says how far the upload got, and a file already linked into
+``sent`` (found by its inode) is not sent twice. Uploads run on one thread of their
+own: staff files are few, and they never hold up the customers' files.
 """
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import hashlib
 import logging
 import os
-from dataclasses import dataclass
+import re
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from peewee import IntegrityError
-
-from hotfolder_agent.claims import holder_is_gone
-from hotfolder_agent.context import AgentContext
-from hotfolder_agent.fsutil import PathProblem, move_into, reason, sync_directory
-from hotfolder_agent.layout import SENT_FOLDER, OutboundPath
-from shared.clock import utcnow
-from shared.db import database, write_transaction
-from shared.errors import ServiceError
-from shared.files.receiving import EVENT_FROM_HOTFOLDER, abort_upload, stage_local_file
-from shared.models import Customer, FileEvent, Order, OrderFile, OutboundTransfer
+from hotfolder_agent.client import BadAnswer, Interrupted, PortalError
+from hotfolder_agent.context import Context
+from hotfolder_agent.fsutil import move_into, reason, sync_directory
+from hotfolder_agent.layout import OUTBOUND_FOLDERS, SENT_FOLDER, OutboundPath
+from hotfolder_agent.reporter import ACTION_SEND, Reporter
+from hotfolder_agent.seams import pause_at
+from hotfolder_agent.state import OUTBOUND
 
 log = logging.getLogger(__name__)
 
-SENT = "sent"
-CLAIMED_ELSEWHERE = "claimed_elsewhere"
+EVENT_SENT = "sent"
+STEP_UPLOAD_STARTED = "upload_started"
+CHUNK_BYTES = 16 * 1024 * 1024
+TUS = {"Tus-Resumable": "1.0.0"}
+_UPLOAD_KEY = re.compile(r"[A-Za-z0-9_-]{8,128}")
+# A file the portal refused (unknown order, empty file …) is tried again this much later.
+RETRY_SECONDS = 600.0
 
 
-class SendFailed(PathProblem):
-    """The dropped file cannot go to the portal now; ``path`` and ``reason`` say why."""
+class SendFailed(Exception):
+    """The dropped file cannot go to the portal now; the message says why."""
 
 
-@dataclass(frozen=True)
-class SendOutcome:
-    status: str
-    file: OrderFile | None = None
-    sent_path: Path | None = None
+class Changed(Exception):
+    """The dropped file changed while it was sent: it is sent again once stable."""
 
 
-def find_order(dropped: OutboundPath) -> Order | None:
-    """The order a drop folder belongs to (its customer must match when the path names one)."""
-    order = (
-        Order.select(Order, Customer)
-        .join(Customer)
-        .where(Order.project_no == dropped.project_no)
-        .first()
-    )
-    if order is None or (
-        dropped.customer_no is not None and order.customer.customer_no != dropped.customer_no
-    ):
-        return None
-    return order
+def record_key(path: Path) -> str:
+    return hashlib.sha256(str(path).encode()).hexdigest()[:24]
 
 
-def _claim(ctx: AgentContext, dropped: OutboundPath, order: Order) -> OutboundTransfer | None:
-    source = str(dropped.path)
-    with write_transaction():
-        row = OutboundTransfer.get_or_none(OutboundTransfer.active_source == source)
-        if row is None:
-            try:
-                with database.atomic():
-                    return OutboundTransfer.create(
-                        active_source=source,
-                        source_path=source,
-                        order=order,
-                        folder=dropped.folder,
-                        size=dropped.path.stat().st_size,
-                        claimed_by=ctx.agent_id,
-                    )
-            except IntegrityError:
-                return None
-        if row.claimed_by == ctx.agent_id:
-            return row
-        if not holder_is_gone(row.claimed_by, ctx.agent_id, ctx.stale_after):
-            return None
-        taken = (
-            OutboundTransfer.update(claimed_by=ctx.agent_id)
-            .where(
-                (OutboundTransfer.id == row.id) & (OutboundTransfer.claimed_by == row.claimed_by)
-            )
-            .execute()
-        )
-        return OutboundTransfer.get_by_id(row.id) if taken else None
-
-
-def _staged_before(row: OutboundTransfer) -> OrderFile | None:
-    """The portal file an interrupted run staged from this source, if it got that far."""
-    return (
-        OrderFile.select()
-        .join(FileEvent)
-        .where(
-            (FileEvent.kind == EVENT_FROM_HOTFOLDER)
-            & (FileEvent.detail == row.source_path)
-            & (OrderFile.order == row.order_id)
-            & (OrderFile.created_at >= row.created_at)
-            & (OrderFile.state != OrderFile.STATE_DELETED)
-        )
-        .order_by(OrderFile.id.desc())
-        .first()
+def _metadata(values: dict[str, str]) -> str:
+    return ",".join(
+        f"{key} {base64.b64encode(value.encode()).decode()}" for key, value in values.items()
     )
 
 
-def _stage(ctx: AgentContext, row: OutboundTransfer, dropped: OutboundPath) -> OrderFile:
-    file = _staged_before(row)
-    if file is not None and file.state == OrderFile.STATE_UPLOADING:
-        abort_upload(ctx.settings, file)  # killed mid-copy: start the copy again
-        file = None
-    if file is None:
+class _Slice:
+    """``length`` bytes of an open file from its current position (a PATCH body)."""
+
+    def __init__(self, reader, length: int) -> None:
+        self.reader = reader
+        self.left = length
+
+    def read(self, size: int = -1) -> bytes:
+        if self.left <= 0:
+            return b""
+        size = self.left if size < 0 else min(size, self.left)
+        data = self.reader.read(size)
+        self.left -= len(data)
+        return data
+
+
+class Outbound:
+    """Dropped files being sent; ``submit`` hands one to the upload thread."""
+
+    def __init__(self, ctx: Context, reporter: Reporter) -> None:
+        self.ctx = ctx
+        self.problems = reporter.problems
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="upload")
+        self._busy: set[Path] = set()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._busy)
+
+    def recover(self) -> None:
+        """Take up the uploads the last run did not finish."""
+        for key, record in self.ctx.state.read_all(OUTBOUND).items():
+            path = Path(str(record.get("path", "")))
+            if record_key(path) != key:
+                self.ctx.state.remove(OUTBOUND, [key])
+                continue
+            self.submit(path)
+
+    def submit(self, path: Path) -> None:
+        with self._lock:
+            if path in self._busy:
+                return
+            self._busy.add(path)
+        self._executor.submit(self._run, path)
+
+    def shutdown_soon(self) -> None:
+        """No new uploads; the one in hand ends at its next request (the agent stops)."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def _run(self, path: Path) -> None:
         try:
-            file = stage_local_file(ctx.settings, row.order, dropped.path, dropped.folder)
+            outcome: object = self.send(path)
+        except (SendFailed, Changed, Interrupted) as exc:
+            outcome = exc
+        except Exception as exc:  # a bug with one file must not end the thread
+            log.exception("file=%s action=send failed", path.name)
+            outcome = SendFailed(f"unexpected error: {exc}")
+        finally:
+            self.ctx.client.close()
+        self.ctx.events.put((EVENT_SENT, (path, outcome)))
+
+    def on_sent(self, path: Path, outcome: object, again: Callable[[Path, float], None]) -> None:
+        """The main loop's part: log, report, or queue the file again (``again``)."""
+        with self._lock:
+            self._busy.discard(path)
+        if isinstance(outcome, Path):
+            self.problems.resolved([path])
+        elif isinstance(outcome, Changed):
+            again(path, 0.0)
+        elif isinstance(outcome, SendFailed):
+            dropped = self.ctx.layout.outbound(path)
+            self.problems.report(
+                ACTION_SEND,
+                path,
+                f"{outcome} (tried again in {RETRY_SECONDS:.0f} s)",
+                project_no=dropped.project_no if dropped else "",
+            )
+            again(path, RETRY_SECONDS)
+
+    # --- on the upload thread ---------------------------------------------------------------
+
+    def send(self, path: Path) -> Path | None:
+        """Steps 1–4 for one dropped file; returns where it went in ``sent`` (None: gone)."""
+        state = self.ctx.state
+        key = record_key(path)
+        record = state.read(OUTBOUND, key)
+        dropped = self.ctx.layout.outbound(path)
+        if dropped is None or dropped.folder not in OUTBOUND_FOLDERS:
+            state.remove(OUTBOUND, [key])
+            return None
+        try:
+            info = os.stat(path)
+        except FileNotFoundError:
+            return self._vanished(path, key, record)
+        signature = (info.st_size, info.st_mtime_ns)
+        if record is None or (record["size"], record["mtime_ns"]) != signature:
+            if record is not None and record.get("upload"):
+                self._cancel(record["upload"])
+            record = {
+                "path": str(path),
+                "project_no": dropped.project_no,
+                "customer_no": dropped.customer_no or "",
+                "folder": dropped.folder,
+                "size": info.st_size,
+                "mtime_ns": info.st_mtime_ns,
+                "inode": info.st_ino,
+                "upload": "",
+            }
+            state.write(OUTBOUND, key, record)
+        while True:
+            if not record["upload"]:
+                record["upload"] = self._create(dropped, record)
+                state.write(OUTBOUND, key, record, durable=True)
+            if self._upload(path, record):
+                break
+            record["upload"] = ""  # the portal no longer knows it (abandoned): start afresh
+            state.write(OUTBOUND, key, record, durable=True)
+        sent = self._move(path, record)
+        state.remove(OUTBOUND, [key])
+        log.info(
+            "order=%s file=%s action=sent_to_portal folder=%s sent=%s",
+            dropped.project_no,
+            dropped.name,
+            dropped.folder,
+            sent,
+        )
+        return sent
+
+    def _call(self, method: str, path: str, **options):
+        """A tus request, waiting while the portal cannot be reached."""
+        while True:
+            try:
+                answer = self.ctx.client.raw(method, path, **options)
+                self.ctx.reachability.ok()
+                return answer
+            except Interrupted:
+                raise
+            except PortalError as exc:
+                if isinstance(exc, BadAnswer):
+                    raise SendFailed(str(exc)) from None
+                if self.ctx.pause(exc):
+                    raise Interrupted("the agent is stopping") from None
+
+    def _create(self, dropped: OutboundPath, record: dict) -> str:
+        metadata = {
+            "filename": dropped.name,
+            "folder": dropped.folder,
+            "source": record["path"],
+            "agent_id": self.ctx.agent_id,
+        }
+        if dropped.customer_no:
+            metadata["customer_no"] = dropped.customer_no
+        answer = self._call(
+            "POST",
+            f"/api/v1/agent/orders/{dropped.project_no}/uploads",
+            headers={
+                **TUS,
+                "Upload-Length": str(record["size"]),
+                "Upload-Metadata": _metadata(metadata),
+            },
+        )
+        if answer.status != 201:
+            raise SendFailed(f"{answer.status}: {answer.body.get('error') or 'refused'}")
+        upload_key = (answer.headers.get("Location") or "").rstrip("/").rpartition("/")[2]
+        if not _UPLOAD_KEY.fullmatch(upload_key):
+            raise SendFailed("the portal's answer names no upload")
+        return upload_key
+
+    def _offset(self, record: dict) -> int | None:
+        """Bytes the portal has of the upload; None if it no longer knows it."""
+        answer = self._call("HEAD", f"/api/v1/agent/uploads/{record['upload']}", headers=TUS)
+        if answer.status == 404:
+            return None
+        offset = answer.headers.get("Upload-Offset", "")
+        if answer.status != 200 or not offset.isdigit() or int(offset) > record["size"]:
+            raise SendFailed(f"the portal answered {answer.status} about the upload")
+        return int(offset)
+
+    def _upload(self, path: Path, record: dict) -> bool:
+        """Step 3: PATCH from the portal's offset until it has every byte; False if the
+        portal no longer knows the upload."""
+        while True:
+            offset = self._offset(record)
+            if offset is None:
+                return False
+            if offset == record["size"]:
+                return True
+            try:
+                with path.open("rb") as reader:
+                    info = os.fstat(reader.fileno())
+                    if (info.st_size, info.st_mtime_ns) != (record["size"], record["mtime_ns"]):
+                        self._cancel(record["upload"])
+                        raise Changed(f"{path} changed while it was sent")
+                    reader.seek(offset)
+                    length = min(CHUNK_BYTES, record["size"] - offset)
+                    answer = self._call(
+                        "PATCH",
+                        f"/api/v1/agent/uploads/{record['upload']}",
+                        headers={
+                            **TUS,
+                            "Upload-Offset": str(offset),
+                            "Content-Type": "application/offset+octet-stream",
+                            "Content-Length": str(length),
+                        },
+                        body=_Slice(reader, length),
+                    )
+            except OSError as exc:
+                raise SendFailed(f"cannot read {path}: {reason(exc)}") from None
+            if answer.status not in (204, 409):
+                raise SendFailed(f"{answer.status}: {answer.body.get('error') or 'refused'}")
+            pause_at(STEP_UPLOAD_STARTED)
+
+    def _cancel(self, upload_key: str) -> None:
+        with contextlib.suppress(SendFailed):  # finished or gone already: nothing to cancel
+            self._call("DELETE", f"/api/v1/agent/uploads/{upload_key}", headers=TUS)
+
+    def _move(self, path: Path, record: dict) -> Path:
+        """Step 4: into ``sent`` beside it; after a kill between link and unlink, the name
+        it already has there is kept."""
+        sent_dir = path.parent / SENT_FOLDER
+        linked = _linked_copy_in(sent_dir, path)
+        if linked is not None:
+            return linked
+        try:
+            return move_into(path, sent_dir)
         except OSError as exc:
-            raise SendFailed(dropped.path, reason(exc)) from None
-        except ServiceError as exc:
-            raise SendFailed(dropped.path, str(exc)) from None
-    with write_transaction():
-        OutboundTransfer.update(file=file, state=OutboundTransfer.STATE_STAGED).where(
-            OutboundTransfer.id == row.id
-        ).execute()
-    ctx.tasks.scan_soon(file.id)
-    return file
+            raise SendFailed(f"in the portal, but not moved to sent: {reason(exc)}") from None
+
+    def _vanished(self, path: Path, key: str, record: dict | None) -> None:
+        """The dropped file is gone: moved to ``sent`` by a run that was killed, or deleted."""
+        if record is not None and record.get("upload"):
+            offset = self._offset(record)
+            if offset is not None and offset < record["size"]:
+                self._cancel(record["upload"])
+                log.warning("file=%s action=send the dropped file disappeared", path.name)
+        self.ctx.state.remove(OUTBOUND, [key])
+        return None
 
 
 def _linked_copy_in(directory: Path, source: Path) -> Path | None:
@@ -141,61 +322,3 @@ def _linked_copy_in(directory: Path, source: Path) -> Path | None:
             sync_directory(source.parent)
             return Path(entry.path)
     return None
-
-
-def send_outbound(ctx: AgentContext, dropped: OutboundPath) -> SendOutcome:
-    """Hand one dropped file to the portal and move it into ``sent``."""
-    order = find_order(dropped)
-    if order is None:
-        raise SendFailed(dropped.path, f"no order {dropped.project_no} for this folder")
-    try:
-        row = _claim(ctx, dropped, order)
-    except FileNotFoundError:
-        return SendOutcome(CLAIMED_ELSEWHERE)  # moved away meanwhile
-    if row is None:
-        return SendOutcome(CLAIMED_ELSEWHERE)
-    file = row.file if row.file_id else _stage(ctx, row, dropped)
-    sent_dir = dropped.path.parent / SENT_FOLDER
-    try:
-        sent_path = _linked_copy_in(sent_dir, dropped.path) or move_into(dropped.path, sent_dir)
-    except OSError as exc:
-        raise SendFailed(
-            dropped.path, f"in the portal, but not moved to sent: {reason(exc)}"
-        ) from None
-    with write_transaction():
-        OutboundTransfer.update(
-            state=OutboundTransfer.STATE_SENT,
-            active_source=None,
-            sent_path=str(sent_path),
-            done_at=utcnow(),
-            error="",
-        ).where(OutboundTransfer.id == row.id).execute()
-    log.info(
-        "order=%s file=%s action=sent_to_portal folder=%s portal_file=%s",
-        order.project_no,
-        dropped.name,
-        dropped.folder,
-        file.id,
-    )
-    return SendOutcome(SENT, file, sent_path)
-
-
-def finish_interrupted(ctx: AgentContext) -> int:
-    """Close transfers whose dropped file is gone already (killed after the move to ``sent``)."""
-    finished = 0
-    for row in OutboundTransfer.select().where(OutboundTransfer.active_source.is_null(False)):
-        if Path(row.source_path).exists():
-            continue
-        if row.claimed_by != ctx.agent_id and not holder_is_gone(
-            row.claimed_by, ctx.agent_id, ctx.stale_after
-        ):
-            continue
-        with write_transaction():
-            OutboundTransfer.update(
-                state=OutboundTransfer.STATE_SENT if row.file_id else row.state,
-                active_source=None,
-                done_at=utcnow(),
-                error="" if row.file_id else "the dropped file disappeared before it was sent",
-            ).where(OutboundTransfer.id == row.id).execute()
-        finished += 1
-    return finished

@@ -1,4 +1,4 @@
-"""Paths waiting to be taken, and the stability rule: unchanged for ``stable_seconds``.
+"""Dropped files waiting to be taken, and the stability rule: unchanged for ``stable_seconds``.
 
 Filled from watchdog's thread and from rescans, drained by the agent's loop. A
 file is ready once its size and modification time stayed the same for the whole
@@ -15,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-KIND_INCOMING = "incoming"
 KIND_OUTBOUND = "outbound"
 KIND_DIRECTORY = "directory"
 
@@ -28,12 +27,17 @@ class _Watch:
 
 
 class PendingFiles:
-    """A set of (kind, path) with a stability check; ``wake`` is set when something arrives."""
+    """A set of (kind, path) with a stability check; ``on_add`` is called when one arrives."""
 
-    def __init__(self, stable_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        stable_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+        on_add: Callable[[], None] = lambda: None,
+    ) -> None:
         self.stable_seconds = stable_seconds
         self.clock = clock
-        self.wake = threading.Event()
+        self.on_add = on_add
         self._lock = threading.Lock()
         self._entries: dict[tuple[str, Path], _Watch] = {}
 
@@ -46,7 +50,7 @@ class PendingFiles:
                 self._entries[(kind, path)] = _Watch(None, now, now + delay)
             else:
                 watch.check_at = min(watch.check_at, now + delay)
-        self.wake.set()
+        self.on_add()
 
     def __len__(self) -> int:
         with self._lock:

@@ -1,11 +1,12 @@
 """Test seam: make the agent stop still at a named step, so tests can kill it exactly there.
 
-Set ``PTPORTAL_AGENT_PAUSE_AT=<step>`` (a ``STEP_*`` name of ``copying``,
-``delivery`` or ``notification``) and ``PTPORTAL_AGENT_PAUSE_MARKER=<file>``: the
-first time the agent reaches that step it writes the marker file and sleeps — for
-ever, or for ``PTPORTAL_AGENT_PAUSE_SECONDS``. Without these variables it does nothing. The
-copy steps (``copying``) are reached in a worker process: that process pauses,
-and it dies with the agent when the test kills the agent.
+Set ``PTPORTAL_AGENT_PAUSE_AT=<step>`` (a ``STEP_*`` name of ``download``, ``delivery``,
+``notification`` or ``outbound``: ``download_started``, ``verified``, ``planned``,
+``linked``, ``placed``, ``before_xml``, ``upload_started``) and
+``PTPORTAL_AGENT_PAUSE_MARKER=<file>``: the first time the agent reaches that step it
+writes the marker file and sleeps — for ever, or for ``PTPORTAL_AGENT_PAUSE_SECONDS``.
+Without these variables it does nothing. The steps up to ``linked`` are reached on a
+download thread, ``upload_started`` on the upload thread, the others on the main loop.
 """
 
 from __future__ import annotations

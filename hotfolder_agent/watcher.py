@@ -1,9 +1,9 @@
-"""watchdog glue: handlers only filter and enqueue; the agent's loop does everything else.
+"""watchdog glue for the drop folders: handlers only filter and enqueue; the loop does the rest.
 
-Handlers run one after another on watchdog's thread, so they never touch the
-disk or the database. Events are only a trigger: the periodic rescan finds what
-an event missed (inotify queue overflow, a share that dropped, files that arrived
-while the agent was stopped).
+Handlers run one after another on watchdog's thread, so they never touch the disk
+or the network. Events are only a trigger: the periodic rescan finds what an event
+missed (inotify queue overflow, a share that dropped, files that arrived while the
+agent was stopped).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 from hotfolder_agent.layout import Layout
-from hotfolder_agent.pending import KIND_DIRECTORY, KIND_INCOMING, KIND_OUTBOUND, PendingFiles
+from hotfolder_agent.pending import KIND_DIRECTORY, KIND_OUTBOUND, PendingFiles
 from shared.config import AgentSettings
 
 log = logging.getLogger(__name__)
@@ -34,8 +34,8 @@ log = logging.getLogger(__name__)
 _IGNORED_EVENTS = frozenset({"opened", "closed_no_write"})
 # What may mean a new file or folder: a file written in place ends with "closed", one
 # moved in gives "moved" or only "created". Asking the kernel for nothing else keeps
-# the agent's own reads of Eingehend and its copies into the hotfolders (open, every
-# write, delete) from costing an event each.
+# the agent's own downloads into the hotfolders (open, every write, delete) from
+# costing an event each.
 WANTED_EVENTS = [
     FileCreatedEvent,
     FileClosedEvent,
@@ -57,24 +57,6 @@ def _is_noise(event: FileSystemEvent) -> bool:
 def _paths(event: FileSystemEvent) -> list[Path]:
     paths = [event.src_path, getattr(event, "dest_path", "")]
     return [Path(path.decode() if isinstance(path, bytes) else path) for path in paths if path]
-
-
-class OrderFolderHandler(FileSystemEventHandler):
-    """Files appearing in any order's Eingehend; new folders trigger a look inside."""
-
-    def __init__(self, layout: Layout, pending: PendingFiles) -> None:
-        self.layout = layout
-        self.pending = pending
-
-    def on_any_event(self, event: FileSystemEvent) -> None:
-        if _is_noise(event):
-            return
-        for path in _paths(event):
-            if event.is_directory:
-                # Files may land in a new folder before its watch exists.
-                self.pending.add(KIND_DIRECTORY, path)
-            elif self.layout.incoming(path) is not None:
-                self.pending.add(KIND_INCOMING, path)
 
 
 class OutboundHandler(FileSystemEventHandler):
@@ -102,15 +84,15 @@ def make_observer(agent: AgentSettings) -> BaseObserver:
 
 
 def start_observer(agent: AgentSettings, layout: Layout, pending: PendingFiles) -> BaseObserver:
-    """Watch the order root and the hotfolder root; raises OSError if a watch cannot be set."""
-    for root in (layout.order_root, layout.hotfolder_root):
-        root.mkdir(parents=True, exist_ok=True)
+    """Watch the hotfolder root for dropped files; raises OSError if a watch cannot be set."""
+    layout.hotfolder_root.mkdir(parents=True, exist_ok=True)
     observer = make_observer(agent)
-    for handler, root in (
-        (OrderFolderHandler(layout, pending), layout.order_root),
-        (OutboundHandler(layout, pending), layout.hotfolder_root),
-    ):
-        observer.schedule(handler, str(root), recursive=True, event_filter=WANTED_EVENTS)
+    observer.schedule(
+        OutboundHandler(layout, pending),
+        str(layout.hotfolder_root),
+        recursive=True,
+        event_filter=WANTED_EVENTS,
+    )
     observer.start()
     return observer
 
@@ -120,11 +102,12 @@ def observer_is_healthy(observer: BaseObserver) -> bool:
     return observer.is_alive() and all(emitter.is_alive() for emitter in observer.emitters)
 
 
-def stop_observer(observer: BaseObserver | None) -> None:
+def stop_observer(observer: BaseObserver | None, timeout: float = 10.0) -> None:
+    """Stop the observer; its threads are daemons, so a stop may leave them behind."""
     if observer is None:
         return
     try:
         observer.stop()
-        observer.join(timeout=10)
+        observer.join(timeout=timeout)
     except RuntimeError:
         pass  # never started

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 
 from portal import api_schema as schema
-from shared.accounts.api_tokens import authenticate_token
+from shared.accounts.api_tokens import SCOPE_WORKFLOW, authenticate_token
 from shared.accounts.customers import (
     add_contact,
     contacts_of,
@@ -51,11 +51,15 @@ def require_token():
     if request.endpoint == "api.openapi":
         return None
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    row = authenticate_token(token.strip()) if scheme.lower() == "bearer" and token else None
+    row = None
+    if scheme.lower() == "bearer" and token.strip():
+        row = authenticate_token(token.strip(), request.remote_addr or "")
     if row is None:
         response = jsonify(error="missing, wrong or revoked API token")
         response.headers["WWW-Authenticate"] = 'Bearer realm="ptportal"'
         return response, 401
+    if row.scope != SCOPE_WORKFLOW:
+        return jsonify(error="an agent token reaches only /api/v1/agent/"), 403
     g.api_token = row  # also names the token as who acts in the audit log
     return None
 

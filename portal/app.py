@@ -118,6 +118,7 @@ def register_blueprints(app: Flask) -> None:
 
     converters.register(app)
     from portal import (
+        agent_api,
         api,
         audit_log,
         auth,
@@ -158,8 +159,10 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(conversations.bp)
     app.register_blueprint(inbox.bp)
     app.register_blueprint(api.bp)
-    csrf.exempt(api.bp)
-    limiter.exempt(api.bp)
+    app.register_blueprint(agent_api.bp)
+    for bearer_only in (api.bp, agent_api.bp):
+        csrf.exempt(bearer_only)
+        limiter.exempt(bearer_only)
 
 
 def _open_database() -> None:

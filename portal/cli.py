@@ -407,17 +407,24 @@ def staff_create(
 
 @main.group()
 def token() -> None:
-    """API tokens for the workflow system."""
+    """API tokens for the workflow system and the hotfolder agents."""
 
 
 @token.command("create")
 @click.option("--name", required=True, help="Who uses the token, e.g. ptworkflow.")
+@click.option(
+    "--scope",
+    type=click.Choice(["workflow", "agent"]),
+    default="workflow",
+    show_default=True,
+    help="workflow: the workflow API; agent: a hotfolder agent's endpoints only.",
+)
 @needs_settings
-def token_create(settings: Settings, name: str) -> None:
+def token_create(settings: Settings, name: str, scope: str) -> None:
     """Create an API token and print it once."""
     from shared.accounts.api_tokens import create_token
 
-    click.echo(create_token(name))
+    click.echo(create_token(name, scope))
 
 
 @token.command("revoke")
@@ -434,13 +441,14 @@ def token_revoke(settings: Settings, name: str) -> None:
 @token.command("list")
 @needs_settings
 def token_list(settings: Settings) -> None:
-    """List API tokens (names and state; tokens themselves are not stored)."""
-    from shared.models import ApiToken
+    """List API tokens (names, kind and state; tokens themselves are not stored)."""
+    from shared.accounts.api_tokens import all_tokens
 
-    for row in ApiToken.select().order_by(ApiToken.name):
+    for row in all_tokens():
         state = f"revoked {row.revoked_at:%Y-%m-%d}" if row.revoked_at else "active"
         used = f"last used {row.last_used_at:%Y-%m-%d %H:%M}" if row.last_used_at else "unused"
-        click.echo(f"{row.name}\t{state}\t{used}")
+        host = f" from {row.last_host}" if row.last_host else ""
+        click.echo(f"{row.name}\t{row.scope}\t{state}\t{used}{host}")
 
 
 @main.command()
@@ -593,14 +601,35 @@ def _reply_to(sent: bytes, text: str) -> bytes:
 @click.option("--bind", default="127.0.0.1:5000", show_default=True)
 @click.option("--workers", default=2, show_default=True)
 @click.option("--threads", default=8, show_default=True)
+@click.option(
+    "--certfile",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Serve HTTPS with this certificate (PEM chain); without nginx in front.",
+)
+@click.option(
+    "--keyfile",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The certificate's private key (PEM); default: in the certificate file.",
+)
 @needs_settings
-def serve(settings: Settings, bind: str, workers: int, threads: int) -> None:
+def serve(
+    settings: Settings,
+    bind: str,
+    workers: int,
+    threads: int,
+    certfile: Path | None,
+    keyfile: Path | None,
+) -> None:
     """Run the portal under gunicorn with threaded workers (long uploads need them)."""
     from portal.server import run_gunicorn
     from shared.files.scanning import clamd_limits
 
+    if keyfile is not None and certfile is None:
+        raise click.UsageError("--keyfile needs --certfile")
     clamd_limits(settings.clamav)  # a clamd.conf the portal cannot rely on stops start-up here
-    run_gunicorn(settings, bind=bind, workers=workers, threads=threads)
+    run_gunicorn(
+        settings, bind=bind, workers=workers, threads=threads, certfile=certfile, keyfile=keyfile
+    )
 
 
 # huey polls an idle queue ever more slowly, by default up to every 10 s: a file received

@@ -7,6 +7,13 @@ catcher, dovecot, the worker, the portal and the hotfolder agent, and prints whe
 look. On the first run two mails wait in the mailbox: the demo customer's question about
 the order (it appears in the order's conversation) and one from a stranger (the staff
 inbox).
+
+The agent shows the two-host layout on one machine: it has a directory of its own
+(``<dir>/agent``) with a client.ini holding ``[agent]`` alone — the portal's URL and an
+agent token the demo creates — exactly what it would have on the internal workflow
+server. It talks to the portal over plain HTTP on 127.0.0.1, which the agent allows for
+the loopback interface only (nothing leaves the machine; no certificate warning in the
+browser); between two hosts it requires HTTPS.
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ import click
 
 from portal import local_dovecot
 from portal.local_clamd import clamd_binary, signature_directory, write_clamd_conf
-from shared.config import Settings, load_settings
+from shared.config import Settings, load_agent_settings, load_settings
 from shared.worker import BackgroundTasks
 
 log = logging.getLogger(__name__)
@@ -66,13 +73,20 @@ clamd_conf = clamav/clamd.conf
 
 [worker]
 queue_url = sqlite:///data/queue.db
+{mailbox}"""
 
+AGENT_INI = """\
+; The hotfolder agent of the ptportal demo, written by `ptportal demo`: all it knows of
+; the portal is its URL and an agent token (see client.ini.example, [agent]).
 [agent]
+portal_url = {portal_url}
+token = {token}
+state_dir = state
 hotfolder_root = hotfolders
 notification_dir = notifications
 stable_seconds = 1
 batch_window_seconds = 5
-{mailbox}"""
+"""
 
 MAILBOX_NAME = "demo"
 MAILBOX_ADDRESS = "auftraege@druckerei-demo.example"
@@ -91,6 +105,7 @@ NO_MAILBOX_INI = """
 ; No mailbox: dovecot (Debian package dovecot-imapd) was not installed when this file was
 ; written. See README.md, "Try the conversation by mail".
 """
+AGENT_TOKEN_NAME = "demo-agent"
 
 
 def _write_config(directory: Path, port: int, mail_port: int) -> Path:
@@ -121,6 +136,28 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+def _agent_config(settings: Settings, directory: Path) -> Path:
+    """The agent's own directory and client.ini, with a fresh agent token the first time."""
+    from shared.accounts.api_tokens import SCOPE_AGENT, create_token, revoke_token
+    from shared.errors import Conflict
+
+    agent_dir = directory / "agent"
+    ini = agent_dir / "client.ini"
+    if ini.exists():
+        return ini
+    agent_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        token = create_token(AGENT_TOKEN_NAME, SCOPE_AGENT)
+    except Conflict:  # the agent's directory was removed: its old token goes with it
+        revoke_token(AGENT_TOKEN_NAME)
+        token = create_token(f"{AGENT_TOKEN_NAME}-{secrets.token_hex(2)}", SCOPE_AGENT)
+    ini.write_text(
+        AGENT_INI.format(portal_url=settings.portal.base_url, token=token), encoding="utf-8"
+    )
+    ini.chmod(0o600)
+    return ini
+
+
 def _admin_password(directory: Path) -> str:
     file = directory / "admin-password.txt"
     if not file.exists():
@@ -129,8 +166,9 @@ def _admin_password(directory: Path) -> str:
     return file.read_text(encoding="utf-8").strip()
 
 
-def _seed(settings: Settings, directory: Path) -> None:
-    """Create schema, admin, demo customer and order; queue a fresh activation mail."""
+def _seed(settings: Settings, directory: Path) -> Path:
+    """Create schema, admin, demo customer and order, the agent's directory; queue a fresh
+    activation mail. Returns the agent's client.ini."""
     from portal.links import portal_links
     from shared.accounts.customers import add_contact, upsert_customer
     from shared.accounts.logins import is_activated, primary_login
@@ -169,6 +207,7 @@ def _seed(settings: Settings, directory: Path) -> None:
         if login is not None and not is_activated(login):
             with write_transaction():
                 send_activation_mail(settings, links, login, get_order(DEMO_ORDER))
+    return _agent_config(settings, directory)
 
 
 def _newest_link(mail_dir: Path, since: float, timeout: float) -> tuple[Path, str] | None:
@@ -219,7 +258,8 @@ def run_demo(directory: Path, port: int, mail_port: int = MAIL_PORT) -> None:
         ),
     ]
     try:
-        _seed(settings, directory)
+        agent_ini = _seed(settings, directory)
+        agent_settings = load_agent_settings(agent_ini)
         if mailbox is not None and local_dovecot.usable():
             dovecot, dovecot_run = _start_dovecot(directory, mailbox, start)
             children.append(dovecot)
@@ -227,8 +267,8 @@ def run_demo(directory: Path, port: int, mail_port: int = MAIL_PORT) -> None:
         bind = _bind_address(settings.portal.base_url)
         portal = start("portal", [*command, "serve", "--bind", bind])
         children.append(portal)
-        agent = [sys.executable, "-m", "hotfolder_agent", "--config", str(ini)]
-        children.append(start("agent", agent))
+        agent = [sys.executable, "-m", "hotfolder_agent", "--config", str(agent_ini)]
+        children.append(start("agent", agent, cwd=agent_ini.parent))
         BackgroundTasks(settings, links=None).deliver_soon()
         found = _newest_link(mail_dir, started - 1, timeout=90)
         # The link is printed only once it opens: under load gunicorn answers seconds later.
@@ -242,8 +282,11 @@ def run_demo(directory: Path, port: int, mail_port: int = MAIL_PORT) -> None:
             f"  Caught mails:      {mail_dir}/*.eml",
             f"  Logs:              {logs}/*.log",
             f"  Order folders:     {settings.storage.order_root}",
-            f"  Hotfolders:        {settings.agent.hotfolder_root} (copied by the agent)",
-            f"  Job notifications: {settings.agent.notification_dir}/*.xml",
+            f"  Hotfolder agent:   {agent_ini.parent} (its own client.ini, [agent] only: "
+            f"the portal's URL and an agent token, as on the workflow server)",
+            f"  Hotfolders:        {agent_settings.hotfolder_root} (fetched over HTTP from "
+            f"the portal)",
+            f"  Job notifications: {agent_settings.notification_dir}/*.xml",
             f"  Virus scanner:     clamd on {settings.clamav.address} ({_signature_note()})",
         ]
         if dovecot_run is not None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, render_template, request
+from flask import Blueprint, render_template, request
 
 from portal.partials import page_number, wants_fragment
 from portal.users import staff_required
@@ -22,7 +22,6 @@ bp = Blueprint("hotfolder", __name__, url_prefix="/staff/hotfolder")
 @staff_required
 def index():
     """Uploads with their stage and hotfolder path, the agents' heartbeats and their errors."""
-    settings = current_app.config["PTPORTAL_SETTINGS"]
     stage = request.args.get("state", "")
     filters = {
         "customer": request.args.get("customer", ""),
@@ -35,7 +34,7 @@ def index():
         "stages": STAGES,
         "page_number": number,
         "page": file_journeys(filters["customer"], filters["q"], filters["state"], number),
-        "agents": agent_statuses(settings.agent.heartbeat_seconds),
+        "agents": agent_statuses(),
         "errors": open_agent_errors(),
         "transfers": recent_transfers(),
     }

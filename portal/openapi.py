@@ -67,6 +67,178 @@ def _operation(
     return operation
 
 
+_BYTES = {
+    "description": "The file's bytes (206 with Content-Range for a Range request)",
+    "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+}
+_NO_CONTENT = {"description": "Done"}
+_AGENT = [{"agentToken": []}]
+
+
+def _agent(operation: dict, *, tus: bool = False) -> dict:
+    """An agent endpoint: agent tokens only (a workflow token gets 403)."""
+    operation["security"] = _AGENT
+    operation["responses"] = operation["responses"] | {"403": _ERROR}
+    operation["tags"] = ["hotfolder agent"]
+    if tus:
+        operation.setdefault("parameters", []).append(
+            {
+                "name": "Tus-Resumable",
+                "in": "header",
+                "required": True,
+                "schema": {"const": "1.0.0"},
+            }
+        )
+    return operation
+
+
+def _header(name: str, description: str, required: bool = True) -> dict:
+    return {
+        "name": name,
+        "in": "header",
+        "required": required,
+        "description": description,
+        "schema": {"type": "string"},
+    }
+
+
+def agent_paths() -> dict:
+    """The hotfolder agents' endpoints (under /api/v1/agent; portal.agent_api)."""
+    content = _agent(
+        _operation(
+            "Download a file; Range continues an interrupted download",
+            {"200": _BYTES, "206": _BYTES, "404": _ERROR, "416": _ERROR},
+            None,
+            "file_id",
+        )
+    )
+    content["parameters"].append(_header("Range", "bytes=FROM- to continue", required=False))
+    create = _agent(
+        _operation(
+            "tus creation: upload a file staff dropped for the customer",
+            {"201": {"description": "Created; Location says where to send the bytes"}},
+            None,
+            "project_no",
+        ),
+        tus=True,
+    )
+    create["parameters"] += [
+        _header("Upload-Length", "The file's size in bytes"),
+        _header(
+            "Upload-Metadata",
+            "base64 values: filename, folder (In Bearbeitung or Final), customer_no, "
+            "source (the dropped file's path), agent_id",
+        ),
+    ]
+    status = _agent(
+        _operation("tus: bytes received so far", {"200": _NO_CONTENT, "404": _ERROR}, None, "key"),
+        tus=True,
+    )
+    append = _agent(
+        _operation(
+            "tus: append bytes at Upload-Offset (the complete file is virus-scanned)",
+            {"204": _NO_CONTENT, "404": _ERROR, "409": _ERROR, "413": _ERROR, "415": _ERROR},
+            None,
+            "key",
+        ),
+        tus=True,
+    )
+    append["parameters"].append(_header("Upload-Offset", "Where these bytes start"))
+    cancel = _agent(
+        _operation(
+            "tus termination: cancel an unfinished upload", {"204": _NO_CONTENT}, None, "key"
+        ),
+        tus=True,
+    )
+    return {
+        "/agent/files": {
+            "get": _agent(_operation("Files waiting for a hotfolder (not leased)", {"200": _JSON}))
+        },
+        "/agent/leases": {
+            "post": _agent(
+                _operation(
+                    "Lease files (long poll: waits up to 'wait' seconds for one)",
+                    {"200": _JSON},
+                    schema.LEASE,
+                )
+            )
+        },
+        "/agent/leases/release": {
+            "post": _agent(_operation("Give leased files back", {"200": _JSON}, schema.RELEASE))
+        },
+        "/agent/files/{file_id}/content": {"get": content},
+        "/agent/files/content": {
+            "post": _agent(
+                _operation(
+                    "Several small files in one answer: each after a line '<id> <size>' "
+                    "('<id> -' for one not handed out)",
+                    {
+                        "200": {
+                            "description": "The files, one after another",
+                            "content": {
+                                "application/x-ptportal-files": {
+                                    "schema": {"type": "string", "format": "binary"}
+                                }
+                            },
+                        }
+                    },
+                    schema.CONTENTS,
+                )
+            )
+        },
+        "/agent/deliveries": {
+            "post": _agent(
+                _operation(
+                    "Confirm files placed in their hotfolders (path, time, SHA-256)",
+                    {"200": _JSON},
+                    schema.CONFIRM,
+                )
+            )
+        },
+        "/agent/heartbeat": {
+            "post": _agent(
+                _operation(
+                    "The agent is alive: recorded for staff, its leases extended",
+                    {"200": _JSON},
+                    schema.HEARTBEAT,
+                )
+            )
+        },
+        "/agent/errors": {
+            "post": _agent(
+                _operation(
+                    "Report a problem (shown to staff until resolved)",
+                    {"200": _JSON, "201": _JSON},
+                    schema.ERROR,
+                )
+            )
+        },
+        "/agent/errors/resolved": {
+            "post": _agent(
+                _operation(
+                    "Paths handled after all: their problems close", {"200": _JSON}, schema.RESOLVED
+                )
+            )
+        },
+        "/agent/notifications": {
+            "post": _agent(
+                _operation(
+                    "XML job notifications the agent wrote (recorded; mailed if configured)",
+                    {"201": _JSON},
+                    schema.NOTIFICATIONS,
+                )
+            )
+        },
+        "/agent/orders": {
+            "get": _agent(
+                _operation("Orders of customers with a hotfolder, by id (?after=)", {"200": _JSON})
+            )
+        },
+        "/agent/orders/{project_no}/uploads": {"post": create},
+        "/agent/uploads/{key}": {"head": status, "patch": append, "delete": cancel},
+    }
+
+
 def document() -> dict:
     """The whole OpenAPI 3.1 document."""
     return {
@@ -74,11 +246,21 @@ def document() -> dict:
         "info": {
             "title": "ptportal workflow API",
             "version": "1",
-            "description": "Push customers, contacts, orders and tickets into the upload portal; "
-            "read and change them.",
+            "description": "Push customers, contacts, orders and tickets into the upload portal "
+            "(workflow token); hotfolder agents fetch clean uploads and send staff files back "
+            "under /agent (agent token).",
         },
         "servers": [{"url": "/api/v1"}],
-        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "components": {
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "agentToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An agent token (pta_…)",
+                },
+            }
+        },
         "security": [{"bearer": []}],
         "paths": {
             "/customers": {
@@ -159,5 +341,6 @@ def document() -> dict:
                     "project_no",
                 )
             },
-        },
+        }
+        | agent_paths(),
     }

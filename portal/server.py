@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from gunicorn.app.base import BaseApplication
 from gunicorn.http.unreader import SocketUnreader
 
@@ -33,19 +35,27 @@ class PortalServer(BaseApplication):
         return create_app(self.settings)
 
 
-def run_gunicorn(settings: Settings, *, bind: str, workers: int, threads: int) -> None:
-    """Serve until stopped."""
+def run_gunicorn(
+    settings: Settings,
+    *,
+    bind: str,
+    workers: int,
+    threads: int,
+    certfile: Path | None = None,
+    keyfile: Path | None = None,
+) -> None:
+    """Serve until stopped; over TLS when ``certfile`` is given (no proxy in front)."""
     SocketUnreader.max_body_chunk = BODY_RECV_BYTES
-    PortalServer(
-        settings,
-        {
-            "bind": bind,
-            "workers": workers,
-            "threads": threads,
-            "worker_class": "gthread",
-            "timeout": 120,
-            "graceful_timeout": 30,
-            "accesslog": "-",
-            "control_socket_disable": True,
-        },
-    ).run()
+    options = {
+        "bind": bind,
+        "workers": workers,
+        "threads": threads,
+        "worker_class": "gthread",
+        "timeout": 120,
+        "graceful_timeout": 30,
+        "accesslog": "-",
+        "control_socket_disable": True,
+    }
+    if certfile is not None:
+        options.update(certfile=str(certfile), keyfile=str(keyfile or certfile))
+    PortalServer(settings, options).run()

@@ -241,6 +241,40 @@ def _optional_email(raw: str, base: Path) -> str:
     return _email(raw, base) if raw else ""
 
 
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for names and addresses that never leave this machine (127.0.0.0/8, ::1)."""
+    host = host.lower().strip("[]")
+    return host in LOOPBACK_HOSTS or host.startswith("127.")
+
+
+def _portal_url(raw: str, _base: Path) -> str:
+    """The portal as the agent reaches it: https://, or http:// on this machine only.
+
+    Plain http would carry the agent token and every customer file in the clear; on
+    the loopback interface nothing leaves the machine, so the demo and a single-host
+    installation may use it.
+    """
+    allowed = "an https:// URL of the portal (http:// only for 127.0.0.1 or localhost)"
+    parts = urlsplit(raw)
+    if parts.scheme not in {"http", "https"} or not parts.hostname or parts.query:
+        raise ValueError(allowed)
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        raise ValueError(allowed)
+    return raw.rstrip("/")
+
+
+def _optional_file(raw: str, base: Path) -> Path | None:
+    if not raw:
+        return None
+    path = _path(raw, base)
+    if not path.is_file():
+        raise ValueError("an existing file (or empty)")
+    return path
+
+
 def _folder_name(raw: str, _base: Path) -> str:
     if not raw or raw in {".", ".."} or re.search(r'[/\\<>:"|?*\x00-\x1f]', raw):
         raise ValueError("one folder name without / \\ or other reserved characters")
@@ -321,6 +355,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "deadline_warning_days": Key(_integer(0, 60), "2"),
         "notification_batch_seconds": Key(_integer(0, 86400), "120"),
         "staff_language": Key(_choice("de", "en", "fr"), "de"),
+        "job_notification_email": Key(_optional_email, ""),
     },
     "clamav": {
         "address": Key(_clamd_address, "/run/clamav/clamd.ctl"),
@@ -364,17 +399,22 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "max_preview_pixels": Key(_integer(1_000_000, 10_000_000_000), "120000000"),
     },
     "agent": {
+        "portal_url": Key(_portal_url, None),
+        "token": Key(_required_text, None, secret=True),
+        "ca_file": Key(_optional_file, ""),
+        "state_dir": Key(_path, "agent-state"),
         "hotfolder_root": Key(_path, "data/hotfolders"),
         "hotfolder_pattern": Key(_hotfolder_pattern, "{customer_no}/{project_no}"),
         "notification_dir": Key(_path, "data/notifications"),
+        "batch_window_seconds": Key(_seconds(0, 3600), "10"),
+        "downloads": Key(_integer(1, 16), "4"),
+        "timeout_seconds": Key(_seconds(1, 600), "30"),
+        "heartbeat_seconds": Key(_seconds(1, 3600), "30"),
+        "outbound_folder": Key(_folder_name, "_to_customer"),
         "watch_mode": Key(_choice("native", "polling"), "native"),
         "poll_interval_seconds": Key(_seconds(0.1, 3600), "5"),
         "stable_seconds": Key(_seconds(0, 3600), "2"),
         "rescan_seconds": Key(_seconds(1, 86400), "60"),
-        "batch_window_seconds": Key(_seconds(0, 3600), "10"),
-        "notify_email": Key(_optional_email, ""),
-        "outbound_folder": Key(_folder_name, "_to_customer"),
-        "heartbeat_seconds": Key(_seconds(1, 3600), "30"),
     },
 }
 
@@ -445,6 +485,8 @@ class NotificationSettings:
     deadline_warning_days: int
     notification_batch_seconds: int
     staff_language: str
+    # Defaulted so code that builds NotificationSettings by hand (tests) need not name it.
+    job_notification_email: str = ""
 
 
 @dataclass(frozen=True)
@@ -506,17 +548,25 @@ class PreflightSection:
 
 @dataclass(frozen=True)
 class AgentSettings:
+    """The hotfolder agent's ``[agent]`` section: all it knows of the portal is its URL."""
+
+    source: Path
+    portal_url: str
+    token: str
+    ca_file: Path | None
+    state_dir: Path
     hotfolder_root: Path
     hotfolder_pattern: str
     notification_dir: Path
+    batch_window_seconds: float
+    downloads: int
+    timeout_seconds: float
+    heartbeat_seconds: float
+    outbound_folder: str
     watch_mode: str
     poll_interval_seconds: float
     stable_seconds: float
     rescan_seconds: float
-    batch_window_seconds: float
-    notify_email: str
-    outbound_folder: str
-    heartbeat_seconds: float
 
 
 # -- mailboxes -------------------------------------------------------------------------------
@@ -690,7 +740,6 @@ class Settings:
     worker: WorkerSettings
     security: SecuritySettings
     audit: AuditSettings
-    agent: AgentSettings
     files: FilesSettings
     preflight: PreflightSection
     # One per [mailbox:NAME] section, in the file's order; empty when none is configured.
@@ -701,6 +750,9 @@ class Settings:
         return next((box for box in self.mailboxes if box.name == name), None)
 
 
+# The agent's section is read by the agent alone (``load_agent_settings``): the portal
+# ignores it, so one client.ini may serve both on a single host.
+AGENT_SECTION = "agent"
 _SECTION_TYPES = {
     "portal": PortalSettings,
     "database": DatabaseSettings,
@@ -712,7 +764,6 @@ _SECTION_TYPES = {
     "worker": WorkerSettings,
     "security": SecuritySettings,
     "audit": AuditSettings,
-    "agent": AgentSettings,
     "files": FilesSettings,
     "preflight": PreflightSection,
 }
@@ -730,10 +781,8 @@ def config_path(explicit: str | os.PathLike | None = None) -> Path:
     return Path(explicit or os.environ.get(ENV_CONFIG) or DEFAULT_CONFIG)
 
 
-def load_settings(path: str | os.PathLike, environ: dict[str, str] | None = None) -> Settings:
-    """Read and validate ``path``; raise ConfigError with a one-line message on any problem."""
-    path = Path(path)
-    environ = os.environ if environ is None else environ
+def _read(path: Path) -> configparser.ConfigParser:
+    """Parse ``path``; unknown sections and keys are errors (a typo must not pass silently)."""
     parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(";",))
     try:
         with path.open(encoding="utf-8") as handle:
@@ -760,29 +809,57 @@ def load_settings(path: str | os.PathLike, environ: dict[str, str] | None = None
                 raise ConfigError(
                     f"{path}: [{section}] unknown key {key!r}; allowed: "
                     + ", ".join(SCHEMA[section])
+                    + _MOVED.get((section, key), "")
                 )
+    return parser
 
+
+# Keys that moved elsewhere: the error says where.
+_MOVED = {
+    ("agent", "notify_email"): (
+        " (the job notification mail is sent by the portal now:"
+        " [notifications] job_notification_email in the portal's client.ini)"
+    ),
+}
+
+
+def _section(
+    path: Path, parser: configparser.ConfigParser, section: str, environ: dict[str, str]
+) -> dict[str, Any]:
+    """The typed values of one section, defaults and environment filled in."""
     base = path.resolve().parent
-    sections = {}
-    for section, keys in SCHEMA.items():
-        values = {}
-        for key, spec in keys.items():
-            raw = parser.get(section, key, fallback="").strip()
-            if not raw:
-                raw = environ.get(f"PTPORTAL_{section}_{key}".upper(), "").strip()
-            if not raw:
-                if spec.default is None:
-                    env = f"PTPORTAL_{section}_{key}".upper()
-                    raise ConfigError(f"{path}: [{section}] {key} is missing; set it or ${env}")
-                raw = spec.default
-            try:
-                values[key] = spec.parse(raw, base)
-            except ValueError as exc:
-                shown = _shown(raw) if spec.secret else repr(raw)
-                raise ConfigError(
-                    f"{path}: [{section}] {key} = {shown} is not allowed; expected {exc}"
-                ) from None
-        sections[section] = _SECTION_TYPES[section](**values)
+    values = {}
+    for key, spec in SCHEMA[section].items():
+        raw = parser.get(section, key, fallback="").strip()
+        if not raw:
+            raw = environ.get(f"PTPORTAL_{section}_{key}".upper(), "").strip()
+        if not raw:
+            if spec.default is None:
+                env = f"PTPORTAL_{section}_{key}".upper()
+                raise ConfigError(f"{path}: [{section}] {key} is missing; set it or ${env}")
+            raw = spec.default
+        try:
+            values[key] = spec.parse(raw, base)
+        except ValueError as exc:
+            shown = _shown(raw) if spec.secret else repr(raw)
+            raise ConfigError(
+                f"{path}: [{section}] {key} = {shown} is not allowed; expected {exc}"
+            ) from None
+    return values
+
+
+def load_settings(path: str | os.PathLike, environ: dict[str, str] | None = None) -> Settings:
+    """Read and validate ``path`` for the portal and its worker; raise ConfigError with a
+    one-line message on any problem. ``[agent]`` is left to ``load_agent_settings``."""
+    path = Path(path)
+    environ = os.environ if environ is None else environ
+    parser = _read(path)
+    sections = {
+        section: _SECTION_TYPES[section](**_section(path, parser, section, environ))
+        for section in SCHEMA
+        if section != AGENT_SECTION
+    }
+    base = path.resolve().parent
     mailboxes = []
     for section in parser.sections():
         if section.startswith(MAILBOX_PREFIX):
@@ -792,3 +869,18 @@ def load_settings(path: str | os.PathLike, environ: dict[str, str] | None = None
             except ValueError as exc:
                 raise ConfigError(f"{path}: {exc}") from None
     return Settings(source=path.resolve(), **sections, mailboxes=tuple(mailboxes))
+
+
+def load_agent_settings(
+    path: str | os.PathLike, environ: dict[str, str] | None = None
+) -> AgentSettings:
+    """Read and validate ``[agent]`` of ``path`` for the hotfolder agent.
+
+    The other sections are the portal's: the agent neither needs nor reads them (an
+    agent's client.ini on the workflow server holds ``[agent]`` alone), but a typo in
+    any section name or key is still an error.
+    """
+    path = Path(path)
+    environ = os.environ if environ is None else environ
+    values = _section(path, _read(path), AGENT_SECTION, environ)
+    return AgentSettings(source=path.resolve(), **values)

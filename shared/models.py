@@ -299,6 +299,9 @@ class OrderFile(BaseModel):
             (("order", "folder", "stored_name"), True),
             # The order list's state per order, counted from the index alone.
             (("order", "folder", "state"), False),
+            # The hotfolder agents' question, asked every 100 ms while one waits for work:
+            # clean uploads in Eingehend not delivered yet.
+            (("folder", "state", "delivered_at"), False),
         )
 
 
@@ -341,12 +344,23 @@ class EmailSignature(BaseModel):
 
 
 class ApiToken(BaseModel):
-    """A bearer token for the workflow API; only its SHA-256 is stored."""
+    """A bearer token for the API; only its SHA-256 is stored.
+
+    A workflow token (ERP, PTworkflow) reaches the workflow API, an agent token only
+    the hotfolder agents' endpoints under ``/api/v1/agent/``.
+    """
+
+    SCOPE_WORKFLOW = "workflow"
+    SCOPE_AGENT = "agent"
+    SCOPES = (SCOPE_WORKFLOW, SCOPE_AGENT)
 
     name = CharField(unique=True)
     token_hash = CharField(unique=True)
+    scope = CharField(default=SCOPE_WORKFLOW)
     created_at = DateTimeField(default=utcnow)
     last_used_at = DateTimeField(null=True)
+    # The address the token was last used from, as the portal saw it.
+    last_host = CharField(default="")
     revoked_at = DateTimeField(null=True)
 
 
@@ -386,7 +400,12 @@ class OutboxMail(BaseModel):
 
 
 class AgentHeartbeat(BaseModel):
-    """A hotfolder agent process: who it is and when it last said it is alive."""
+    """A hotfolder agent: who it is and when it last said it is alive.
+
+    ``agent_id`` is the agent's own, kept in its state folder across restarts; the
+    agent reports its host name, process, version, watch mode and queue, and the
+    interval it beats at (``heartbeat_seconds``: when it counts as gone).
+    """
 
     agent_id = CharField(unique=True)
     host = CharField()
@@ -396,6 +415,10 @@ class AgentHeartbeat(BaseModel):
     started_at = DateTimeField(default=utcnow)
     seen_at = DateTimeField(default=utcnow, index=True)
     stopped_at = DateTimeField(null=True)
+    heartbeat_seconds = FloatField(default=30.0)
+    queue_length = IntegerField(default=0)
+    address = CharField(default="")
+    token = ForeignKeyField(ApiToken, null=True, backref="agents", on_delete="SET NULL")
 
 
 class JobNotification(BaseModel):
@@ -414,11 +437,12 @@ class JobNotification(BaseModel):
 
 
 class Delivery(BaseModel):
-    """A clean upload's copy into the internal hotfolder: intent before the copy, done after.
+    """A clean upload's way into an internal hotfolder: leased while an agent works on it,
+    done once the agent confirmed the file in place.
 
-    One row per file (unique), claimed by one agent, so two agents never deliver
-    the same file; ``hotfolder_path`` is the target chosen before linking, so a
-    restart after a crash knows where to look.
+    One row per file (unique), held by one agent (``claimed_by``) until ``lease_until``;
+    the agent's heartbeats extend the lease, so only an agent that went silent loses its
+    files. ``hotfolder_path`` and ``placed_at`` are what the agent confirmed.
     """
 
     STATE_INTENT = "intent"
@@ -435,13 +459,21 @@ class Delivery(BaseModel):
     notification = ForeignKeyField(
         JobNotification, null=True, backref="deliveries", on_delete="SET NULL"
     )
+    lease_until = DateTimeField(null=True)
+    placed_at = DateTimeField(null=True)
+
+    class Meta:
+        # Leases are renewed per agent on every heartbeat.
+        indexes = ((("claimed_by", "state"), False),)
 
 
 class OutboundTransfer(BaseModel):
     """A file staff dropped into an order's outbound folder, on its way into the portal.
 
-    ``active_source`` holds the source path while the transfer is open (unique, so
-    only one agent takes a dropped file) and is cleared once the file is sent.
+    The agent uploads it with tus: the row is made with the upload (``file``, state
+    staging) and marked sent once every byte arrived; the portal's worker scans it
+    like any upload. ``source_path`` is the dropped file's path on the agent's host.
+    ``active_source`` belongs to the agents before release 4 (unique while open).
     """
 
     STATE_STAGING = "staging"
@@ -460,6 +492,8 @@ class OutboundTransfer(BaseModel):
     error = TextField(default="")
     created_at = DateTimeField(default=utcnow)
     done_at = DateTimeField(null=True)
+    # The agent token that uploads it (over tus): only that token may continue the upload.
+    token = ForeignKeyField(ApiToken, null=True, backref="transfers", on_delete="SET NULL")
 
 
 class AgentError(BaseModel):

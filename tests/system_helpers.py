@@ -14,9 +14,9 @@ from pathlib import Path
 from conftest import base_sections, write_ini
 from smtp_helpers import RecordingHandler, free_port, smtp_server
 
-from shared.accounts.api_tokens import create_token
+from shared.accounts.api_tokens import SCOPE_AGENT, create_token
 from shared.accounts.staff import create_staff
-from shared.config import Settings, load_settings
+from shared.config import AgentSettings, Settings, load_agent_settings, load_settings
 from shared.db import bind_database, database
 from shared.schema import init_database
 
@@ -31,11 +31,17 @@ class RunningSystem:
     api_token: str
     mail: RecordingHandler
     directory: Path
+    agent: AgentSettings
     processes: list[subprocess.Popen] = field(default_factory=list)
 
     def log(self, name: str) -> str:
         path = self.directory / f"{name}.log"
         return path.read_text(errors="replace") if path.exists() else ""
+
+
+def _directory(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def _wait_for(url: str, timeout: float = 30) -> None:
@@ -57,7 +63,8 @@ def wait_until_serving(base_url: str, timeout: float = 30) -> None:
 
 @contextmanager
 def running_system(directory: Path, clamd, **ini_overrides) -> Iterator[RunningSystem]:
-    """Portal (gunicorn, gthread), worker and hotfolder agent as real processes, one client.ini."""
+    """Portal (gunicorn, gthread), worker and hotfolder agent as real processes; the agent in a
+    directory of its own (``agent/``, [agent] only) talking to the portal over loopback."""
     handler = RecordingHandler()
     port = free_port()
     with smtp_server(handler) as smtp_port:
@@ -65,7 +72,6 @@ def running_system(directory: Path, clamd, **ini_overrides) -> Iterator[RunningS
             "portal": {"base_url": f"http://127.0.0.1:{port}"},
             "clamav": {"address": clamd.address, "clamd_conf": clamd.conf, "timeout_seconds": 10},
             "worker": {"queue_url": "sqlite:///data/queue.db"},
-            "agent": {"stable_seconds": "0.5", "batch_window_seconds": "0", "rescan_seconds": "5"},
         }
         for section, values in ini_overrides.items():
             overrides.setdefault(section, {}).update(values)
@@ -77,10 +83,31 @@ def running_system(directory: Path, clamd, **ini_overrides) -> Iterator[RunningS
             settings, "anna", "Anna Muster", "anna@druckerei.example", True, STAFF_PASSWORD
         )
         token = create_token("browser-tests")
+        agent_ini = write_ini(
+            _directory(directory / "agent"),
+            {
+                "agent": {
+                    "portal_url": settings.portal.base_url,
+                    "token": create_token("hotfolder", SCOPE_AGENT),
+                    "hotfolder_root": "hotfolders",
+                    "notification_dir": "notifications",
+                    "stable_seconds": "0.5",
+                    "batch_window_seconds": "0",
+                    "rescan_seconds": "5",
+                }
+            },
+        )
         database.close()
-        system = RunningSystem(settings, settings.portal.base_url, token, handler, directory)
+        system = RunningSystem(
+            settings,
+            settings.portal.base_url,
+            token,
+            handler,
+            directory,
+            load_agent_settings(agent_ini),
+        )
         portal = [sys.executable, "-m", "portal", "--config", str(ini)]
-        agent = [sys.executable, "-m", "hotfolder_agent", "--config", str(ini)]
+        agent = [sys.executable, "-m", "hotfolder_agent", "--config", str(agent_ini)]
         for name, command in (
             ("portal", [*portal, "serve", "--bind", f"127.0.0.1:{port}", "--workers", "1"]),
             ("worker", [*portal, "worker", "--workers", "2"]),

@@ -1,97 +1,122 @@
-"""Staff files back to customers: outbound folder → portal staging → real clamd → Final → sent."""
+"""Staff files back to the customer: dropped in the agent's hotfolder, uploaded with tus,
+scanned by the portal's worker like any upload, then moved into ``sent``.
+
+A real portal over TLS with its worker (SQLite queue) and clamd; the agent in its own
+directory. Killed in the middle of an upload, the agent continues where the portal
+stopped: one file in the portal, not two.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
 
+import pytest
 from agent_helpers import (
-    agent_world_fixture,  # noqa: F401 (fixture "agent_world")
-    all_names,
+    AgentProcess,
+    agent_dir,
     hotfolder_of,
-    running_agent,
+    make_order,
+    running_portal,
     wait_for,
 )
 from clamd_helpers import EICAR
-from conftest import tasks_for
 
-from hotfolder_agent.context import make_context
-from hotfolder_agent.heartbeat import beat
-from hotfolder_agent.layout import Layout
-from hotfolder_agent.outbound import SENT, _claim, send_outbound
-from shared.files.folders import FOLDER_FINAL, FOLDER_IN_PROGRESS
-from shared.files.intake import file_path
-from shared.files.receiving import EVENT_FROM_HOTFOLDER, stage_local_file
-from shared.models import FileEvent, OrderFile, OutboundTransfer
+from hotfolder_agent.outbound import CHUNK_BYTES, STEP_UPLOAD_STARTED
+from hotfolder_agent.seams import PAUSE_AT, PAUSE_MARKER
+from shared.files.access import visible_to_customer
+from shared.models import AgentError, OrderFile, OutboundTransfer
 
 
-def drop(settings, folder: str, name: str, data: bytes):
-    directory = hotfolder_of(settings, "K1", "A1") / "_to_customer" / folder
+@pytest.fixture
+def portal(tmp_path, clamd):
+    with running_portal(tmp_path / "portal", clamd, with_worker=True) as host:
+        make_order(host.settings, "A1")
+        yield host
+
+
+@pytest.fixture
+def agents():
+    started: list[AgentProcess] = []
+    yield started
+    for agent in started:
+        agent.stop()
+
+
+def drop(settings, folder: str, name: str, data: bytes, project_no: str = "A1"):
+    directory = hotfolder_of(settings, "K1", project_no) / "_to_customer" / folder
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / name
     path.write_bytes(data)
     return path
 
 
-def portal_files(folder: str) -> list[OrderFile]:
-    return list(OrderFile.select().where(OrderFile.folder == folder).order_by(OrderFile.id))
+def staff_files(folder: str):
+    return list(OrderFile.select().where(OrderFile.folder == folder))
 
 
-def test_a_dropped_file_is_scanned_and_appears_in_final_then_moves_to_sent(agent_world):
-    settings, _order = agent_world
-    data = os.urandom(400_000)
-    with running_agent(settings):
-        dropped = drop(settings, FOLDER_FINAL, "Proof – Seite 1.pdf", data)
-        sent = dropped.parent / "sent" / dropped.name
-        wait_for(sent.exists)
-        wait_for(lambda: [f.state for f in portal_files(FOLDER_FINAL)] == ["clean"])
-    [file] = portal_files(FOLDER_FINAL)
-    assert file.display_name == "Proof – Seite 1.pdf" and file.uploaded_by_staff is None
-    assert file_path(settings, file).read_bytes() == data
-    assert file.sha256 and file.size == len(data)
+def test_a_dropped_file_is_scanned_and_reaches_the_customer_then_moves_to_sent(
+    portal, agents, tmp_path
+):
+    settings = agent_dir(tmp_path / "agent", portal)
+    agents.append(AgentProcess(settings))
+    data = b"%PDF-1.7 proof " * 50_000
+    dropped = drop(settings, "Final", "Proof für Kunde.pdf", data)
+    wait_for(lambda: [f for f in staff_files("Final") if f.state == "clean"], timeout=60)
+    [file] = staff_files("Final")
+    assert file.display_name == "Proof für Kunde.pdf"
+    assert file.sha256 == hashlib.sha256(data).hexdigest()
+    assert OrderFile.select().where(visible_to_customer() & (OrderFile.id == file.id)).exists()
+    sent = dropped.parent / "sent" / dropped.name
+    wait_for(sent.exists, timeout=30)
     assert not dropped.exists() and sent.read_bytes() == data
-    event = FileEvent.get(FileEvent.file == file.id)
-    assert event.kind == EVENT_FROM_HOTFOLDER and event.detail == str(dropped)
     transfer = OutboundTransfer.get()
-    assert transfer.state == OutboundTransfer.STATE_SENT and transfer.sent_path == str(sent)
+    assert transfer.state == OutboundTransfer.STATE_SENT
+    assert transfer.source_path == str(dropped)
+    assert agents[0].terminate() == 0
 
 
-def test_an_infected_staff_file_never_reaches_the_customer(agent_world):
-    settings, _order = agent_world
-    with running_agent(settings):
-        dropped = drop(settings, FOLDER_IN_PROGRESS, "virus.pdf", EICAR)
-        wait_for((dropped.parent / "sent" / "virus.pdf").exists)
-    [file] = portal_files(FOLDER_IN_PROGRESS)
-    assert file.state == OrderFile.STATE_REJECTED and file.stored_name is None
-    folder = settings.storage.order_root / "K1" / "A1" / FOLDER_IN_PROGRESS
-    assert all_names(folder) == []
+def test_an_infected_staff_file_never_reaches_the_customer(portal, agents, tmp_path):
+    settings = agent_dir(tmp_path / "agent", portal)
+    agents.append(AgentProcess(settings))
+    drop(settings, "In Bearbeitung", "virus.pdf", EICAR)
+    wait_for(lambda: [f for f in staff_files("In Bearbeitung") if f.state == "rejected"], 60)
+    [file] = staff_files("In Bearbeitung")
+    assert not OrderFile.select().where(visible_to_customer() & (OrderFile.id == file.id)).exists()
+    assert agents[0].terminate() == 0
 
 
-def test_restart_after_a_kill_once_staged_does_not_stage_twice(agent_world):
-    settings, order = agent_world
-    dropped = drop(settings, FOLDER_FINAL, "a.pdf", b"staged before the kill")
-    crashed = make_context(settings, tasks_for(settings))
-    beat(crashed)
-    _claim(crashed, Layout(settings).outbound(dropped), order)
-    stage_local_file(settings, order, dropped, FOLDER_FINAL)
-    beat(crashed, stopped=True)
+def test_a_kill_in_the_middle_of_an_upload_continues_where_the_portal_stopped(
+    portal, agents, tmp_path
+):
+    settings = agent_dir(tmp_path / "agent", portal)
+    marker = tmp_path / "agent" / "paused"
+    crashing = AgentProcess(
+        settings, "crashing", env={PAUSE_AT: STEP_UPLOAD_STARTED, PAUSE_MARKER: str(marker)}
+    )
+    agents.append(crashing)
+    data = os.urandom(CHUNK_BYTES + 3_000_000)
+    dropped = drop(settings, "Final", "gross.pdf", data)
+    wait_for(marker.exists, timeout=60)
+    crashing.kill()
+    [file] = staff_files("Final")
+    assert file.state == OrderFile.STATE_UPLOADING and file.received_bytes == CHUNK_BYTES
+    restarted = AgentProcess(settings, "restarted")
+    agents.append(restarted)
+    # Larger than the test clamd scans (5 MiB): held for staff once it arrived whole.
+    wait_for(lambda: OrderFile.get_by_id(file.id).state == "too_large", timeout=60)
+    assert OrderFile.get_by_id(file.id).sha256 == hashlib.sha256(data).hexdigest()
+    assert [f.id for f in staff_files("Final")] == [file.id], "one file, not two"
+    wait_for(lambda: (dropped.parent / "sent" / "gross.pdf").exists(), timeout=30)
+    assert restarted.terminate() == 0
 
-    restarted = make_context(settings, tasks_for(settings))
-    outcome = send_outbound(restarted, Layout(settings).outbound(dropped))
 
-    assert outcome.status == SENT
-    assert [f.state for f in portal_files(FOLDER_FINAL)] == ["clean"]
-    assert all_names(dropped.parent / "sent") == ["a.pdf"]
-
-
-def test_restart_after_a_kill_between_link_and_unlink_keeps_one_copy_in_sent(agent_world):
-    settings, _order = agent_world
-    dropped = drop(settings, FOLDER_FINAL, "a.pdf", b"moving")
-    ctx = make_context(settings, tasks_for(settings))
-    sent = dropped.parent / "sent"
-    sent.mkdir()
-    os.link(dropped, sent / "a.pdf")
-
-    outcome = send_outbound(ctx, Layout(settings).outbound(dropped))
-
-    assert outcome.sent_path == sent / "a.pdf" and not dropped.exists()
-    assert all_names(sent) == ["a.pdf"]
+def test_a_drop_folder_of_an_unknown_order_is_reported(portal, agents, tmp_path):
+    settings = agent_dir(tmp_path / "agent", portal)
+    agents.append(AgentProcess(settings))
+    dropped = drop(settings, "Final", "x.pdf", b"x" * 100, project_no="X9")
+    wait_for(lambda: AgentError.select().where(AgentError.action == "send").exists(), 60)
+    error = AgentError.get(AgentError.action == "send")
+    assert error.path == str(dropped) and "404" in error.reason and "not yours" in error.reason
+    assert dropped.exists(), "left where it is"
+    assert agents[0].terminate() == 0

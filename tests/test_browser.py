@@ -280,7 +280,7 @@ def test_agent_delivers_to_the_hotfolder_and_staff_see_it_there(system, browser,
     page.set_input_files("#file-input", str(proof))
     expect(page.locator("#files tr[data-state=clean]")).to_contain_text("Plakat", timeout=30000)
 
-    agent = system.settings.agent
+    agent = system.agent
     deadline = time.monotonic() + 30
 
     def notifications() -> list[Path]:

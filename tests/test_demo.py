@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import configparser
 import re
 import signal
 import subprocess
@@ -78,6 +79,23 @@ def test_demo_prints_an_activation_link_that_opens_the_password_form(tmp_path):
             assert "170 g" in question.body
         finally:
             database.close()
+        # Two hosts on one machine: the agent has its own directory and [agent] alone.
+        agent_ini = configparser.ConfigParser(interpolation=None)
+        agent_ini.read(tmp_path / "demo" / "agent" / "client.ini")
+        assert agent_ini.sections() == ["agent"]
+        assert agent_ini["agent"]["portal_url"] == f"http://127.0.0.1:{port}"
+        assert agent_ini["agent"]["token"].startswith("pta_")
+        portal_ini = configparser.ConfigParser(interpolation=None)
+        portal_ini.read(tmp_path / "demo" / "client.ini")
+        assert "agent" not in portal_ini.sections()
+        assert "Hotfolder agent:" in text
+        agent_log = tmp_path / "demo" / "logs" / "agent.log"
+        drop = tmp_path / "demo" / "agent" / "hotfolders" / "K10001" / "A2026-0001"
+        deadline = time.monotonic() + 60
+        while not (drop / "_to_customer" / "Final").is_dir() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert (drop / "_to_customer" / "Final").is_dir(), agent_log.read_text()
+        assert "refuses" not in agent_log.read_text()
     finally:
         demo.send_signal(signal.SIGTERM)
         demo.wait(timeout=30)

@@ -6,15 +6,13 @@ import re
 
 import pytest
 from agent_helpers import clean_upload, make_order
-from conftest import csrf_from, tasks_for
+from conftest import csrf_from
 from file_helpers import files_in
 from order_helpers import counted_statements
 
-from hotfolder_agent.context import make_context
-from hotfolder_agent.delivery import deliver
-from hotfolder_agent.errors import ACTION_DELIVER, record_error
-from hotfolder_agent.heartbeat import beat
 from shared.accounts.staff import create_staff
+from shared.hotfolder.deliveries import Placed, confirm, lease_files
+from shared.hotfolder.reports import Beat, heartbeat, record_error
 from shared.paging import PER_PAGE
 
 PASSWORD = "Kaffee-Druckmaschine-Montag-42"
@@ -44,18 +42,24 @@ def admin(app, settings):
     return signed_in(app, settings, "chef", admin=True)
 
 
+HOTFOLDER = "/srv/hotfolder/K1/A-100/Innenteil.pdf"
+
+
 @pytest.fixture
 def journeys(app, settings):
-    """A delivered upload, a clean one not yet delivered, one with a copy problem."""
-    ctx = make_context(settings, tasks_for(settings))
-    beat(ctx)
+    """A delivered upload, a clean one not yet delivered, an agent with a copy problem."""
+    heartbeat(Beat("workflow-01-1a2b", "workflow-01", 4242, "0.1.0", "native", 0, 30), None, "")
     first = make_order(settings, "A-100", "K1", name="Muster & Co")
     other = make_order(settings, "B-200", "K2", name="Beispiel AG")
     delivered = clean_upload(settings, first, "Innenteil.pdf", b"inside" * 100)
-    deliver(ctx, delivered)
+    lease_files("workflow-01-1a2b", 30, limit=1)
+    confirm(
+        "workflow-01-1a2b",
+        [Placed(delivered.id, HOTFOLDER, delivered.created_at, delivered.sha256)],
+    )
     waiting = clean_upload(settings, other, "Umschlag.pdf", b"cover")
-    record_error(ctx.agent_id, ACTION_DELIVER, "/hot/K2/B-200", "Permission denied (errno 13)")
-    return ctx, delivered, waiting
+    record_error("workflow-01-1a2b", "deliver", "/hot/K2/B-200", "Permission denied (errno 13)")
+    return delivered, waiting
 
 
 def rows(html: str) -> dict[int, str]:
@@ -65,15 +69,14 @@ def rows(html: str) -> dict[int, str]:
 
 
 def test_hotfolder_page_shows_each_uploads_way_the_agent_and_its_problems(staff, journeys):
-    ctx, delivered, waiting = journeys
+    delivered, waiting = journeys
     page = staff.get("/staff/hotfolder/")
     assert page.status_code == 200
     html = page.text
     assert rows(html) == {delivered.id: "in_hotfolder", waiting.id: "clean"}
-    hotfolder = ctx.settings.agent.hotfolder_root / "K1" / "A-100" / "Innenteil.pdf"
-    assert str(hotfolder) in html
+    assert HOTFOLDER in html
     assert "Muster &amp; Co" in html
-    assert "running" in html and ctx.agent_id.split(":")[0] in html
+    assert "running" in html and "workflow-01 (PID 4242)" in html
     assert "Permission denied (errno 13)" in html and "/hot/K2/B-200" in html
     assert 'hx-trigger="every 5s"' in html
     assert "HX-Request" in page.headers["Vary"]

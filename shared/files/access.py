@@ -12,6 +12,9 @@
   customer may use the portal and the order is open: a closed or cancelled order takes
   no more uploads from customers (also not the rest of one started before it was
   closed); staff place files in ``In Bearbeitung`` and ``Final`` whatever its state.
+- A hotfolder agent (agent token) takes clean uploads in ``Eingehend`` of customers with
+  a hotfolder, and downloads only those; it places staff files in ``In Bearbeitung`` and
+  ``Final`` like staff, and continues only the uploads its own token started.
 """
 
 from __future__ import annotations
@@ -20,7 +23,15 @@ from peewee import Expression
 
 from shared.errors import Invalid, ServiceError
 from shared.files.folders import FOLDER_FINAL, FOLDER_IN_PROGRESS, FOLDER_INCOMING, ORDER_FOLDERS
-from shared.models import Customer, Order, OrderFile, PortalLogin, StaffUser
+from shared.models import (
+    ApiToken,
+    Customer,
+    Order,
+    OrderFile,
+    OutboundTransfer,
+    PortalLogin,
+    StaffUser,
+)
 
 STAFF_FOLDERS = (FOLDER_IN_PROGRESS, FOLDER_FINAL)
 
@@ -79,6 +90,30 @@ def downloadable_file(order: Order, file_id: int, *, staff: bool) -> OrderFile |
     return file
 
 
+def for_hotfolder() -> Expression:
+    """The files hotfolder agents take (a condition on ``OrderFile`` joined with its
+    ``Order`` and ``Customer``): clean uploads in Eingehend, stored with their checksum,
+    of customers with a hotfolder (seed 004 "Create Hotfolder")."""
+    return (
+        (OrderFile.folder == FOLDER_INCOMING)
+        & (OrderFile.state == OrderFile.STATE_CLEAN)
+        & OrderFile.stored_name.is_null(False)
+        & OrderFile.sha256.is_null(False)
+        & (Customer.create_hotfolder == True)  # noqa: E712  (SQL, not Python)
+    )
+
+
+def agent_may_download(file: OrderFile) -> bool:
+    """Whether a hotfolder agent may have the file's bytes: the ``for_hotfolder`` rule."""
+    return (
+        file.folder == FOLDER_INCOMING
+        and file.state == OrderFile.STATE_CLEAN
+        and bool(file.stored_name)
+        and bool(file.sha256)
+        and file.order.customer.create_hotfolder
+    )
+
+
 def staff_upload_folder(requested: str) -> str:
     """The folder staff asked to place a file in; NotAllowed for any other."""
     if requested not in STAFF_FOLDERS:
@@ -118,15 +153,24 @@ def check_upload_continues(file: OrderFile) -> None:
 
 
 def own_upload(
-    upload_key: str, *, customer: Customer | None = None, staff: StaffUser | None = None
+    upload_key: str,
+    *,
+    customer: Customer | None = None,
+    staff: StaffUser | None = None,
+    token: ApiToken | None = None,
 ) -> OrderFile | None:
     """An unfinished or finished upload by ``upload_key``: a customer's own into Eingehend,
-    or one this staff user started; None for anybody else's (like a missing one)."""
+    one this staff user started, or one this agent token started; None for anybody else's
+    (like a missing one)."""
     condition = (OrderFile.upload_key == upload_key) & (OrderFile.state != OrderFile.STATE_DELETED)
+    query = OrderFile.select().join(Order).switch(OrderFile)
     if staff is not None:
         condition &= OrderFile.uploaded_by_staff == staff
     elif customer is not None:
         condition &= (Order.customer == customer) & (OrderFile.folder == FOLDER_INCOMING)
+    elif token is not None:
+        query = query.join(OutboundTransfer, on=(OutboundTransfer.file == OrderFile.id))
+        condition &= OutboundTransfer.token == token
     else:
         return None
-    return OrderFile.select().join(Order).where(condition).get_or_none()
+    return query.where(condition).get_or_none()

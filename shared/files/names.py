@@ -136,6 +136,23 @@ def stored_name_for(display_name: str) -> str:
     return name
 
 
+def is_stored_name(name: str) -> bool:
+    """True if ``name`` could be a stored name: printable ASCII without anything Windows
+    forbids, no device name, no leading dot (hidden) and no trailing dot or space.
+
+    The hotfolder agent checks every name the portal sends before writing anything, so
+    a broken or hostile answer (``../x``, ``/etc/x``, NUL, CR/LF, ``CON.pdf``) is refused
+    rather than followed.
+    """
+    return (
+        0 < len(name.encode("utf-8")) <= MAX_NAME_BYTES
+        and not _UNSAFE.search(name)
+        and not name.startswith((".", " "))
+        and not name.endswith((".", " "))
+        and not _is_reserved(name)
+    )
+
+
 def _truncate_utf8(text: str, max_bytes: int) -> str:
     return text.encode("utf-8")[:max_bytes].decode("utf-8", errors="ignore")
 

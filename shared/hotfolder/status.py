@@ -18,6 +18,7 @@ from shared.hotfolder.agents import is_alive
 from shared.models import (
     AgentError,
     AgentHeartbeat,
+    ApiToken,
     Customer,
     Delivery,
     Order,
@@ -191,12 +192,13 @@ class AgentStatus:
     alive: bool
 
 
-def agent_statuses(heartbeat_seconds: float, now: datetime | None = None) -> list[AgentStatus]:
+def agent_statuses(now: datetime | None = None) -> list[AgentStatus]:
     """The agents seen in the last week, most recent first; ``alive`` if beating and not stopped."""
     now = now or utcnow()
     return [
-        AgentStatus(beat, is_alive(beat, heartbeat_seconds, now))
-        for beat in AgentHeartbeat.select()
+        AgentStatus(beat, is_alive(beat, now))
+        for beat in AgentHeartbeat.select(AgentHeartbeat, ApiToken)
+        .join(ApiToken, JOIN.LEFT_OUTER)
         .where(AgentHeartbeat.seen_at >= now - timedelta(days=7))
         .order_by(AgentHeartbeat.seen_at.desc())
         .limit(10)
