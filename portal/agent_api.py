@@ -36,7 +36,7 @@ from shared.files.receiving import (
     OffsetMismatch,
     abort_upload,
     append_chunk,
-    current_offset,
+    durable_offset,
     is_complete,
 )
 from shared.hotfolder import deliveries, outbound, reports
@@ -426,8 +426,11 @@ def upload_status(upload_key: str):
     """tus: how many bytes of this upload the portal has."""
     _require_tus()
     file = _own_upload(upload_key)
+    offset, completed = durable_offset(_settings(), file)
+    if completed:  # a portal process died after the last byte: completed now
+        _received(file)
     response = Response(status=200)
-    response.headers["Upload-Offset"] = str(current_offset(_settings(), file))
+    response.headers["Upload-Offset"] = str(offset)
     response.headers["Upload-Length"] = str(file.size)
     return response
 
@@ -442,13 +445,20 @@ def upload_append(upload_key: str):
     offset = _header_number("Upload-Offset")
     file = _own_upload(upload_key)
     was_open = not is_complete(file)
-    new_offset = append_chunk(_settings(), file, offset, _body(), request.content_length)
-    if was_open and is_complete(file):
-        outbound.outbound_received(file)
-        current_app.extensions["ptportal.tasks"].scan_soon(file.id)
+    try:
+        new_offset = append_chunk(_settings(), file, offset, _body(), request.content_length)
+    finally:
+        # Also when the request fails after completing a file a killed process left behind.
+        if was_open and is_complete(file):
+            _received(file)
     response = Response(status=204)
     response.headers["Upload-Offset"] = str(new_offset)
     return response
+
+
+def _received(file: OrderFile) -> None:
+    outbound.outbound_received(file)
+    current_app.extensions["ptportal.tasks"].scan_soon(file.id)
 
 
 @bp.delete("/uploads/<upload_key>")

@@ -194,6 +194,7 @@ def test_release_2_list_versions_are_dropped_on_postgresql():
             database.close()
 
 
+@pytest.mark.sqlite_only
 def test_release_3_database_allows_several_logins_per_customer_after_migrate(tmp_path):
     old = tmp_path / "old"
     fresh = tmp_path / "fresh"
@@ -281,6 +282,7 @@ def test_several_logins_step_on_postgresql():
             database.close()
 
 
+@pytest.mark.sqlite_only
 def test_release_2_usernames_are_brought_into_their_canonical_form(tmp_path):
     ini = write_ini(tmp_path, base_sections(25))
     db_file = tmp_path / "data" / "ptportal.db"
