@@ -5,7 +5,8 @@ Threads and what they do (each added only where the work needs it):
 
 - **main loop** (this module): takes results from the others through one event queue,
   runs steps 4–7 of a delivery for every file that is ready (``delivery``,
-  ``notification``), hands dropped staff files to the upload thread, rescans.
+  ``notification``), writes the approval files (``approvals``), hands dropped staff
+  files to the upload thread, rescans.
 - **poller** (``poller``): one lease request at a time, held open by the portal until a
   file turns clean (long poll) — how a file reaches the agent within a fraction of a
   second without polling.
@@ -40,6 +41,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from watchdog.observers.api import BaseObserver
 
+from hotfolder_agent.approvals import Approvals
 from hotfolder_agent.context import Context, make_context
 from hotfolder_agent.delivery import EVENT_WORKED, Deliveries
 from hotfolder_agent.fsutil import reason
@@ -50,6 +52,8 @@ from hotfolder_agent.pending import KIND_DIRECTORY, KIND_OUTBOUND, PendingFiles
 from hotfolder_agent.poller import EVENT_LEASES, Poller, Slots
 from hotfolder_agent.reporter import (
     ACTION_PREPARE,
+    EVENT_APPROVALS,
+    EVENT_APPROVALS_PLACED,
     EVENT_CONFIRMED,
     EVENT_NOTIFIED,
     EVENT_ORDERS,
@@ -97,6 +101,7 @@ class Agent:
         self.pool = ThreadPoolExecutor(settings.downloads, thread_name_prefix="download")
         self.reporter = Reporter(self.ctx, self.queue_length)
         self.notifications = Notifications(self.ctx, self.reporter)
+        self.approvals = Approvals(self.ctx, self.reporter)
         self.deliveries = Deliveries(
             self.ctx, self.slots, self.reporter, self.pool, self.notifications
         )
@@ -302,6 +307,11 @@ class Agent:
                 self.notifications.on_reported(name)
         elif kind == EVENT_ORDERS:
             self._prepare_hotfolders(payload)
+        elif kind == EVENT_APPROVALS:
+            self.approvals.place(payload)
+        elif kind == EVENT_APPROVALS_PLACED:
+            proof_ids, _answer = payload
+            self.approvals.on_reported(proof_ids)
         elif kind == EVENT_SENT:
             path, outcome = payload
             self.outbound.on_sent(

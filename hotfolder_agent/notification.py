@@ -32,12 +32,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from hotfolder_agent import job_xml
 from hotfolder_agent.context import Context
 from hotfolder_agent.fsutil import reason, write_files
 from hotfolder_agent.reporter import ACTION_NOTIFY, Reporter
 from hotfolder_agent.seams import pause_at
 from hotfolder_agent.state import DELIVERIES, NOTIFICATIONS
+from shared.orders.workflow_xml import job_notification_document
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ class Notifications:
                 self._untold[name] = {batch["name"] for batch in record["batches"]}
                 for batch in record["batches"]:
                     ids = [item["file_id"] for item in batch["files"]]
-                    self.reporter.notification(batch["name"], ids, job_xml.render(batch))
+                    self.reporter.notification(batch["name"], ids, job_notification_document(batch))
         self._write(force=True)
         return {
             item["file_id"]
@@ -149,6 +149,7 @@ class Notifications:
                     "uploaded_at": job.file.data["uploaded_at"],
                     "delivered_at": _timestamp(job.placed_at),
                     "path": str(job.planned),
+                    "preflight": job.file.data.get("preflight"),
                 }
                 for job in sorted(jobs, key=lambda job: job.file_id)
             ],
@@ -160,7 +161,7 @@ class Notifications:
         if not pending or (not force and time.monotonic() < self._retry_at):
             return
         contents = {
-            batch["name"]: job_xml.render(batch)
+            batch["name"]: job_notification_document(batch)
             for record in pending.values()
             for batch in record["batches"]
         }

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 from hotfolder_agent.layout import UnsafeAnswer
+from shared.orders.workflow_xml import checked_preflight
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
@@ -79,6 +80,11 @@ class RemoteFile:
             and isinstance(contact.get("email", ""), str)
         ):
             raise UnsafeAnswer(f"file {file_id}: the contact is not a name and an address")
+        if data.get("preflight") is not None:
+            try:
+                checked_preflight(data["preflight"])
+            except ValueError as exc:
+                raise UnsafeAnswer(f"file {file_id}: {exc}") from None
         return cls(
             id=file_id,
             name=_text(data, "name"),

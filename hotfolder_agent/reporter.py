@@ -1,8 +1,9 @@
 """The reporter thread: every short request to the portal, one after another.
 
-Heartbeats (every ``heartbeat_seconds``: they keep the agent's leases), confirmations,
-problems, resolved problems, written notifications and, every ``rescan_seconds``, the
-list of orders whose hotfolders should exist. Nothing it sends is lost while the
+Heartbeats (every ``heartbeat_seconds``: they keep the agent's leases, and the approval
+files waiting are asked for with them), confirmations, problems, resolved problems,
+written notifications and approval files and, every ``rescan_seconds``, the list of
+orders whose hotfolders should exist. Nothing it sends is lost while the
 portal cannot be reached: items wait in order and go out when it answers again (the
 waits grow, with jitter; ``reachability`` logs the change once). Results the main loop
 needs come back through the context's event queue. The main loop itself never waits
@@ -35,6 +36,8 @@ ACTION_PREPARE = "prepare"
 EVENT_CONFIRMED = "confirmed"
 EVENT_NOTIFIED = "notified"
 EVENT_ORDERS = "orders"
+EVENT_APPROVALS = "approvals"
+EVENT_APPROVALS_PLACED = "approvals_placed"
 RESOLVED_PER_REPORT = 1000
 NOTIFICATIONS_PER_REPORT = 200
 CONFIRMATIONS_PER_REPORT = 1000
@@ -206,6 +209,13 @@ class Reporter(threading.Thread):
         item = _Item("/api/v1/agent/notifications", body, EVENT_NOTIFIED, [name], size=len(xml))
         self._queue(item)
 
+    def approvals_placed(self, proof_ids: list[int]) -> None:
+        """Approval files written: the portal hands them out no more (EVENT_APPROVALS_PLACED
+        with the ids after)."""
+        body = {"agent_id": self.ctx.agent_id, "proof_ids": list(proof_ids)}
+        item = _Item("/api/v1/agent/approvals/placed", body, EVENT_APPROVALS_PLACED, proof_ids)
+        self._queue(item)
+
     def wake(self) -> None:
         """Look at the queue (and the stop flag) now."""
         self._wake.set()
@@ -241,6 +251,7 @@ class Reporter(threading.Thread):
         try:
             if now >= self._next_beat:
                 self.ctx.client.call("POST", "/api/v1/agent/heartbeat", self._beat_body())
+                self._fetch_approvals()
                 self._next_beat = now + self.ctx.settings.heartbeat_seconds
                 self.ctx.reachability.ok()
                 return True
@@ -277,6 +288,18 @@ class Reporter(threading.Thread):
             # The portal refuses this report for good (4xx): waiting will not change that.
             log.error("action=report the portal refused %s: %s", item.path, exc)
             return {"error": str(exc), "status": exc.status}
+
+    def _fetch_approvals(self) -> None:
+        try:
+            answer = self.ctx.client.call("GET", "/api/v1/agent/approvals")
+        except BadAnswer as exc:
+            # A portal that refuses the question (an older release) must not hold up the
+            # heartbeats: the agent goes on without approval files.
+            log.debug("action=approvals the portal refused the question: %s", exc)
+            return
+        approvals = answer.get("approvals")
+        if isinstance(approvals, list) and approvals:
+            self.ctx.events.put((EVENT_APPROVALS, approvals))
 
     def _fetch_orders(self) -> None:
         while True:

@@ -32,6 +32,7 @@ from shared.accounts.customers import find_contact
 from shared.clock import utcnow
 from shared.errors import Conflict, Invalid, NotFound, ServiceError
 from shared.files.access import own_upload
+from shared.files.preflighting import preflight_record
 from shared.files.receiving import (
     OffsetMismatch,
     abort_upload,
@@ -42,6 +43,7 @@ from shared.files.receiving import (
 from shared.hotfolder import deliveries, outbound, reports
 from shared.models import Order, OrderFile
 from shared.notify.recipients import customer_address
+from shared.orders.proofs import approval_file_name, approvals_placed, approvals_to_place
 
 bp = Blueprint("agent_api", __name__, url_prefix="/api/v1/agent")
 
@@ -82,6 +84,16 @@ def service_error(exc: ServiceError):
 @bp.errorhandler(Refused)
 def refused(exc: Refused):
     return _refusal(exc.status, exc.message, exc.headers)
+
+
+@bp.url_value_preprocessor
+def allow_large_bodies(endpoint: str | None, _values: dict | None) -> None:
+    # Before every before_request hook: the app's NUL check reads request.form, which fixes
+    # the body limit of request.stream (the 1 MiB form limit) for the whole request.
+    if endpoint == "agent_api.upload_append" and request.mimetype == CHUNK_TYPE:
+        request.max_content_length = _settings().portal.upload_chunk_bytes
+    elif endpoint == "agent_api.notifications":
+        request.max_content_length = NOTIFICATIONS_BODY_BYTES
 
 
 @bp.before_request
@@ -156,6 +168,8 @@ def _file_json(file: OrderFile, orders: _Orders) -> dict:
         "uploaded_at": _timestamp(file.received_at or file.created_at),
         "order": orders(file.order),
         "content_url": url_for("agent_api.content", file_id=file.id),
+        # For the job notification; its findings in the staff's language.
+        "preflight": preflight_record(file, _settings().notifications.staff_language),
     }
 
 
@@ -351,7 +365,6 @@ def resolve_errors():
 @bp.post("/notifications")
 def notifications():
     """XML job notifications the agent wrote (recorded, and mailed if configured)."""
-    request.max_content_length = NOTIFICATIONS_BODY_BYTES
     values = _json(schema.NOTIFICATIONS)
     written = [
         reports.Written(item["file_name"], tuple(item["file_ids"]), item["xml"].encode("utf-8"))
@@ -371,6 +384,26 @@ def notifications():
                 }
             )
     return jsonify(notifications=answers), 201
+
+
+@bp.get("/approvals")
+def approvals():
+    """Decided proofs whose approval file no agent placed yet (Druckfreigabe): the record
+    the agent writes ``<proofApproval>`` of, and the file's name."""
+    return jsonify(
+        approvals=[
+            {"id": proof.id, "file_name": approval_file_name(proof), "record": record}
+            for proof, record in approvals_to_place()
+        ]
+    )
+
+
+@bp.post("/approvals/placed")
+def placed_approvals():
+    """The agent placed these approval files: they are not handed out again."""
+    values = _json(schema.APPROVALS_PLACED)
+    placed = approvals_placed(values["agent_id"], values["proof_ids"])
+    return jsonify(placed=placed)
 
 
 @bp.get("/orders")
@@ -441,7 +474,6 @@ def upload_append(upload_key: str):
     _require_tus()
     if request.mimetype != CHUNK_TYPE:
         raise Refused(415, f"upload data must be sent as {CHUNK_TYPE}")
-    request.max_content_length = _settings().portal.upload_chunk_bytes
     offset = _header_number("Upload-Offset")
     file = _own_upload(upload_key)
     was_open = not is_complete(file)

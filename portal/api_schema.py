@@ -409,6 +409,10 @@ WRITTEN = (
     Field("file_ids", "ids", True, "The files it lists", 10_000),
     Field("xml", "text", True, "The XML as written", 8 * 1024 * 1024),
 )
+APPROVALS_PLACED = (
+    AGENT_ID,
+    Field("proof_ids", "ids", True, "The proofs whose approval files the agent placed", 100),
+)
 NOTIFICATIONS = (
     AGENT_ID,
     Field("notifications", "objects", True, "XML job notifications written", 1000, items=WRITTEN),

@@ -229,6 +229,23 @@ def agent_paths() -> dict:
                 )
             )
         },
+        "/agent/approvals": {
+            "get": _agent(
+                _operation(
+                    "Decided proofs whose approval file no agent placed yet (record, file name)",
+                    {"200": _JSON},
+                )
+            )
+        },
+        "/agent/approvals/placed": {
+            "post": _agent(
+                _operation(
+                    "Approval files placed: not handed out again",
+                    {"200": _JSON},
+                    schema.APPROVALS_PLACED,
+                )
+            )
+        },
         "/agent/orders": {
             "get": _agent(
                 _operation("Orders of customers with a hotfolder, by id (?after=)", {"200": _JSON})

@@ -812,6 +812,8 @@ class Proof(BaseModel):
     decided_from = CharField(default="")
     decision_comment = TextField(default="")
     decision_sha256 = CharField(default="")
+    # When a hotfolder agent placed the approval file of this decision (once per version).
+    approval_placed_at = DateTimeField(null=True)
 
     class Meta:
         indexes = ((("order", "version"), True),)

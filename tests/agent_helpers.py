@@ -11,6 +11,7 @@ real clamd, linked into Eingehend) and run ``python -m hotfolder_agent`` as a ch
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import os
 import signal
 import ssl
@@ -21,6 +22,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import trustme
@@ -34,7 +36,8 @@ from shared.config import AgentSettings, Settings, load_agent_settings, load_set
 from shared.db import bind_database, database, write_transaction
 from shared.files.folders import create_order_folders
 from shared.files.intake import make_scanner, scan_received
-from shared.models import Order, OrderFile
+from shared.files.preflighting import preflight_file
+from shared.models import Order, OrderFile, Proof
 from shared.schema import init_database
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -203,12 +206,39 @@ def make_order(settings: Settings, project_no: str, customer_no: str = "K1", **c
     return order
 
 
-def clean_upload(settings: Settings, order: Order, name: str, data: bytes) -> OrderFile:
-    """A file uploaded and scanned clean by the real clamd: it is in Eingehend now."""
-    file = received(settings, order, name, data)
-    file = scan_received(settings, make_scanner(settings), file.id)
+def scanned_and_checked(settings: Settings, file_id: int) -> OrderFile:
+    """What the worker does with a received file: the real clamd's scan, then the preflight
+    (agents take a clean file once it is checked)."""
+    file = scan_received(settings, make_scanner(settings), file_id)
     assert file.state == OrderFile.STATE_CLEAN, file.state
-    return OrderFile.get_by_id(file.id)
+    preflight_file(settings, file_id)
+    return OrderFile.get_by_id(file_id)
+
+
+def clean_upload(settings: Settings, order: Order, name: str, data: bytes) -> OrderFile:
+    """A file uploaded, scanned clean by the real clamd and checked: in Eingehend now."""
+    return scanned_and_checked(settings, received(settings, order, name, data).id)
+
+
+def decided_proof(order: Order, version: int = 1, decision: str = "approved") -> Proof:
+    """A proof of ``order`` the customer decided on (the rows ``shared.orders.proofs``
+    writes; the way there is tests/test_proofs.py's)."""
+    sha256 = hashlib.sha256(b"proof %d" % version).hexdigest()
+    with write_transaction():
+        return Proof.create(
+            order=order,
+            version=version,
+            file_name=f"Proof {version}.pdf",
+            file_size=1000,
+            sha256=sha256,
+            requested_by_name="Anna Muster",
+            decision=decision,
+            decided_at=datetime(2026, 5, 4, 10, 0, version),
+            decided_by_username="k1",
+            decided_from="203.0.113.5",
+            decision_comment="Passt so." if decision == "approved" else "Logo größer.",
+            decision_sha256=sha256,
+        )
 
 
 def portal_copy(settings: Settings, file: OrderFile) -> bytes:

@@ -19,6 +19,7 @@ from agent_helpers import (
     agent_dir,
     all_names,
     clean_upload,
+    decided_proof,
     hotfolder_of,
     make_order,
     notifications,
@@ -29,10 +30,11 @@ from agent_helpers import (
     without_file_override,
 )
 from lxml import etree
+from print_data_helpers import print_pdf
 
-from hotfolder_agent import job_xml
 from shared.hotfolder.status import STAGE_IN_HOTFOLDER, file_journeys
-from shared.models import AgentHeartbeat, ApiToken, Delivery, MailAttachment, OrderFile
+from shared.models import AgentHeartbeat, ApiToken, Delivery, MailAttachment, OrderFile, Proof
+from shared.orders.workflow_xml import SCHEMA_PATH
 
 TRICKY_CUSTOMER = "Müller & Söhne <Druck> \"Ost\" 'GmbH'"
 TRICKY_FILES = [
@@ -59,7 +61,7 @@ def agents():
 
 @pytest.fixture
 def schema() -> etree.XMLSchema:
-    return etree.XMLSchema(etree.parse(str(job_xml.SCHEMA_PATH)))
+    return etree.XMLSchema(etree.parse(str(SCHEMA_PATH)))
 
 
 def delivered(count: int):
@@ -95,6 +97,8 @@ def test_clean_uploads_arrive_verified_each_with_one_valid_xml(portal, agents, t
         by_name[document.findtext("files/file/name")] = document
     for file in files:
         document = by_name[file.display_name]
+        # Each file's preflight as the portal found it (not a PDF, so: not checked).
+        assert document.find("files/file/preflight").get("status") == "not_checked"
         assert document.findtext("order/number") == "A-2026.1"
         assert document.findtext("order/customer/name") == TRICKY_CUSTOMER
         assert document.findtext("order/jobDescription").startswith("Flyer & Poster <A5>")
@@ -191,6 +195,58 @@ def test_files_within_the_window_share_one_notification_per_order(portal, agents
     assert agents[0].terminate() == 0
     time.sleep(0.2)
     assert len(notifications(settings)) == 2
+
+
+def test_the_job_notification_carries_the_files_preflight(portal, agents, tmp_path, schema):
+    order = make_order(portal.settings, "A-77")
+    clean_upload(portal.settings, order, "Flyer.pdf", print_pdf(bleed_mm=None))
+    settings = agent_dir(tmp_path / "agent", portal)
+    agents.append(AgentProcess(settings))
+    wait_for(lambda: len(notifications(settings)) == 1, timeout=30)
+    document = etree.parse(str(notifications(settings)[0]))
+    assert schema.validate(document), schema.error_log
+    preflight = document.find("files/file/preflight")
+    assert (preflight.get("status"), preflight.get("fileType")) == ("warnings", "pdf")
+    assert (preflight.get("pageCount"), preflight.get("language")) == ("1", "de")
+    size = preflight.find("pageSize")
+    assert (size.get("trimWidthMm"), size.get("trimHeightMm"), size.get("bleedMm")) == (
+        "210.0",
+        "297.0",
+        "0.0",
+    )
+    finding = preflight.find("finding[@code='bleed_missing']")
+    assert finding.get("severity") == "warning"
+    assert finding.text.startswith("Kein Beschnitt auf Seite 1.")
+
+
+def test_each_decided_proof_is_placed_once_as_an_approval_file(portal, agents, tmp_path, schema):
+    order = make_order(portal.settings, "A-88")
+    rejected = decided_proof(order, 1, "rejected")
+    settings = agent_dir(tmp_path / "agent", portal)
+    agents.append(AgentProcess(settings))
+    first = settings.notification_dir / "A-88_proof-1.xml"
+    wait_for(first.exists, timeout=30)
+    document = etree.parse(str(first))
+    assert schema.validate(document), schema.error_log
+    assert document.getroot().tag == "proofApproval"
+    assert document.findtext("approval/decision/result") == "rejected"
+    assert document.findtext("approval/decision/comment") == "Logo größer."
+    assert document.findtext("approval/proof/sha256") == rejected.sha256
+    wait_for(lambda: Proof.get_by_id(rejected.id).approval_placed_at is not None)
+    written = first.stat().st_mtime_ns
+
+    approved = decided_proof(order, 2, "approved")  # the next version, decided later
+    second = settings.notification_dir / "A-88_proof-2.xml"
+    wait_for(second.exists, timeout=10)
+    assert etree.parse(str(second)).findtext("approval/decision/result") == "approved"
+    wait_for(lambda: Proof.get_by_id(approved.id).approval_placed_at is not None)
+    time.sleep(2.5)  # two more heartbeats: nothing is written again
+    assert first.stat().st_mtime_ns == written
+    assert sorted(p.name for p in settings.notification_dir.iterdir()) == [
+        "A-88_proof-1.xml",
+        "A-88_proof-2.xml",
+    ]
+    assert agents[0].terminate() == 0
 
 
 def test_customers_without_hotfolder_keep_their_files_in_the_portal_only(portal, agents, tmp_path):

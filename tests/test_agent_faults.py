@@ -46,6 +46,40 @@ from shared.models import AgentError, Delivery
 # --- a hostile portal -------------------------------------------------------------------------
 
 
+def approval(version: int = 3) -> dict:
+    """An approval record as the portal hands it out."""
+    return {
+        "order": {
+            "number": "A1",
+            "job_description": "Flyer",
+            "due_date": None,
+            "customer": {"number": "K1", "name": "Kunde"},
+        },
+        "proof": {
+            "version": version,
+            "state": "approved",
+            "file": {
+                "name": "Proof.pdf",
+                "stored_name": "Proof.pdf",
+                "folder": "In Bearbeitung",
+                "size": 10,
+                "sha256": "a" * 64,
+            },
+            "requested_at": "2026-05-04T09:00:00Z",
+            "requested_by": "Anna",
+            "superseded_at": None,
+            "decision": {
+                "result": "approved",
+                "decided_at": "2026-05-04T10:00:00Z",
+                "login": "k1",
+                "address": "203.0.113.5",
+                "comment": "",
+                "sha256": "a" * 64,
+            },
+        },
+    }
+
+
 def announced(file_id: int, data: bytes, **changes) -> dict:
     """A file entry as the portal announces it (``changes`` replace fields)."""
     entry = {
@@ -87,6 +121,8 @@ class HostilePortal:
         self.requests: list[str] = []
         self.lease_status = 200
         self.bundle: Callable | None = None  # answers POST /files/content
+        self.approvals: list[dict] = []  # answers GET /approvals
+        self.approvals_placed: list[int] = []
         portal = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -125,6 +161,11 @@ class HostilePortal:
                     return self._json({"deliveries": outcomes})
                 if path == "/errors":
                     portal.errors.append(body)
+                if path == "/approvals/placed":  # handed out no more, as the portal does
+                    portal.approvals_placed += body["proof_ids"]
+                    portal.approvals = [
+                        a for a in portal.approvals if a["id"] not in body["proof_ids"]
+                    ]
                 if path == "/files/content":
                     if portal.bundle is None:
                         return self._json({"error": "not here"}, 404)
@@ -136,6 +177,8 @@ class HostilePortal:
                 portal.requests.append(f"GET {path} {self.headers.get('Range', '')}".strip())
                 if path.startswith("/orders"):
                     return self._json({"orders": []})
+                if path == "/approvals":
+                    return self._json({"approvals": portal.approvals})
                 match = re.fullmatch(r"/files/(\d+)/content", path)
                 if match is None:
                     return self._json({"error": "no"}, 404)
@@ -255,11 +298,18 @@ def test_hostile_answers_leave_no_corrupt_file_and_nothing_outside_the_hotfolder
         announced(10, good, order={"project_no": "../A1"}),
         announced(11, good, order={"customer": {"customer_no": "/etc", "name": "x"}}),
         announced(12, good, size="many"),
+        announced(13, good, preflight={"status": "<script>", "file_type": "pdf"}),
+        announced(14, good, preflight={"status": "ok", "file_type": "pdf", "page_sizes": [{}]}),
+    ]
+    hostile.approvals = [
+        {"id": 1, "file_name": "../../A1_proof-1.xml", "record": approval()},
+        {"id": 2, "file_name": "A1_proof-2.xml", "record": {"proof": {"version": 2}}},
+        {"id": 3, "file_name": "A1_proof-3.xml", "record": approval()},
     ]
     hostile.contents = {1: whole(good), 2: whole(b"what was announced")}
     hostile.contents[3] = lambda handler, _range: send(handler, good[:1000], length=5000)
     hostile.contents[4] = lambda handler, _range: send(handler, good[:1500])
-    for file_id in range(5, 13):
+    for file_id in range(5, 15):
         hostile.contents[file_id] = whole(good)
     settings = hostile_agent(tmp_path, hostile)
     agent = AgentProcess(settings)
@@ -267,7 +317,8 @@ def test_hostile_answers_leave_no_corrupt_file_and_nothing_outside_the_hotfolder
 
     hotfolder = hotfolder_of(settings, "K1", "A1")
     wait_for(lambda: len(notifications(settings)) == 1, timeout=30)
-    wait_for(lambda: len({e.get("file_id") for e in hostile.errors}) >= 11, timeout=30)
+    wait_for(lambda: len({e.get("file_id") for e in hostile.errors}) >= 13, timeout=30)
+    wait_for(lambda: hostile.approvals_placed, timeout=30)
     time.sleep(0.5)
     assert visible_files(hotfolder) == ["Datei 1.pdf"]
     assert (hotfolder / "Datei 1.pdf").read_bytes() == good
@@ -278,8 +329,13 @@ def test_hostile_answers_leave_no_corrupt_file_and_nothing_outside_the_hotfolder
         "agent/ca.pem",
         "agent/hotfolders/K1/A1/Datei 1.pdf",
         *(f"agent/notifications/{path.name}" for path in notifications(settings)),
+        "agent/notifications/A1_proof-3.xml",
     }
     assert outside == set(), "nothing written anywhere else"
+    assert hostile.approvals_placed == [3]
+    approval_reasons = " ".join(e["reason"] for e in hostile.errors if "file_id" not in e)
+    assert "unsafe approval file name '../../A1_proof-1.xml'" in approval_reasons
+    assert "proof 2: the approval cannot be written" in approval_reasons
     reasons = {error.get("file_id"): error["reason"] for error in hostile.errors}
     assert "SHA-256" in reasons[2]
     assert "announced 5000 bytes where 1000 were missing (too long)" in reasons[3]
@@ -289,6 +345,8 @@ def test_hostile_answers_leave_no_corrupt_file_and_nothing_outside_the_hotfolder
     for file_id in (10, 11):
         assert "unsafe customer or order number" in reasons[file_id]
     assert "size" in reasons[12]
+    assert "unknown preflight status '<script>'" in reasons[13]
+    assert "the preflight cannot be written" in reasons[14]
     assert [c["file_id"] for c in hostile.confirmed] == [1]
     assert agent.terminate() == 0
 

@@ -36,7 +36,6 @@ from agent_helpers import (
 from conftest import write_ini
 from lxml import etree
 
-from hotfolder_agent import job_xml
 from hotfolder_agent.delivery import STEP_LINKED, STEP_PLACED, STEP_PLANNED, STEP_VERIFIED
 from hotfolder_agent.download import STEP_DOWNLOAD_STARTED
 from hotfolder_agent.notification import STEP_BEFORE_XML
@@ -45,6 +44,7 @@ from shared.accounts.api_tokens import create_token, revoke_token
 from shared.clock import utcnow
 from shared.db import write_transaction
 from shared.models import AgentError, Delivery, OrderFile
+from shared.orders.workflow_xml import SCHEMA_PATH
 
 FILE_BYTES = 2 * 1024 * 1024 + 123  # more than one read: "download started" is a partial file
 STEPS = [
@@ -108,7 +108,7 @@ def assert_nothing_half_written(portal, settings, files) -> None:
 
 def assert_delivered_exactly_once(portal, settings, files) -> None:
     """Each file once in its hotfolder (where the portal says), whole, and in one XML."""
-    schema = etree.XMLSchema(etree.parse(str(job_xml.SCHEMA_PATH)))
+    schema = etree.XMLSchema(etree.parse(str(SCHEMA_PATH)))
     placed: dict = {}
     for file in files:
         row = Delivery.get(Delivery.file == file.id)

@@ -4,13 +4,13 @@ An agent never sees the database or the order folders; it asks (``portal/agent_a
 parses and authorises, the work is here):
 
 1. **lease**: the files it may take (``access.for_hotfolder``: clean, in Eingehend, of a
-   customer with a hotfolder), not delivered yet and not leased by a live agent, are
-   leased to it: the file's ``Delivery`` row names the agent and ``lease_until``. Two
-   agents never hold the same file; an agent that dies loses its leases when they run
-   out (``agents.silence_allowed``), and every heartbeat extends them.
-   ``wait_for_leases`` waits up to ``wait`` seconds for work by asking the database
+   customer with a hotfolder), preflighted (``checked``), not delivered yet and not
+   leased by a live agent, are leased to it: the file's ``Delivery`` row names the agent
+   and ``lease_until``. Two agents never hold the same file; an agent that dies loses its
+   leases when they run out (``agents.silence_allowed``), and every heartbeat extends
+   them. ``wait_for_leases`` waits up to ``wait`` seconds for work by asking the database
    every ``POLL_SECONDS`` (an indexed query): the wake-up is the row the worker commits
-   when a file turns clean, so it reaches an agent through any gunicorn worker, any
+   when a file turns clean and checked, so it reaches an agent through any gunicorn worker, any
    process and any host that shares the database, and nothing is held in memory.
 2. **download**: any portal process serves the bytes (``files.access.agent_may_download``).
 3. **confirm**: the agent says where it placed the file, when, and its SHA-256; the file
@@ -32,7 +32,7 @@ import logging
 import time
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from peewee import JOIN, Case, IntegrityError
@@ -101,6 +101,19 @@ def files_with_orders(ids: Iterable[int]) -> list[OrderFile]:
     )
 
 
+# A clean file waits for its preflight (which the worker starts right after the scan) so
+# that its job notification carries the result; the preflight ends within
+# [preflight] wall_seconds, but a worker that is down must not hold files back for ever.
+PREFLIGHT_WAIT = timedelta(minutes=5)
+
+
+def _checked(now: datetime):
+    """A file whose preflight is over (or never ran), or that waited long enough for it."""
+    return (OrderFile.preflight_status != OrderFile.PREFLIGHT_PENDING) | (
+        OrderFile.scanned_at < now - PREFLIGHT_WAIT
+    )
+
+
 def _free(now: datetime):
     """A delivery row that is nobody's: no row, or an open one whose lease ran out."""
     return Delivery.id.is_null() | (
@@ -117,7 +130,7 @@ def _waiting(now: datetime, holding: Collection[int]):
         .join(Customer)
         .switch(OrderFile)
         .join(Delivery, JOIN.LEFT_OUTER, on=(Delivery.file == OrderFile.id))
-        .where(for_hotfolder() & OrderFile.delivered_at.is_null() & _free(now))
+        .where(for_hotfolder() & OrderFile.delivered_at.is_null() & _checked(now) & _free(now))
         .order_by(OrderFile.id)
     )
     if holding:

@@ -12,8 +12,10 @@
    of the file the customer saw (taken when the proof was asked for; a file never
    changes its bytes). The event ``proof_decided`` tells the order's staff owner.
 3. ``approval_record``: the newest proof of an order and its decision as JSON, for the
-   workflow API (``GET /api/v1/orders/<no>/approval``) and for the hotfolder agent,
-   which places ``shared.orders.workflow_xml.approval_document`` of it next to the job.
+   workflow API (``GET /api/v1/orders/<no>/approval``).
+4. ``approvals_to_place``: every decided version, once, for the hotfolder agents, which
+   place ``shared.orders.workflow_xml.approval_document`` of it next to the jobs (in
+   their notification folder) and say so (``approvals_placed``).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from shared.files.preflighting import stored_preflight
 from shared.links import PortalLinks
 from shared.mail.defaults import PROOF_TEMPLATE
 from shared.mail.templates import template_context
-from shared.models import Order, OrderFile, PortalLogin, Proof, StaffUser
+from shared.models import Customer, Order, OrderFile, PortalLogin, Proof, StaffUser
 from shared.notify.compose import customer_language, order_values, queue_for, render_for
 from shared.notify.recipients import customer_address
 
@@ -292,16 +294,17 @@ def proof_record(proof: Proof) -> dict[str, Any]:
 
 
 def approval_record(order: Order) -> dict[str, Any] | None:
-    """The order's newest proof with its decision, as the workflow and the agent read it;
-    None when no proof was ever asked for.
+    """The order's newest proof with its decision, as the workflow reads it; None when no
+    proof was ever asked for.
 
     ``state`` is approved, rejected or pending; ``decision`` holds time (UTC), login,
-    address, comment and the SHA-256 of the approved file. The agent writes the approval
-    file (``shared.orders.workflow_xml.approval_document``) once ``decision`` is set.
+    address, comment and the SHA-256 of the approved file.
     """
     proof = newest_proof(order)
-    if proof is None:
-        return None
+    return None if proof is None else _approval_of(order, proof)
+
+
+def _approval_of(order: Order, proof: Proof) -> dict[str, Any]:
     customer = order.customer
     return {
         "order": {
@@ -312,3 +315,43 @@ def approval_record(order: Order) -> dict[str, Any] | None:
         },
         "proof": proof_record(proof),
     }
+
+
+# --- for the hotfolder agents: the approval file next to the jobs --------------------------
+
+
+def approvals_to_place(limit: int = 100) -> list[tuple[Proof, dict[str, Any]]]:
+    """Decided proofs of customers with a hotfolder whose approval file no agent has placed
+    yet, oldest decision first, each with its ``approval_record`` (every decided version
+    once: a rejection tells the workflow as much as an approval)."""
+    query = (
+        Proof.select(Proof, Order, Customer)
+        .join(Order)
+        .join(Customer)
+        .where(
+            (Proof.decision != "")
+            & Proof.approval_placed_at.is_null()
+            & (Customer.create_hotfolder == True)  # noqa: E712  (SQL, not Python)
+        )
+        .order_by(Proof.decided_at, Proof.id)
+        .limit(limit)
+    )
+    return [(proof, _approval_of(proof.order, proof)) for proof in query]
+
+
+def approval_file_name(proof: Proof) -> str:
+    """``<order>_proof-<version>.xml`` (order numbers are file-name safe)."""
+    return f"{proof.order.project_no}_proof-{proof.version}.xml"
+
+
+def approvals_placed(agent_id: str, proof_ids: list[int]) -> int:
+    """An agent placed these approval files: no agent places them again. Returns how many
+    were new."""
+    with write_transaction():
+        placed = (
+            Proof.update(approval_placed_at=utcnow())
+            .where(Proof.id.in_(proof_ids) & Proof.approval_placed_at.is_null())
+            .execute()
+        )
+    log.info("action=approvals_placed agent=%s proofs=%s new=%d", agent_id, proof_ids, placed)
+    return placed

@@ -1,20 +1,22 @@
-"""The workflow's XML of preflight results and proof approvals (job-notification.xsd).
+"""The workflow's XML documents (shared/data/job-notification.xsd): job notifications with
+their files' preflight results, and proof approvals.
 
-Built from the JSON records the portal hands out (``shared.files.preflighting.
-preflight_record``, ``shared.orders.proofs.approval_record``), so the hotfolder agent,
-which holds no database connection, builds exactly what it fetched. Nothing here reads
-the database.
+Built from the JSON records the portal hands out (the agent's file answers with
+``shared.files.preflighting.preflight_record``, ``shared.orders.proofs.approval_record``),
+so the hotfolder agent, which holds no database connection, builds exactly what it
+fetched. Nothing here reads the database.
 
-For the agent:
-
-- ``preflight_element(record)``: append to a job notification's ``<file>`` element, after
-  ``<hotfolderPath>`` (optional there: readers of the first version are unaffected);
-- ``approval_element(record["proof"])``: append to ``<jobNotification>`` after ``<files>``,
-  when the newest proof is decided;
+- ``job_notification_document(record)``: a job notification; a file's ``preflight``
+  becomes ``<preflight>`` after its ``<hotfolderPath>`` (optional there: readers of the
+  first version are unaffected);
+- ``approval_element(record["proof"])``: ``<approval>`` of a decided proof;
 - ``approval_document(record, created)``: the approval file of its own (root
-  ``<proofApproval>``) to place next to the job once ``record["proof"]["decision"]`` is set.
+  ``<proofApproval>``) the agent places next to the jobs once ``record["proof"]["decision"]``
+  is set.
 
-Texts are carried exactly; characters XML cannot hold at all become U+FFFD.
+The same record always gives the same bytes, so a document written again after a crash
+is the same file. Texts are carried exactly; characters XML cannot hold at all become
+U+FFFD.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ import shared
 SCHEMA_VERSION = "1"
 SCHEMA_PATH = Path(shared.__file__).resolve().parent / "data" / "job-notification.xsd"
 _DECLARATION = "<?xml version='1.0' encoding='utf-8'?>\n"
+# The XSD's PreflightStatus and Severity.
+PREFLIGHT_STATUSES = ("ok", "warnings", "errors", "failed", "not_checked")
+SEVERITIES = ("info", "warning", "error")
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
@@ -82,6 +87,26 @@ def preflight_element(record: dict[str, Any]) -> ET.Element:
     return element
 
 
+def checked_preflight(record: object) -> dict[str, Any]:
+    """``record`` if it is a preflight record a ``<preflight>`` can be made of; ValueError
+    says what is wrong (the agent gets it from another host)."""
+    if not isinstance(record, dict):
+        raise ValueError("the preflight is not an object")
+    if record.get("status") not in PREFLIGHT_STATUSES:
+        raise ValueError(f"unknown preflight status {record.get('status')!r}")
+    findings = record.get("findings", [])
+    if not isinstance(findings, list) or any(
+        not isinstance(finding, dict) or finding.get("severity") not in SEVERITIES
+        for finding in findings
+    ):
+        raise ValueError("the preflight findings are not a list of findings")
+    try:
+        preflight_element(record)
+    except (AttributeError, IndexError, KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"the preflight cannot be written: {exc!r}") from None
+    return record
+
+
 def approval_element(proof: dict[str, Any]) -> ET.Element:
     """``<approval>`` from a decided ``proof_record``; ValueError while undecided."""
     decision = proof.get("decision")
@@ -106,6 +131,46 @@ def approval_element(proof: dict[str, Any]) -> ET.Element:
     _add(decision_element, "comment", decision.get("comment") or "")
     _add(decision_element, "sha256", decision["sha256"])
     return element
+
+
+def job_notification_document(record: dict[str, Any]) -> bytes:
+    """A job notification from the agent's ``record``: the order, customer and contact as
+    the portal announced them with the files, and per file where and when the agent
+    placed it (and its preflight, where the portal had one)."""
+    root = ET.Element(
+        "jobNotification",
+        schemaVersion=SCHEMA_VERSION,
+        id=str(record["id"]),
+        created=record["created"],
+    )
+    order = record["order"]
+    order_element = ET.SubElement(root, "order")
+    _add(order_element, "number", order["project_no"])
+    _add(order_element, "jobDescription", order.get("job_description") or "")
+    if order.get("due_date"):
+        _add(order_element, "dueDate", order["due_date"])
+    customer = ET.SubElement(order_element, "customer")
+    _add(customer, "number", order["customer"]["customer_no"])
+    _add(customer, "name", order["customer"].get("name") or "")
+    contact = order.get("contact")
+    if contact:
+        contact_element = ET.SubElement(order_element, "contact")
+        _add(contact_element, "name", contact.get("name") or "")
+        _add(contact_element, "email", contact.get("email") or "")
+    _add(order_element, "hotfolder", record["hotfolder"])
+    files = ET.SubElement(root, "files", count=str(len(record["files"])))
+    for file in record["files"]:
+        element = ET.SubElement(files, "file")
+        _add(element, "name", file["name"])
+        _add(element, "storedName", file["stored_name"])
+        _add(element, "size", file["size"])
+        _add(element, "sha256", file["sha256"])
+        _add(element, "uploadedAt", file["uploaded_at"])
+        _add(element, "deliveredAt", file["delivered_at"])
+        _add(element, "hotfolderPath", file["path"])
+        if file.get("preflight"):
+            element.append(preflight_element(file["preflight"]))
+    return serialise(root)
 
 
 def approval_document(record: dict[str, Any], created: datetime | None = None) -> bytes:
