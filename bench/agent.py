@@ -226,10 +226,13 @@ class PortalHost:
         return file
 
     def clean(self, file_id: int) -> None:
-        """The scan's verdict, committed: from now on the agent may take the file."""
+        """The scan's verdict and the preflight, committed as the worker commits them: from
+        now on the agent may take the file."""
         from shared.files.intake import scan_received
+        from shared.files.preflighting import preflight_file
 
         scan_received(self.settings, AlwaysClean(), file_id)
+        preflight_file(self.settings, file_id)
 
     def land(self, order, name: str, data: bytes) -> int:
         file = self.staged(order, name, io.BytesIO(data), len(data))

@@ -224,6 +224,25 @@ class _Hashing:
             self._executor.shutdown()
 
 
+def _read_piece(client: PortalClient, response, view: memoryview, done: int, expected: int) -> int:
+    """Read the next bytes of an answer into ``view`` (at most what is still expected);
+    their count. A body that breaks off or ends early is the portal's (PortalError)."""
+    try:
+        count = response.readinto(view[: min(len(view), expected - done)])
+    except Exception as exc:  # a body broken off, whatever the cause
+        raise client.broken(exc) from None
+    if not count:
+        raise client.broken(EOFError(f"{done} of {expected} bytes"))
+    return count
+
+
+def _store(descriptor: int, piece: memoryview, offset: int, temp: Path) -> None:
+    """Write ``piece`` of the copy at ``offset``."""
+    _write(descriptor, piece, offset, temp)
+    if offset == 0:
+        pause_at(STEP_DOWNLOAD_STARTED)
+
+
 def _receive(
     client: PortalClient,
     file: RemoteFile,
@@ -245,15 +264,8 @@ def _receive(
             got = number = 0
             while got < expected:
                 view = hashing.view(number)
-                try:
-                    count = response.readinto(view[: min(len(view), expected - got)])
-                except Exception as exc:  # a body broken off, whatever the cause
-                    raise client.broken(exc) from None
-                if not count:
-                    raise client.broken(EOFError(f"{got} of {expected} bytes"))
-                _write(descriptor, view[:count], have, temp)
-                if have == 0:
-                    pause_at(STEP_DOWNLOAD_STARTED)
+                count = _read_piece(client, response, view, got, expected)
+                _store(descriptor, view[:count], have, temp)
                 hashing.update(view[:count])
                 have += count
                 got += count
@@ -363,15 +375,8 @@ def _receive_whole(client, response, file: RemoteFile, temp: Path, buffer: bytea
     have = 0
     try:
         while have < file.size:
-            try:
-                count = response.readinto(view[: min(len(view), file.size - have)])
-            except Exception as exc:  # a body broken off, whatever the cause
-                raise client.broken(exc) from None
-            if not count:
-                raise client.broken(EOFError(f"{have} of {file.size} bytes"))
-            _write(descriptor, view[:count], have, temp)
-            if have == 0:
-                pause_at(STEP_DOWNLOAD_STARTED)
+            count = _read_piece(client, response, view, have, file.size)
+            _store(descriptor, view[:count], have, temp)
             digest.update(view[:count])
             have += count
         start_writeback(descriptor)

@@ -133,6 +133,20 @@ def approval_element(proof: dict[str, Any]) -> ET.Element:
     return element
 
 
+def _order_element(parent: ET.Element, order: dict, number: str, customer_no: str) -> ET.Element:
+    """``<order>`` with number, job description, due date and customer (the records of the
+    agent's files and of approvals name the numbers differently)."""
+    element = ET.SubElement(parent, "order")
+    _add(element, "number", number)
+    _add(element, "jobDescription", order.get("job_description") or "")
+    if order.get("due_date"):
+        _add(element, "dueDate", order["due_date"])
+    customer = ET.SubElement(element, "customer")
+    _add(customer, "number", customer_no)
+    _add(customer, "name", order["customer"].get("name") or "")
+    return element
+
+
 def job_notification_document(record: dict[str, Any]) -> bytes:
     """A job notification from the agent's ``record``: the order, customer and contact as
     the portal announced them with the files, and per file where and when the agent
@@ -144,14 +158,9 @@ def job_notification_document(record: dict[str, Any]) -> bytes:
         created=record["created"],
     )
     order = record["order"]
-    order_element = ET.SubElement(root, "order")
-    _add(order_element, "number", order["project_no"])
-    _add(order_element, "jobDescription", order.get("job_description") or "")
-    if order.get("due_date"):
-        _add(order_element, "dueDate", order["due_date"])
-    customer = ET.SubElement(order_element, "customer")
-    _add(customer, "number", order["customer"]["customer_no"])
-    _add(customer, "name", order["customer"].get("name") or "")
+    order_element = _order_element(
+        root, order, order["project_no"], order["customer"]["customer_no"]
+    )
     contact = order.get("contact")
     if contact:
         contact_element = ET.SubElement(order_element, "contact")
@@ -184,14 +193,7 @@ def approval_document(record: dict[str, Any], created: datetime | None = None) -
         created=f"{moment:%Y-%m-%dT%H:%M:%S}Z",
     )
     order = record["order"]
-    order_element = ET.SubElement(root, "order")
-    _add(order_element, "number", order["number"])
-    _add(order_element, "jobDescription", order.get("job_description") or "")
-    if order.get("due_date"):
-        _add(order_element, "dueDate", order["due_date"])
-    customer = ET.SubElement(order_element, "customer")
-    _add(customer, "number", order["customer"]["number"])
-    _add(customer, "name", order["customer"]["name"])
+    _order_element(root, order, order["number"], order["customer"]["number"])
     root.append(approval_element(record["proof"]))
     return serialise(root)
 
