@@ -94,6 +94,8 @@ def running_system(directory: Path, clamd, **ini_overrides) -> Iterator[RunningS
                     "stable_seconds": "0.5",
                     "batch_window_seconds": "0",
                     "rescan_seconds": "5",
+                    # Approval files are asked for with every beat.
+                    "heartbeat_seconds": "2",
                 }
             },
         )

@@ -807,3 +807,24 @@ def test_preflight_warning_with_thumbnail_then_proof_approval(system, browser, c
     expect(staff.locator("#proof-1")).to_have_attribute("data-state", "approved")
     staff.screenshot(path=str(ARTIFACTS / "proof-staff-decided.png"), full_page=True)
     staff_context.close()
+
+    # The workflow hears of both through the agent: the flyer's job notification carries
+    # its preflight, and the decision lies next to the jobs as an approval file.
+    schema = etree.XMLSchema(
+        etree.parse(str(resources.files("shared") / "data/job-notification.xsd"))
+    )
+    notifications = system.agent.notification_dir
+    approval = notifications / f"{project_no}_proof-1.xml"
+    deadline = time.monotonic() + 30
+    while not approval.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert approval.exists(), system.log("agent")
+    document = etree.parse(str(approval))
+    schema.assertValid(document)
+    assert document.findtext("approval/decision/result") == "approved"
+    assert document.findtext("approval/decision/sha256") == decided.decision_sha256
+    [job] = [p for p in notifications.glob(f"{project_no}_*.xml") if flyer.name in p.read_text()]
+    job_document = etree.parse(str(job))
+    schema.assertValid(job_document)
+    finding = job_document.find("files/file/preflight/finding[@code='bleed_missing']")
+    assert finding is not None and finding.text.startswith("Kein Beschnitt auf Seite 1.")
