@@ -84,6 +84,18 @@ def refused(exc: Refused):
     return _refusal(exc.status, exc.message, exc.headers)
 
 
+@bp.url_value_preprocessor
+def allow_large_bodies(endpoint: str | None, _values: dict | None) -> None:
+    # URL value preprocessors run before every before_request hook. The app's hook that
+    # refuses NUL characters reads request.form, which fixes the body limit of
+    # request.stream for the whole request (the 1 MiB form limit), so the larger limits
+    # of a tus chunk and of a batch of notifications have to be set here, before that.
+    if endpoint == "agent_api.upload_append" and request.mimetype == CHUNK_TYPE:
+        request.max_content_length = _settings().portal.upload_chunk_bytes
+    elif endpoint == "agent_api.notifications":
+        request.max_content_length = NOTIFICATIONS_BODY_BYTES
+
+
 @bp.before_request
 def require_agent_token():
     """Only a live agent token passes; a workflow token is told it is the wrong kind."""
@@ -351,7 +363,6 @@ def resolve_errors():
 @bp.post("/notifications")
 def notifications():
     """XML job notifications the agent wrote (recorded, and mailed if configured)."""
-    request.max_content_length = NOTIFICATIONS_BODY_BYTES
     values = _json(schema.NOTIFICATIONS)
     written = [
         reports.Written(item["file_name"], tuple(item["file_ids"]), item["xml"].encode("utf-8"))
@@ -441,7 +452,6 @@ def upload_append(upload_key: str):
     _require_tus()
     if request.mimetype != CHUNK_TYPE:
         raise Refused(415, f"upload data must be sent as {CHUNK_TYPE}")
-    request.max_content_length = _settings().portal.upload_chunk_bytes
     offset = _header_number("Upload-Offset")
     file = _own_upload(upload_key)
     was_open = not is_complete(file)

@@ -474,6 +474,35 @@ def test_an_agent_uploads_a_staff_file_that_is_scanned_like_any_upload(
     assert file.events[0].detail == "/hot/K1/A-100/_to_customer/Final/Proof.pdf"
 
 
+def test_a_staff_file_chunk_and_a_batch_of_notifications_may_be_larger_than_a_form(
+    agent, client, files
+):
+    # The portal takes forms of up to 1 MiB; a tus chunk may be [portal] upload_chunk_bytes
+    # (the agent sends up to 16 MiB) and a batch of notifications 16 MiB.
+    data = b"%PDF-1.7 proof " * 150_000
+    assert len(data) > 2 * 1024 * 1024
+    created = agent.client.post(
+        "/api/v1/agent/orders/A-100/uploads",
+        headers=agent.headers
+        | TUS
+        | {
+            "Upload-Length": str(len(data)),
+            "Upload-Metadata": metadata(filename="Proof.pdf", folder="Final", customer_no="K1"),
+        },
+    )
+    assert created.status_code == 201, created.get_json()
+    patch = {"Content-Type": "application/offset+octet-stream", "Upload-Offset": "0"}
+    sent = client.patch(created.headers["Location"], data=data, headers=agent.headers | TUS | patch)
+    assert sent.status_code == 204, sent.get_data(as_text=True)[:300]
+    assert sent.headers["Upload-Offset"] == str(len(data))
+
+    xml = "<jobNotification>" + "<!-- Seite -->" * 100_000 + "</jobNotification>"
+    written = {"file_name": "A-100_000099.xml", "file_ids": [99], "xml": xml}
+    answer = agent.post("/notifications", {"notifications": [written]})
+    assert answer.status_code == 201, answer.get_data(as_text=True)[:300]
+    assert "does not exist" in answer.get_json()["notifications"][0]["error"]
+
+
 @pytest.mark.parametrize(
     ("values", "status"),
     [
