@@ -88,8 +88,10 @@ def refused(exc: Refused):
 
 @bp.url_value_preprocessor
 def allow_large_bodies(endpoint: str | None, _values: dict | None) -> None:
-    # Before every before_request hook: the app's NUL check reads request.form, which fixes
-    # the body limit of request.stream (the 1 MiB form limit) for the whole request.
+    # URL value preprocessors run before every before_request hook. The app's hook that
+    # refuses NUL characters reads request.form, which fixes the body limit of
+    # request.stream for the whole request (the 1 MiB form limit), so the larger limits
+    # of a tus chunk and of a batch of notifications have to be set here, before that.
     if endpoint == "agent_api.upload_append" and request.mimetype == CHUNK_TYPE:
         request.max_content_length = _settings().portal.upload_chunk_bytes
     elif endpoint == "agent_api.notifications":

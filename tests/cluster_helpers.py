@@ -4,7 +4,8 @@ Every node is its own ``ptportal serve`` (gunicorn) process on its own port with
 client.ini: one database, one storage directory, one worker. nginx balances over them
 with the README's proxy settings. ``Visitor`` is a browser without a browser: cookies,
 the CSRF token and the Origin header a browser sends, so requests can go to one node
-directly while they count as coming from the portal's own pages.
+directly while they count as coming from the portal's own pages. Hotfolder agents get a
+directory of their own (``[agent]`` only) and talk to nginx or to one node over HTTP.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import base64
 import http.cookiejar
 import itertools
 import json
+import os
 import re
 import signal
 import subprocess
@@ -26,13 +28,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from agent_helpers import FAST_AGENT
 from conftest import base_sections, write_ini
-from nginx_helpers import running_nginx
+from nginx_helpers import FAIL_TIMEOUT_SECONDS, running_nginx
 from smtp_helpers import RecordingHandler, free_port, smtp_server
 
-from shared.accounts.api_tokens import create_token
+from shared.accounts.api_tokens import SCOPE_AGENT, create_token
 from shared.accounts.staff import create_staff
-from shared.config import Settings, load_settings
+from shared.config import AgentSettings, Settings, load_agent_settings, load_settings
 from shared.db import bind_database, database
 from shared.schema import init_database
 
@@ -40,6 +43,7 @@ STAFF_PASSWORD = "Setzerei und Druckerei 1887"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 _LINK = re.compile(r"https?://\S+/activate/[\w-]+")
 _ADDRESSES = itertools.count(1)
+_AGENTS = itertools.count(1)
 
 
 @dataclass
@@ -52,19 +56,79 @@ class Cluster:
     directory: Path
     nodes: list[subprocess.Popen] = field(default_factory=list)
     others: list[subprocess.Popen] = field(default_factory=list)
+    node_commands: list[list[str]] = field(default_factory=list)
 
-    def node_log(self, index: int) -> str:
-        return (self.directory / f"node{index}.log").read_text(errors="replace")
+    def node_log(self, index: int, since: int = 0) -> str:
+        """The node's output (gunicorn's access log among it) from character ``since`` on."""
+        return (self.directory / f"node{index}.log").read_text(errors="replace")[since:]
+
+    def node_log_sizes(self) -> list[int]:
+        """Where each node's log ends now: ``node_log(index, since)`` reads what follows."""
+        return [len(self.node_log(index)) for index in range(len(self.nodes))]
 
     def kill_node(self, index: int) -> None:
-        """SIGKILL, as a crashed host or the OOM killer would: nothing is finished."""
-        self.nodes[index].send_signal(signal.SIGKILL)
+        """SIGKILL to the node's gunicorn master and its workers at once, as a crashed host
+        or the OOM killer would: nothing is finished. (A master killed alone leaves its
+        workers serving the requests they have in hand until they notice.)"""
+        os.killpg(self.nodes[index].pid, signal.SIGKILL)
         self.nodes[index].wait(timeout=10)
 
-    def api(self, method: str, path: str, body: dict | None = None) -> dict:
+    def start_node(self, index: int) -> None:
+        """Start node ``index`` (its own process group, so that ``kill_node`` takes all)."""
+        with (self.directory / f"node{index}.log").open("ab") as output:
+            process = subprocess.Popen(
+                self.node_commands[index],
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        if index < len(self.nodes):
+            self.nodes[index] = process
+        else:
+            self.nodes.append(process)
+
+    def revive(self) -> None:
+        """Start every killed node again; returns once nginx sends requests to it again
+        (it leaves a node it saw fail alone for ``fail_timeout``)."""
+        dead = [index for index, node in enumerate(self.nodes) if node.poll() is not None]
+        for index in dead:
+            self.start_node(index)
+        for index in dead:
+            _wait_for(
+                f"{self.node_urls[index]}/healthz",
+                self.nodes[index],
+                self.directory / f"node{index}.log",
+            )
+        if dead:
+            time.sleep(FAIL_TIMEOUT_SECONDS + 0.5)
+
+    def agent_token(self, name: str) -> str:
+        """A new token of kind "Hotfolder agent" (as staff make on the tokens page)."""
+        bind_database(self.settings.database.url)
+        try:
+            return create_token(name, SCOPE_AGENT)
+        finally:
+            database.close()
+
+    def agent_settings(self, directory: Path, portal_url: str, **agent) -> AgentSettings:
+        """An agent's own directory: client.ini with ``[agent]`` alone, its own token, fast
+        timings, talking to ``portal_url`` (nginx or one node; plain HTTP on loopback)."""
+        directory.mkdir(parents=True, exist_ok=True)
+        values = {
+            "portal_url": portal_url,
+            "token": self.agent_token(f"agent-{next(_AGENTS)}"),
+            **FAST_AGENT,
+            **agent,
+        }
+        return load_agent_settings(write_ini(directory, {"agent": values}))
+
+    def api(
+        self, method: str, path: str, body: dict | None = None, node: str | None = None
+    ) -> dict:
+        """The workflow API through nginx, or through ``node`` (one node's URL)."""
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(
-            f"{self.base_url}/api/v1{path}",
+            f"{node or self.base_url}/api/v1{path}",
             data=data,
             method=method,
             headers={
@@ -240,17 +304,13 @@ def running_cluster(
             directory,
         )
         command = [sys.executable, "-m", "portal", "--config", str(ini)]
+        cluster.node_commands = [
+            [*command, "serve", "--bind", f"127.0.0.1:{port}", "--workers", "1"]
+            for port in node_ports
+        ]
         try:
-            for index, port in enumerate(node_ports):
-                log = directory / f"node{index}.log"
-                with log.open("ab") as output:
-                    cluster.nodes.append(
-                        subprocess.Popen(
-                            [*command, "serve", "--bind", f"127.0.0.1:{port}", "--workers", "1"],
-                            stdout=output,
-                            stderr=subprocess.STDOUT,
-                        )
-                    )
+            for index in range(nodes):
+                cluster.start_node(index)
             with (directory / "worker.log").open("ab") as output:
                 cluster.others.append(
                     subprocess.Popen(

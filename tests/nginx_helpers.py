@@ -18,7 +18,17 @@ from pathlib import Path
 
 NGINX = "/usr/sbin/nginx"
 
-# The proxy settings the README recommends for the portal, kept in one place for the tests.
+# The proxy settings the README recommends, kept in one place for the tests. Host is
+# $http_host here (the README's $host drops the port, and the tests' nginx listens on a
+# high one).
+# "Scaling out": for every location. A node that cannot be reached gets no request: the
+# next one gets it. A request a node has begun and then broken off is passed on only if
+# it is idempotent (GET, HEAD); a POST or PATCH is answered 502 and its client asks again.
+UPSTREAM_SETTINGS = """
+        proxy_next_upstream error timeout http_502 http_503;
+        proxy_connect_timeout 2s;
+"""
+# "Running it in production": the portal's pages and the browsers' uploads.
 PORTAL_LOCATION = """
         proxy_pass http://portal;
         proxy_http_version 1.1;
@@ -30,10 +40,25 @@ PORTAL_LOCATION = """
         proxy_buffering off;
         proxy_read_timeout 600s;
         proxy_send_timeout 600s;
-        # A node that does not answer: the next one gets idempotent requests (GET, HEAD).
-        proxy_next_upstream error timeout http_502 http_503;
-        proxy_connect_timeout 2s;
 """
+# "Portal in the DMZ, agent inside": the hotfolder agents' long polls and downloads.
+AGENT_LOCATION = """
+        proxy_pass http://portal;
+        proxy_set_header Host $http_host;
+        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        proxy_set_header X-Forwarded-Proto $scheme;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_read_timeout 90s;
+        proxy_send_timeout 600s;
+        proxy_buffering on;
+        proxy_buffers 64 64k;
+        proxy_max_temp_file_size 0;
+        proxy_request_buffering off;
+        client_max_body_size 80m;
+"""
+# How long nginx leaves a node alone after it failed once (max_fails=1).
+FAIL_TIMEOUT_SECONDS = 5
 
 
 def _free_port() -> int:
@@ -45,7 +70,7 @@ def _free_port() -> int:
 def nginx_conf(directory: Path, port: int, upstream_ports: list[int], sticky: bool = False) -> str:
     """``sticky``: each client address stays on one node while it answers (ip_hash)."""
     servers = "\n".join(
-        f"        server 127.0.0.1:{upstream} max_fails=1 fail_timeout=5s;"
+        f"        server 127.0.0.1:{upstream} max_fails=1 fail_timeout={FAIL_TIMEOUT_SECONDS}s;"
         for upstream in upstream_ports
     )
     temp = {name: directory / name for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi")}
@@ -69,8 +94,9 @@ http {{
         keepalive 16;
     }}
     server {{
-        listen 127.0.0.1:{port};
+        listen 127.0.0.1:{port};{UPSTREAM_SETTINGS}
         location / {{{PORTAL_LOCATION}        }}
+        location /api/v1/agent/ {{{AGENT_LOCATION}        }}
     }}
 }}
 """

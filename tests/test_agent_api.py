@@ -473,24 +473,6 @@ def test_a_notification_is_recorded_and_mailed_once(agent, files):
     assert Delivery.get(Delivery.file == file.id).notification_id is not None
 
 
-def test_notifications_of_a_big_round_fit_into_one_report(agent, files):
-    # The agent sends up to 4 MiB of XML at once: far beyond the 1 MiB of a form.
-    for file in files:
-        agent.lease(file_ids=[file.id], max_files=1)
-        agent.confirm(file)
-    big = "<jobNotification>" + "x" * (1024 * 1024) + "</jobNotification>"
-    written = [
-        {"file_name": f"A-100_{file.id:06d}.xml", "file_ids": [file.id], "xml": big}
-        for file in files
-    ]
-    answer = agent.post("/notifications", {"notifications": written})
-    assert answer.status_code == 201, answer.get_data(as_text=True)[:200]
-    assert JobNotification.select().count() == len(files)
-
-
-# --- staff files back to the customer (tus) ----------------------------------------------------
-
-
 def metadata(**values: str) -> str:
     return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in values.items())
 
@@ -545,6 +527,35 @@ def test_an_agent_uploads_a_staff_file_that_is_scanned_like_any_upload(
     assert (file.folder, file.state, file.display_name) == ("Final", "clean", "Proof.pdf")
     assert file.sha256 == hashlib.sha256(data).hexdigest()
     assert file.events[0].detail == "/hot/K1/A-100/_to_customer/Final/Proof.pdf"
+
+
+def test_a_staff_file_chunk_and_a_batch_of_notifications_may_be_larger_than_a_form(
+    agent, client, files
+):
+    # The portal takes forms of up to 1 MiB; a tus chunk may be [portal] upload_chunk_bytes
+    # (the agent sends up to 16 MiB) and a batch of notifications 16 MiB.
+    data = b"%PDF-1.7 proof " * 150_000
+    assert len(data) > 2 * 1024 * 1024
+    created = agent.client.post(
+        "/api/v1/agent/orders/A-100/uploads",
+        headers=agent.headers
+        | TUS
+        | {
+            "Upload-Length": str(len(data)),
+            "Upload-Metadata": metadata(filename="Proof.pdf", folder="Final", customer_no="K1"),
+        },
+    )
+    assert created.status_code == 201, created.get_json()
+    patch = {"Content-Type": "application/offset+octet-stream", "Upload-Offset": "0"}
+    sent = client.patch(created.headers["Location"], data=data, headers=agent.headers | TUS | patch)
+    assert sent.status_code == 204, sent.get_data(as_text=True)[:300]
+    assert sent.headers["Upload-Offset"] == str(len(data))
+
+    xml = "<jobNotification>" + "<!-- Seite -->" * 100_000 + "</jobNotification>"
+    written = {"file_name": "A-100_000099.xml", "file_ids": [99], "xml": xml}
+    answer = agent.post("/notifications", {"notifications": [written]})
+    assert answer.status_code == 201, answer.get_data(as_text=True)[:300]
+    assert "does not exist" in answer.get_json()["notifications"][0]["error"]
 
 
 @pytest.mark.parametrize(
