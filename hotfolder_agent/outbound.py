@@ -6,8 +6,9 @@ Staff drop a file into ``<order hotfolder>/<outbound_folder>/In Bearbeitung`` (o
 1. it is recorded in the state folder (path, order, folder, size, time stamp, inode);
 2. a tus upload is created on the portal (``POST``; metadata: name, folder, customer and
    order number, the dropped file's path) and its address recorded, durably;
-3. the bytes go in ``PATCH`` requests of ``CHUNK_BYTES``, each from the offset the portal
-   reports (``HEAD``), so an interrupted upload continues where the portal stopped;
+3. the bytes go in ``PATCH`` requests of ``CHUNK_BYTES`` (or less, where the portal's
+   ``HEAD`` says it takes less), each from the offset the portal reports (``HEAD``), so
+   an interrupted upload continues where the portal stopped;
 4. once the portal has every byte — it scans the file like any upload, nothing reaches
    the customer unscanned — the dropped file moves into ``sent`` beside it (link, then
    unlink: never overwrites) and the record goes.
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 EVENT_SENT = "sent"
 STEP_UPLOAD_STARTED = "upload_started"
 CHUNK_BYTES = 16 * 1024 * 1024
+MAX_CHUNK_HEADER = "Ptportal-Max-Chunk-Bytes"
 TUS = {"Tus-Resumable": "1.0.0"}
 _UPLOAD_KEY = re.compile(r"[A-Za-z0-9_-]{8,128}")
 # A file the portal refused (unknown order, empty file …) is tried again this much later.
@@ -238,23 +240,28 @@ class Outbound:
             raise SendFailed("the portal's answer names no upload")
         return upload_key
 
-    def _offset(self, record: dict) -> int | None:
-        """Bytes the portal has of the upload; None if it no longer knows it."""
+    def _offset(self, record: dict) -> tuple[int, int] | None:
+        """Bytes the portal has of the upload and the most it takes in one PATCH; None if
+        it no longer knows the upload."""
         answer = self._call("HEAD", f"/api/v1/agent/uploads/{record['upload']}", headers=TUS)
         if answer.status == 404:
             return None
         offset = answer.headers.get("Upload-Offset", "")
         if answer.status != 200 or not offset.isdigit() or int(offset) > record["size"]:
             raise SendFailed(f"the portal answered {answer.status} about the upload")
-        return int(offset)
+        # The portal's [portal] upload_chunk_bytes (a portal that does not say: our own).
+        most = answer.headers.get(MAX_CHUNK_HEADER, "")
+        chunk = min(CHUNK_BYTES, int(most)) if most.isdigit() and int(most) > 0 else CHUNK_BYTES
+        return int(offset), chunk
 
     def _upload(self, path: Path, record: dict) -> bool:
         """Step 3: PATCH from the portal's offset until it has every byte; False if the
         portal no longer knows the upload."""
         while True:
-            offset = self._offset(record)
-            if offset is None:
+            known = self._offset(record)
+            if known is None:
                 return False
+            offset, chunk = known
             if offset == record["size"]:
                 return True
             try:
@@ -264,7 +271,7 @@ class Outbound:
                         self._cancel(record["upload"])
                         raise Changed(f"{path} changed while it was sent")
                     reader.seek(offset)
-                    length = min(CHUNK_BYTES, record["size"] - offset)
+                    length = min(chunk, record["size"] - offset)
                     answer = self._call(
                         "PATCH",
                         f"/api/v1/agent/uploads/{record['upload']}",

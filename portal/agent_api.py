@@ -426,6 +426,9 @@ def orders():
 # --- staff files back to the customer: tus 1.0 (creation, termination) --------------------
 
 
+MAX_CHUNK_HEADER = "Ptportal-Max-Chunk-Bytes"
+
+
 def _own_upload(upload_key: str) -> OrderFile:
     file = own_upload(upload_key, token=g.api_token)
     if file is None:
@@ -466,6 +469,8 @@ def upload_status(upload_key: str):
         _received(file)
     response = Response(status=200)
     response.headers["Upload-Offset"] = str(offset)
+    # Not tus: the largest PATCH body this portal takes ([portal] upload_chunk_bytes).
+    response.headers[MAX_CHUNK_HEADER] = str(_settings().portal.upload_chunk_bytes)
     response.headers["Upload-Length"] = str(file.size)
     return response
 

@@ -120,3 +120,21 @@ def test_a_drop_folder_of_an_unknown_order_is_reported(portal, agents, tmp_path)
     assert error.path == str(dropped) and "404" in error.reason and "not yours" in error.reason
     assert dropped.exists(), "left where it is"
     assert agents[0].terminate() == 0
+
+
+def test_a_portal_that_takes_smaller_chunks_gets_them(clamd, agents, tmp_path):
+    # [portal] upload_chunk_bytes below the agent's own chunk: the agent sends what the
+    # portal says it takes (HEAD), not its own size, which the portal would refuse (413).
+    with running_portal(
+        tmp_path / "portal", clamd, with_worker=True, portal={"upload_chunk_bytes": "1M"}
+    ) as small:
+        make_order(small.settings, "A1")
+        settings = agent_dir(tmp_path / "agent", small)
+        agents.append(AgentProcess(settings))
+        data = os.urandom(3 * 1024 * 1024 + 17)
+        drop(settings, "Final", "drei Teile.pdf", data)
+        wait_for(lambda: [f for f in staff_files("Final") if f.state == "clean"], timeout=60)
+        [file] = staff_files("Final")
+        assert file.sha256 == hashlib.sha256(data).hexdigest()
+        assert "413" not in small.log()
+        assert agents[0].terminate() == 0
