@@ -113,7 +113,7 @@ def test_template_rule_and_token_changes_are_recorded(app, admin):
     admin.post(f"/staff/tokens/{ApiToken.get().id}/revoke")
 
     assert entries(audit.RULE_SAVE)[0].target == "notification upload_received"
-    assert [e.target for e in entries(audit.TOKEN_CREATE)] == ["token erp"]
+    assert [e.target for e in entries(audit.TOKEN_CREATE)] == ["token erp (workflow)"]
     assert [e.target for e in entries(audit.TOKEN_REVOKE)] == ["token erp"]
     changes = AuditEntry.select().where(
         AuditEntry.action.startswith("notification.") | AuditEntry.action.startswith("token.")
