@@ -48,8 +48,10 @@ class PendingFiles:
             watch = self._entries.get((kind, path))
             if watch is None:
                 self._entries[(kind, path)] = _Watch(None, now, now + delay)
-            else:
-                watch.check_at = min(watch.check_at, now + delay)
+            elif delay:
+                watch.check_at = max(watch.check_at, now + delay)
+            # else: looked at when it is due. A file put back with a delay (the portal
+            # refused it) waits that out: a rescan or a new event does not bring it forward.
         self.on_add()
 
     def __len__(self) -> int:

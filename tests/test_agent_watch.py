@@ -49,6 +49,19 @@ def test_a_file_is_ready_only_after_it_stayed_unchanged_for_the_stable_time(tmp_
     assert len(pending) == 0
 
 
+def test_a_file_put_back_with_a_delay_waits_it_out_whatever_a_rescan_says(tmp_path):
+    clock = FakeClock()
+    pending = PendingFiles(stable_seconds=0, clock=clock)
+    refused = tmp_path / "refused.pdf"
+    refused.write_bytes(b"x")
+    pending.add(KIND_OUTBOUND, refused, delay=600)
+    clock.now += 2
+    pending.add(KIND_OUTBOUND, refused)  # the rescan finds it again
+    assert pending.take_ready() == []
+    clock.now += 598
+    assert pending.take_ready() == [(KIND_OUTBOUND, refused)]
+
+
 def test_a_vanished_file_is_forgotten(tmp_path):
     pending = PendingFiles(stable_seconds=0)
     pending.add(KIND_OUTBOUND, tmp_path / "gone.pdf")
