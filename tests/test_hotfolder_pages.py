@@ -5,12 +5,14 @@ from __future__ import annotations
 import re
 
 import pytest
+from peewee import SqliteDatabase
 from agent_helpers import clean_upload, make_order
 from conftest import csrf_from
 from file_helpers import files_in
 from order_helpers import counted_statements
 
 from shared.accounts.staff import create_staff
+from shared.db import database
 from shared.hotfolder.deliveries import Placed, confirm, lease_files
 from shared.hotfolder.reports import Beat, heartbeat, record_error
 from shared.paging import PER_PAGE
@@ -203,3 +205,33 @@ def test_the_uploads_list_costs_the_same_for_few_and_many_uploads(staff, setting
         staff.get("/staff/hotfolder/")
 
     assert len(few) == len(many)
+
+
+def test_the_newest_uploads_are_read_without_sorting_every_upload(staff, settings):
+    # The page shows the newest 25 of all uploads in Eingehend, on every refresh: an index
+    # in upload order serves them; sorting the whole folder each time was most of its cost.
+    if not isinstance(database.obj, SqliteDatabase):
+        pytest.skip("reads SQLite's query plan")
+    uploads(settings, "C-300", 3)
+    uploads(settings, "D-400", 2, state="rejected")
+    seen: list[tuple[str, tuple]] = []
+    original = database.obj.execute_sql
+
+    def recording(sql, params=None, *args, **kwargs):
+        seen.append((sql, params))
+        return original(sql, params, *args, **kwargs)
+
+    database.obj.execute_sql = recording
+    try:
+        for stage in ("", "uploading", "rejected"):
+            assert staff.get("/staff/hotfolder/", query_string={"state": stage}).status_code == 200
+    finally:
+        del database.obj.execute_sql
+    uploads_queries = [
+        (sql, params) for sql, params in seen if 'LEFT OUTER JOIN "delivery"' in sql
+    ]
+
+    assert len(uploads_queries) == 3
+    for sql, params in uploads_queries:
+        plan = " / ".join(row[-1] for row in original(f"EXPLAIN QUERY PLAN {sql}", params))
+        assert "TEMP B-TREE" not in plan, plan
