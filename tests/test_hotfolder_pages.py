@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 
 import pytest
-from peewee import SqliteDatabase
 from agent_helpers import clean_upload, make_order
 from conftest import csrf_from
 from file_helpers import files_in
 from order_helpers import counted_statements
+from peewee import SqliteDatabase
 
 from shared.accounts.staff import create_staff
 from shared.db import database
@@ -227,9 +227,7 @@ def test_the_newest_uploads_are_read_without_sorting_every_upload(staff, setting
             assert staff.get("/staff/hotfolder/", query_string={"state": stage}).status_code == 200
     finally:
         del database.obj.execute_sql
-    uploads_queries = [
-        (sql, params) for sql, params in seen if 'LEFT OUTER JOIN "delivery"' in sql
-    ]
+    uploads_queries = [(sql, params) for sql, params in seen if 'LEFT OUTER JOIN "delivery"' in sql]
 
     assert len(uploads_queries) == 3
     for sql, params in uploads_queries:
