@@ -36,9 +36,9 @@ def order_list(
     """A page of ``customer``'s orders (everybody's for staff) rendered with ``template``."""
     page = search_orders(customer, query, page_number(), per_page)
     states = order_states(page.items)
-    return Markup(
-        render_template(template, page=page, query=query, states=states, shows=portal_shows())
-    )
+    # What a customer's list shows is configured; staff see every column, without asking.
+    shows = portal_shows() if customer is not None else None
+    return Markup(render_template(template, page=page, query=query, states=states, shows=shows))
 
 
 def folder_listing(order: Order, for_customer: bool) -> dict:

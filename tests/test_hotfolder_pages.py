@@ -11,10 +11,12 @@ from file_helpers import files_in
 from order_helpers import counted_statements
 from peewee import SqliteDatabase
 
+from shared.accounts.api_tokens import SCOPE_AGENT, authenticate_token, create_token
 from shared.accounts.staff import create_staff
-from shared.db import database
+from shared.db import database, write_transaction
 from shared.hotfolder.deliveries import Placed, confirm, lease_files
 from shared.hotfolder.reports import Beat, heartbeat, record_error
+from shared.models import OutboundTransfer
 from shared.paging import PER_PAGE
 
 PASSWORD = "Kaffee-Druckmaschine-Montag-42"
@@ -82,6 +84,30 @@ def test_hotfolder_page_shows_each_uploads_way_the_agent_and_its_problems(staff,
     assert "Permission denied (errno 13)" in html and "/hot/K2/B-200" in html
     assert 'hx-trigger="every 5s"' in html
     assert "HX-Request" in page.headers["Vary"]
+
+
+def test_problems_and_transfers_link_their_order_and_agents_name_their_token(staff, settings):
+    order = make_order(settings, "E-500", "K5", name="Verlag Ost")
+    token = authenticate_token(create_token("agent-halle", SCOPE_AGENT))
+    heartbeat(Beat("halle-1", "halle", 7, "0.2.0", "native", 0, 30), token, "")
+    record_error("halle-1", "deliver", "/hot/K5/E-500", "Disk full", project_no="E-500")
+    record_error("halle-1", "watch", "/hot/unknown", "No such order")
+    with write_transaction():
+        OutboundTransfer.create(
+            source_path="/out/K5/E-500/Proof.pdf",
+            order=order,
+            folder="Final",
+            size=10,
+            claimed_by="halle-1",
+            state=OutboundTransfer.STATE_SENT,
+        )
+
+    html = staff.get("/staff/hotfolder/").text
+
+    links = re.findall(r'<a href="/staff/orders/E-500">E-500</a>', html)
+    assert len(links) == 2, "the problem and the transfer link their order"
+    assert "No such order" in html and "<td>–</td>" in html
+    assert "agent-halle" in html and "/out/K5/E-500/Proof.pdf" in html
 
 
 @pytest.mark.parametrize(
