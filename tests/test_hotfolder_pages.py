@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from agent_helpers import clean_upload, make_order
@@ -14,7 +16,7 @@ from peewee import SqliteDatabase
 from shared.accounts.api_tokens import SCOPE_AGENT, authenticate_token, create_token
 from shared.accounts.staff import create_staff
 from shared.db import database, write_transaction
-from shared.hotfolder.deliveries import Placed, confirm, lease_files
+from shared.hotfolder.deliveries import Placed, confirm, lease_files, waiting_files
 from shared.hotfolder.reports import Beat, heartbeat, record_error
 from shared.models import OutboundTransfer
 from shared.paging import PER_PAGE
@@ -233,14 +235,13 @@ def test_the_uploads_list_costs_the_same_for_few_and_many_uploads(staff, setting
     assert len(few) == len(many)
 
 
-def test_the_newest_uploads_are_read_without_sorting_every_upload(staff, settings):
-    # The page shows the newest 25 of all uploads in Eingehend, on every refresh: an index
-    # in upload order serves them; sorting the whole folder each time was most of its cost.
+@contextmanager
+def query_plans() -> Iterator[list[str]]:
+    """SQLite's plan of each statement the app runs inside the block, one line each."""
     if not isinstance(database.obj, SqliteDatabase):
-        pytest.skip("reads SQLite's query plan")
-    uploads(settings, "C-300", 3)
-    uploads(settings, "D-400", 2, state="rejected")
+        pytest.skip("reads SQLite's query plans")
     seen: list[tuple[str, tuple]] = []
+    plans: list[str] = []
     original = database.obj.execute_sql
 
     def recording(sql, params=None, *args, **kwargs):
@@ -249,13 +250,36 @@ def test_the_newest_uploads_are_read_without_sorting_every_upload(staff, setting
 
     database.obj.execute_sql = recording
     try:
-        for stage in ("", "uploading", "rejected"):
-            assert staff.get("/staff/hotfolder/", query_string={"state": stage}).status_code == 200
+        yield plans
     finally:
         del database.obj.execute_sql
-    uploads_queries = [(sql, params) for sql, params in seen if 'LEFT OUTER JOIN "delivery"' in sql]
+        for sql, params in seen:
+            rows = original(f"EXPLAIN QUERY PLAN {sql}", params)
+            plans.append(sql + " => " + " / ".join(row[-1] for row in rows))
 
-    assert len(uploads_queries) == 3
-    for sql, params in uploads_queries:
-        plan = " / ".join(row[-1] for row in original(f"EXPLAIN QUERY PLAN {sql}", params))
-        assert "TEMP B-TREE" not in plan, plan
+
+def test_the_newest_uploads_are_read_without_sorting_every_upload(staff, settings):
+    # The page shows the newest 25 of all uploads in Eingehend, on every refresh: an index
+    # in upload order serves them; sorting the whole folder each time was most of its cost.
+    uploads(settings, "C-300", 3)
+    uploads(settings, "D-400", 2, state="rejected")
+    with query_plans() as plans:
+        for stage in ("", "uploading", "rejected"):
+            assert staff.get("/staff/hotfolder/", query_string={"state": stage}).status_code == 200
+    uploads_plans = [plan for plan in plans if 'LEFT OUTER JOIN "delivery"' in plan]
+
+    assert len(uploads_plans) == 3
+    for plan in uploads_plans:
+        assert "TEMP B-TREE" not in plan.split(" => ")[1], plan
+
+
+def test_the_agents_still_find_undelivered_files_by_their_own_index(app, settings):
+    # The page's indexes on (folder) and (folder, state) must not lure the agents' query,
+    # asked many times a second, away from (folder, state, delivered_at).
+    uploads(settings, "C-300", 3)
+    with query_plans() as plans:
+        waiting_files(10)
+
+    (plan,) = [plan for plan in plans if "delivered_at" in plan.split(" => ")[0]]
+    assert "order_file_folder_state_delivered_at" in plan.split(" => ")[1], plan
+    assert "TEMP B-TREE" not in plan.split(" => ")[1], plan
