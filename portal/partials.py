@@ -14,6 +14,7 @@ from shared.orders.listing import (
     order_states,
     search_orders,
 )
+from shared.paging import PER_PAGE
 
 
 def wants_fragment() -> bool:
@@ -29,13 +30,15 @@ def page_number() -> int:
         return 1
 
 
-def order_list(template: str, customer: Customer | None, query: str) -> Markup:
+def order_list(
+    template: str, customer: Customer | None, query: str, per_page: int = PER_PAGE
+) -> Markup:
     """A page of ``customer``'s orders (everybody's for staff) rendered with ``template``."""
-    page = search_orders(customer, query, page_number())
+    page = search_orders(customer, query, page_number(), per_page)
     states = order_states(page.items)
-    return Markup(
-        render_template(template, page=page, query=query, states=states, shows=portal_shows())
-    )
+    # What a customer's list shows is configured; staff see every column, without asking.
+    shows = portal_shows() if customer is not None else None
+    return Markup(render_template(template, page=page, query=query, states=states, shows=shows))
 
 
 def folder_listing(order: Order, for_customer: bool) -> dict:

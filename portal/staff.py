@@ -40,7 +40,7 @@ from shared.files.preflighting import page_preview as render_page
 from shared.files.preflighting import thumbnail_path
 from shared.files.receiving import upload_limit
 from shared.models import Order, OrderFile
-from shared.orders.listing import file_history
+from shared.orders.listing import OVERVIEW_ORDERS, file_history
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 
@@ -89,9 +89,10 @@ def login():
 @bp.get("/")
 @staff_required
 def index():
-    """The most urgent files of the backlog with their numbers, and all orders, searchable."""
+    """The most urgent files of the backlog with their numbers, and the newest orders,
+    searchable; every order, with filters, is on the orders page."""
     query = request.args.get("q", "")
-    orders = order_list("staff/_order_list.html", None, query)
+    orders = order_list("staff/_order_list.html", None, query, OVERVIEW_ORDERS)
     if wants_fragment():
         return orders
     # After releasing or deleting a file staff come back to this page as they left it.

@@ -302,6 +302,11 @@ class OrderFile(BaseModel):
             # The hotfolder agents' question, asked every 100 ms while one waits for work:
             # clean uploads in Eingehend not delivered yet.
             (("folder", "state", "delivered_at"), False),
+            # The staff hotfolder page: a folder's uploads newest first, all of them or of one
+            # state. Every index ends in the id, so these read the newest rows without sorting
+            # the folder; the index above sorts by delivered_at after the state.
+            (("folder",), False),
+            (("folder", "state"), False),
         )
 
 

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from agent_helpers import clean_upload, make_order
 from conftest import csrf_from
 from file_helpers import files_in
 from order_helpers import counted_statements
+from peewee import SqliteDatabase
 
+from shared.accounts.api_tokens import SCOPE_AGENT, authenticate_token, create_token
 from shared.accounts.staff import create_staff
-from shared.hotfolder.deliveries import Placed, confirm, lease_files
+from shared.db import database, write_transaction
+from shared.hotfolder.deliveries import Placed, confirm, lease_files, waiting_files
 from shared.hotfolder.reports import Beat, heartbeat, record_error
+from shared.models import OutboundTransfer
 from shared.paging import PER_PAGE
 
 PASSWORD = "Kaffee-Druckmaschine-Montag-42"
@@ -80,6 +86,30 @@ def test_hotfolder_page_shows_each_uploads_way_the_agent_and_its_problems(staff,
     assert "Permission denied (errno 13)" in html and "/hot/K2/B-200" in html
     assert 'hx-trigger="every 5s"' in html
     assert "HX-Request" in page.headers["Vary"]
+
+
+def test_problems_and_transfers_link_their_order_and_agents_name_their_token(staff, settings):
+    order = make_order(settings, "E-500", "K5", name="Verlag Ost")
+    token = authenticate_token(create_token("agent-halle", SCOPE_AGENT))
+    heartbeat(Beat("halle-1", "halle", 7, "0.2.0", "native", 0, 30), token, "")
+    record_error("halle-1", "deliver", "/hot/K5/E-500", "Disk full", project_no="E-500")
+    record_error("halle-1", "watch", "/hot/unknown", "No such order")
+    with write_transaction():
+        OutboundTransfer.create(
+            source_path="/out/K5/E-500/Proof.pdf",
+            order=order,
+            folder="Final",
+            size=10,
+            claimed_by="halle-1",
+            state=OutboundTransfer.STATE_SENT,
+        )
+
+    html = staff.get("/staff/hotfolder/").text
+
+    links = re.findall(r'<a href="/staff/orders/E-500">E-500</a>', html)
+    assert len(links) == 2, "the problem and the transfer link their order"
+    assert "No such order" in html and "<td>–</td>" in html
+    assert "agent-halle" in html and "/out/K5/E-500/Proof.pdf" in html
 
 
 @pytest.mark.parametrize(
@@ -203,3 +233,53 @@ def test_the_uploads_list_costs_the_same_for_few_and_many_uploads(staff, setting
         staff.get("/staff/hotfolder/")
 
     assert len(few) == len(many)
+
+
+@contextmanager
+def query_plans() -> Iterator[list[str]]:
+    """SQLite's plan of each statement the app runs inside the block, one line each."""
+    if not isinstance(database.obj, SqliteDatabase):
+        pytest.skip("reads SQLite's query plans")
+    seen: list[tuple[str, tuple]] = []
+    plans: list[str] = []
+    original = database.obj.execute_sql
+
+    def recording(sql, params=None, *args, **kwargs):
+        seen.append((sql, params))
+        return original(sql, params, *args, **kwargs)
+
+    database.obj.execute_sql = recording
+    try:
+        yield plans
+    finally:
+        del database.obj.execute_sql
+        for sql, params in seen:
+            rows = original(f"EXPLAIN QUERY PLAN {sql}", params)
+            plans.append(sql + " => " + " / ".join(row[-1] for row in rows))
+
+
+def test_the_newest_uploads_are_read_without_sorting_every_upload(staff, settings):
+    # The page shows the newest 25 of all uploads in Eingehend, on every refresh: an index
+    # in upload order serves them; sorting the whole folder each time was most of its cost.
+    uploads(settings, "C-300", 3)
+    uploads(settings, "D-400", 2, state="rejected")
+    with query_plans() as plans:
+        for stage in ("", "uploading", "rejected"):
+            assert staff.get("/staff/hotfolder/", query_string={"state": stage}).status_code == 200
+    uploads_plans = [plan for plan in plans if 'LEFT OUTER JOIN "delivery"' in plan]
+
+    assert len(uploads_plans) == 3
+    for plan in uploads_plans:
+        assert "TEMP B-TREE" not in plan.split(" => ")[1], plan
+
+
+def test_the_agents_still_find_undelivered_files_by_their_own_index(app, settings):
+    # The page's indexes on (folder) and (folder, state) must not lure the agents' query,
+    # asked many times a second, away from (folder, state, delivered_at).
+    uploads(settings, "C-300", 3)
+    with query_plans() as plans:
+        waiting_files(10)
+
+    (plan,) = [plan for plan in plans if "delivered_at" in plan.split(" => ")[0]]
+    assert "order_file_folder_state_delivered_at" in plan.split(" => ")[1], plan
+    assert "TEMP B-TREE" not in plan.split(" => ")[1], plan

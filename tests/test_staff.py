@@ -39,6 +39,7 @@ from shared.files.folders import FOLDER_FINAL, FOLDER_IN_PROGRESS, FOLDER_INCOMI
 from shared.files.intake import quarantine_path
 from shared.files.receiving import staging_path
 from shared.models import FileEvent, Order, OrderFile, StaffUser
+from shared.orders.listing import OVERVIEW_ORDERS
 from shared.paging import PER_PAGE
 
 STAFF_PASSWORD = "Kaffee-Druckmaschine-Montag-42"
@@ -502,6 +503,30 @@ def test_staff_search_orders_by_customer_name(api, staff):
     restore = HTMX | {"HX-History-Restore-Request": "true"}
     restored = staff.client.get("/staff/", query_string={"q": "Druckhaus"}, headers=restore)
     assert "Files that need attention" in restored.text
+
+
+def test_the_overview_shows_the_newest_orders_and_links_to_every_order(staff):
+    customer = make_customer("K5")
+    project_nos = [f"N{number}" for number in range(1, OVERVIEW_ORDERS + 3)]
+    for project_no in project_nos:
+        make_order(customer, project_no)
+    newest_first = project_nos[::-1]
+
+    def listed(html: str) -> list[str]:
+        return re.findall(r'<td><a href="/staff/orders/(\w+)">', html)
+
+    first = staff.client.get("/staff/").text
+    second = staff.client.get("/staff/", query_string={"page": 2}, headers=HTMX).text
+    searched = staff.client.get("/staff/", query_string={"q": "N1"}).text
+
+    assert listed(first) == newest_first[:OVERVIEW_ORDERS]
+    assert "Page 1 of 2" in first
+    assert listed(second) == newest_first[OVERVIEW_ORDERS:]
+    assert '<a href="/staff/orders/?q=">All orders, with filters</a>' in first
+    assert sorted(listed(searched)) == ["N1", "N10", "N11", "N12"]
+    assert '<a href="/staff/orders/?q=N1">All orders, with filters</a>' in searched
+    every = staff.client.get("/staff/orders/", query_string={"q": "N1"}).text
+    assert sorted(re.findall(r'href="/staff/orders/(N\d+)"', every)) == sorted(listed(searched))
 
 
 def test_staff_sign_in_is_rate_limited_per_username(app, settings, staff):

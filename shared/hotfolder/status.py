@@ -186,6 +186,11 @@ def file_journeys(
     return JourneyPage(journeys, number, has_next=len(rows) > per_page)
 
 
+# Of a joined order the page shows only its number (and of an agent's token its name): every
+# column more is SQL to build and a field to fill on every refresh of the page.
+_ORDER_NUMBER = (Order.id, Order.project_no)
+
+
 @dataclass(frozen=True)
 class AgentStatus:
     heartbeat: AgentHeartbeat
@@ -197,7 +202,7 @@ def agent_statuses(now: datetime | None = None) -> list[AgentStatus]:
     now = now or utcnow()
     return [
         AgentStatus(beat, is_alive(beat, now))
-        for beat in AgentHeartbeat.select(AgentHeartbeat, ApiToken)
+        for beat in AgentHeartbeat.select(AgentHeartbeat, ApiToken.id, ApiToken.name)
         .join(ApiToken, JOIN.LEFT_OUTER)
         .where(AgentHeartbeat.seen_at >= now - timedelta(days=7))
         .order_by(AgentHeartbeat.seen_at.desc())
@@ -206,9 +211,9 @@ def agent_statuses(now: datetime | None = None) -> list[AgentStatus]:
 
 
 def open_agent_errors(limit: int = 50) -> list[AgentError]:
-    """Problems the agent could not solve, newest first."""
+    """Problems the agent could not solve, newest first, with their order's number."""
     return list(
-        AgentError.select(AgentError, Order)
+        AgentError.select(AgentError, *_ORDER_NUMBER)
         .join(Order, JOIN.LEFT_OUTER)
         .where(AgentError.resolved_at.is_null())
         .order_by(AgentError.last_seen_at.desc())
@@ -217,9 +222,10 @@ def open_agent_errors(limit: int = 50) -> list[AgentError]:
 
 
 def recent_transfers(limit: int = 20) -> list[OutboundTransfer]:
-    """Files staff sent back to customers through the outbound folders, newest first."""
+    """Files staff sent back to customers through the outbound folders, newest first, with
+    their order's number."""
     return list(
-        OutboundTransfer.select(OutboundTransfer, Order)
+        OutboundTransfer.select(OutboundTransfer, *_ORDER_NUMBER)
         .join(Order)
         .order_by(OutboundTransfer.id.desc())
         .limit(limit)

@@ -17,6 +17,8 @@ ORDER_FINAL = "final_ready"
 ORDER_CLOSED = Order.STATE_CLOSED
 ORDER_CANCELLED = Order.STATE_CANCELLED
 MAX_PER_PAGE = 200
+# The staff overview shows the newest orders only, a page at a time; the orders page has all.
+OVERVIEW_ORDERS = 10
 
 
 # What the order lists show: rows with only these are half the work of whole models.
