@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import sys
 import threading
 import time
@@ -97,6 +98,19 @@ def start_nodes(ini: Path, directory: Path, count: int) -> list:
     return nodes
 
 
+def _busy_jiffies() -> tuple[int, int]:
+    """(busy, total) CPU jiffies of the whole machine since boot (/proc/stat)."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def page_latencies(base: str, cookie: str, stop_event: threading.Event) -> list[float]:
     """GET the customer's order page again and again until ``stop_event``; milliseconds."""
     times: list[float] = []
@@ -145,15 +159,22 @@ def one_layout(
             reader = threading.Thread(
                 target=lambda: pages.extend(page_latencies(base, cookie, done))
             )
+            workers = [pid for process, _port in running for pid in children(process.pid)]
+            busy_before, total_before = _busy_jiffies()
+            workers_before = sum(_cpu_seconds(pid) for pid in workers)
+            own_before = sum(os.times()[:2])
             start.wait()
             reader.start()
             for thread in threads:
                 thread.join()
             done.set()
             reader.join()
+            busy_after, total_after = _busy_jiffies()
+            workers_cpu = sum(_cpu_seconds(pid) for pid in workers) - workers_before
+            own_cpu = sum(os.times()[:2]) - own_before
         uploads = [result for result in results if result is not None]
-        workers = [pid for process, _port in running for pid in children(process.pid)]
         rss = max(memory_kib(pid) for pid in workers) / 1024
+        busy = (busy_after - busy_before) / os.sysconf("SC_CLK_TCK")
         return {
             "uploads": uploads,
             "errors": errors,
@@ -162,6 +183,16 @@ def one_layout(
             else float("inf"),
             "rss": rss,
             "pages": pages,
+            # Where the CPU went (seconds): the whole machine, the portal's gunicorn workers,
+            # and this process (the 100 clients and the page reader).
+            "cpu": {
+                "cores_busy": (busy_after - busy_before)
+                / max(total_after - total_before, 1)
+                * (os.cpu_count() or 1),
+                "machine": busy,
+                "workers": workers_cpu,
+                "clients": own_cpu,
+            },
         }
     finally:
         for process, _port in running:
@@ -191,6 +222,13 @@ def run(directory: Path, clients: int, size: int) -> None:
             f"{len(result['errors'])} failed, {len(wrong)} with a wrong SHA-256; "
             f"worker peak RSS {result['rss']:.0f} MiB; order page p95 "
             f"{percentile(pages, 0.95):.0f} ms over {len(pages)} requests meanwhile",
+        )
+        cpu = result["cpu"]
+        rest = cpu["machine"] - cpu["workers"] - cpu["clients"]
+        print(
+            f"  CPU: {cpu['cores_busy']:.2f} of {os.cpu_count()} cores busy; of "
+            f"{cpu['machine']:.1f} CPU-s: gunicorn workers {cpu['workers']:.1f}, the clients "
+            f"{cpu['clients']:.1f}, the rest (nginx, kernel, others) {rest:.1f}"
         )
         result["throughput"] = throughput
         if result["errors"] or wrong:
