@@ -14,6 +14,7 @@ from peewee import (
     CharField,
     DateField,
     DateTimeField,
+    DoubleField,
     FloatField,
     ForeignKeyField,
     IntegerField,
@@ -648,7 +649,8 @@ class RateLimitCounter(BaseModel):
 
     key = TextField(unique=True)
     count = IntegerField(default=0)
-    expires_at = FloatField(index=True)
+    # Seconds since the epoch: eight bytes (a four-byte REAL on PostgreSQL rounds them to 128 s).
+    expires_at = DoubleField(index=True)
 
 
 class ReceivedMail(BaseModel):

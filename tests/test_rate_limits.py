@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -26,6 +27,7 @@ from system_helpers import wait_until_serving
 from shared.accounts.customers import upsert_customer
 from shared.accounts.logins import create_login
 from shared.accounts.passwords import PasswordVault
+from shared.accounts.rate_limits import add_hits, hits, window_end
 from shared.config import load_settings
 from shared.db import bind_database, database, write_transaction
 from shared.models import PortalLogin
@@ -142,3 +144,13 @@ def test_sign_ins_per_address_are_counted_across_processes(tmp_path, storage):
         statuses = all_at_once(urls, usernames, ["198.51.100.7"] * ATTEMPTS)
 
         assert statuses == [401] * LIMIT + [429] * (ATTEMPTS - LIMIT)
+
+
+def test_a_window_ends_when_it_should_on_every_database(app):
+    # The end is stored as seconds since the epoch: it must keep its fractions (a
+    # four-byte float would round it to 128 s and end some windows before they began).
+    started = time.time()
+    assert add_hits("test:window", 60) == 1
+    assert add_hits("test:window", 60) == 2
+    assert 59 < window_end("test:window") - started < 61
+    assert hits("test:window") == 2
