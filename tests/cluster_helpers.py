@@ -29,17 +29,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent_helpers import FAST_AGENT
-from conftest import base_sections, write_ini
+from conftest import write_ini
 from nginx_helpers import FAIL_TIMEOUT_SECONDS, running_nginx
 from smtp_helpers import RecordingHandler, free_port, smtp_server
+from system_helpers import seeded_system
 
 from shared.accounts.api_tokens import SCOPE_AGENT, create_token
-from shared.accounts.staff import create_staff
-from shared.config import AgentSettings, Settings, load_agent_settings, load_settings
+from shared.config import AgentSettings, Settings, load_agent_settings
 from shared.db import bind_database, database
-from shared.schema import init_database
 
-STAFF_PASSWORD = "Setzerei und Druckerei 1887"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 _LINK = re.compile(r"https?://\S+/activate/[\w-]+")
 _ADDRESSES = itertools.count(1)
@@ -279,20 +277,9 @@ def running_cluster(
     nginx_port = free_port()
     node_ports = [free_port() for _ in range(nodes)]
     with smtp_server(handler) as smtp_port:
-        overrides = {
-            "portal": {"base_url": f"http://127.0.0.1:{nginx_port}", "proxy_count": 1},
-            "clamav": {"address": clamd.address, "clamd_conf": clamd.conf, "timeout_seconds": 10},
-            "worker": {"queue_url": "sqlite:///data/queue.db"},
-        }
-        for section, values in ini_overrides.items():
-            overrides.setdefault(section, {}).update(values)
-        ini = write_ini(directory, base_sections(smtp_port, **overrides))
-        settings = load_settings(ini)
-        bind_database(settings.database.url)
-        init_database(settings.portal.shop_name)
-        create_staff(
-            settings, "anna", "Anna Muster", "anna@druckerei.example", True, STAFF_PASSWORD
-        )
+        behind_nginx = {"base_url": f"http://127.0.0.1:{nginx_port}", "proxy_count": 1}
+        settings = seeded_system(directory, clamd, smtp_port, behind_nginx, ini_overrides)
+        ini = settings.source
         token = create_token("cluster-tests")
         database.close()
         cluster = Cluster(

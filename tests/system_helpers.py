@@ -61,6 +61,26 @@ def wait_until_serving(base_url: str, timeout: float = 30) -> None:
     _wait_for(f"{base_url}/healthz", timeout)
 
 
+def seeded_system(
+    directory: Path, clamd, smtp_port: int, portal: dict, ini_overrides: dict
+) -> Settings:
+    """client.ini for a system of real processes (clamd, SMTP on ``smtp_port``, the
+    worker's queue in SQLite) with ``portal`` and ``ini_overrides`` on top; its database
+    made, with the staff admin "anna". The database is left bound."""
+    overrides = {
+        "portal": portal,
+        "clamav": {"address": clamd.address, "clamd_conf": clamd.conf, "timeout_seconds": 10},
+        "worker": {"queue_url": "sqlite:///data/queue.db"},
+    }
+    for section, values in ini_overrides.items():
+        overrides.setdefault(section, {}).update(values)
+    settings = load_settings(write_ini(directory, base_sections(smtp_port, **overrides)))
+    bind_database(settings.database.url)
+    init_database(settings.portal.shop_name)
+    create_staff(settings, "anna", "Anna Muster", "anna@druckerei.example", True, STAFF_PASSWORD)
+    return settings
+
+
 @contextmanager
 def running_system(directory: Path, clamd, **ini_overrides) -> Iterator[RunningSystem]:
     """Portal (gunicorn, gthread), worker and hotfolder agent as real processes; the agent in a
@@ -68,20 +88,9 @@ def running_system(directory: Path, clamd, **ini_overrides) -> Iterator[RunningS
     handler = RecordingHandler()
     port = free_port()
     with smtp_server(handler) as smtp_port:
-        overrides = {
-            "portal": {"base_url": f"http://127.0.0.1:{port}"},
-            "clamav": {"address": clamd.address, "clamd_conf": clamd.conf, "timeout_seconds": 10},
-            "worker": {"queue_url": "sqlite:///data/queue.db"},
-        }
-        for section, values in ini_overrides.items():
-            overrides.setdefault(section, {}).update(values)
-        ini = write_ini(directory, base_sections(smtp_port, **overrides))
-        settings = load_settings(ini)
-        bind_database(settings.database.url)
-        init_database(settings.portal.shop_name)
-        create_staff(
-            settings, "anna", "Anna Muster", "anna@druckerei.example", True, STAFF_PASSWORD
-        )
+        base_url = {"base_url": f"http://127.0.0.1:{port}"}
+        settings = seeded_system(directory, clamd, smtp_port, base_url, ini_overrides)
+        ini = settings.source
         token = create_token("browser-tests")
         agent_ini = write_ini(
             _directory(directory / "agent"),

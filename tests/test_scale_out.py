@@ -20,10 +20,11 @@ from pathlib import Path
 
 import pytest
 from agent_helpers import AgentProcess, hotfolder_of, notifications, visible_files, wait_for
-from cluster_helpers import STAFF_PASSWORD, Visitor, running_cluster, tus_create, tus_offset
+from cluster_helpers import Visitor, running_cluster, tus_create, tus_offset
 from cluster_helpers import tus_send as send
 from playwright.sync_api import expect, sync_playwright
 from postgres_helpers import create_database
+from system_helpers import STAFF_PASSWORD
 
 from hotfolder_agent.download import STEP_DOWNLOAD_STARTED
 from hotfolder_agent.seams import PAUSE_AT, PAUSE_MARKER, PAUSE_SECONDS
